@@ -1,0 +1,107 @@
+"""The liveness probe: facts about this host and about one PID on it.
+
+Start times come from ``/proc/<pid>/stat`` (field 22, clock ticks since boot,
+exact) where there is a /proc, and from psutil's ``create_time`` otherwise.
+The verdict itself is ``state.verdict``; this module only gathers evidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+import psutil
+
+from state.native import OwnerIdentity
+from state.verdict import HostFacts, ProcessEvidence
+
+_PROC = Path("/proc")
+
+
+@functools.cache
+def boot_id() -> str | None:
+    try:
+        return (_PROC / "sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        try:
+            return f"boot@{psutil.boot_time():.0f}"
+        except Exception:
+            return None
+
+
+def host_facts() -> HostFacts:
+    return HostFacts(host=socket.gethostname(), boot_id=boot_id())
+
+
+def _stat_fields(pid: int) -> tuple[str, int] | None:
+    """(state letter, start ticks) from /proc/<pid>/stat, or None if there is no such process."""
+    try:
+        raw = (_PROC / str(pid) / "stat").read_bytes()
+    except FileNotFoundError:
+        return None
+    except ProcessLookupError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rindex(b")") + 2 :].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def probe(pid: int) -> ProcessEvidence:
+    """Evidence about ``pid`` on this host. Never raises for a missing process."""
+    if pid <= 0:
+        return ProcessEvidence(pid=pid, exists=False)
+    if _PROC.joinpath("self/stat").exists():
+        try:
+            fields = _stat_fields(pid)
+        except (OSError, ValueError, IndexError) as exc:
+            return ProcessEvidence(pid=pid, exists=False, error=str(exc))
+        if fields is None:
+            return ProcessEvidence(pid=pid, exists=False)
+        letter, ticks = fields
+        try:
+            start_time = psutil.Process(pid).create_time()
+        except psutil.Error:
+            start_time = None
+        return ProcessEvidence(
+            pid=pid, exists=True, start_ticks=ticks, start_time=start_time, zombie=letter in ("Z", "X")
+        )
+    try:
+        proc = psutil.Process(pid)
+        return ProcessEvidence(
+            pid=pid,
+            exists=True,
+            start_time=proc.create_time(),
+            zombie=proc.status() == psutil.STATUS_ZOMBIE,
+        )
+    except psutil.NoSuchProcess:
+        return ProcessEvidence(pid=pid, exists=False)
+    except psutil.AccessDenied as exc:
+        return ProcessEvidence(pid=pid, exists=True, error=f"access denied: {exc}")
+
+
+def identity_of(pid: int | None = None, *, role: str = "coordinator", process_index: int | None = None) -> OwnerIdentity:
+    """The owner identity to record for ``pid`` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    evidence = probe(pid)
+    facts = host_facts()
+    return OwnerIdentity(
+        host=facts.host,
+        boot_id=facts.boot_id,
+        pid=pid,
+        start_time=evidence.start_time,
+        start_ticks=evidence.start_ticks,
+        role=role,
+        process_index=process_index,
+    )
+
+
+class LocalProbe:
+    """``state.verdict.LivenessProbe`` for this host."""
+
+    def host_facts(self) -> HostFacts:
+        return host_facts()
+
+    def probe(self, pid: int) -> ProcessEvidence:
+        return probe(pid)

@@ -1,0 +1,255 @@
+"""Tell state formats apart by content and turn a file into a record.
+
+Every failure becomes a ``BrokenStateFile`` with a specific, human reason;
+nothing here raises anything else for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from state.lem import LemExperimentState, LemV2ExperimentState
+from state.native import ExperimentDoc, RunStatus, UnknownSchemaError, migrate
+from state.paths import unsafe_id_reason
+from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
+from state.transitions import ProcessStatus, phase_to_status
+
+MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+StateModel = LemExperimentState | LemV2ExperimentState | ExperimentDoc
+
+
+class BrokenStateFile(ValueError):
+    """A state file that is not a readable experiment; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotAnExperiment(Exception):
+    """A file that lives in the directory but is not an experiment: skip it quietly."""
+
+
+def _depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def _validation_reason(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    given = first.get("input")
+    if kind == "enum" and loc.endswith("status"):
+        return f"unknown status {given!r} in {loc}"
+    if kind == "enum" and loc.endswith("phase"):
+        return f"unknown phase {given!r}"
+    if kind == "extra_forbidden":
+        return f"unexpected field {loc!r}"
+    if kind == "missing":
+        return f"missing required field {loc!r}"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    shown = repr(given)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"wrong type at {loc}: {first['msg']} (got {shown}){more}"
+
+
+def decode_json(data: bytes) -> Any:
+    """bytes -> JSON value, or ``BrokenStateFile`` with the precise reason."""
+    if len(data) > MAX_STATE_FILE_BYTES:
+        raise BrokenStateFile(f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB")
+    if not data.strip():
+        raise BrokenStateFile("empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BrokenStateFile(
+            f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            raise BrokenStateFile(
+                f"truncated JSON (ends at line {exc.lineno}, column {exc.colno})"
+            ) from None
+        raise BrokenStateFile(
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    if not _depth_ok(value):
+        raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def detect_format(value: Any) -> StateFormat:
+    """Which format a decoded JSON value is in, judged by its content alone."""
+    if not isinstance(value, dict):
+        raise BrokenStateFile(f"top level is {type(value).__name__}, not an object")
+    if "schema" in value:
+        schema = value["schema"]
+        if isinstance(schema, str) and schema.startswith("expwatch.experiment/"):
+            return StateFormat.EXPWATCH
+        if isinstance(schema, str) and schema.startswith("expwatch."):
+            raise NotAnExperiment(schema)
+        raise BrokenStateFile(f"unknown schema {schema!r}")
+    if "experiment_id" not in value:
+        if "experiments" in value or "campaign_id" in value:
+            raise NotAnExperiment("campaign manifest")
+        raise BrokenStateFile("not an experiment state file (no experiment_id)")
+    if "phase" in value:
+        return StateFormat.LEM_V2
+    return StateFormat.LEM_V1
+
+
+def parse_state(data: bytes) -> tuple[StateFormat, StateModel]:
+    """Decode, detect and validate one state file's bytes."""
+    value = decode_json(data)
+    fmt = detect_format(value)
+    try:
+        if fmt is StateFormat.EXPWATCH:
+            model: StateModel = ExperimentDoc.model_validate(migrate(value))
+        elif fmt is StateFormat.LEM_V2:
+            model = LemV2ExperimentState.model_validate(value)
+        else:
+            model = LemExperimentState.model_validate(value)
+    except UnknownSchemaError as exc:
+        raise BrokenStateFile(str(exc)) from None
+    except ValidationError as exc:
+        raise BrokenStateFile(_validation_reason(exc)) from None
+    reason = unsafe_id_reason(model.experiment_id)
+    if reason:
+        raise BrokenStateFile(f"unsafe id: {reason}")
+    return fmt, model
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.astimezone()
+
+
+def summarize(
+    key: str, path: Path, version: FileVersion, fmt: StateFormat, model: BaseModel
+) -> ExperimentRecord:
+    """Build the common read model from a validated state model."""
+    if isinstance(model, LemExperimentState):
+        procs = tuple(
+            ProcessRow(
+                index=p.process_index,
+                status=p.status.value,
+                gpu_id=p.gpu_id,
+                started_at=_aware(p.started_at),
+                completed_at=_aware(p.completed_at),
+                error=p.error_message,
+            )
+            for _, p in sorted(model.process_progress.items())
+        )
+        return ExperimentRecord(
+            key=key,
+            path=path,
+            format=fmt,
+            experiment_id=model.experiment_id,
+            status=model.status.value,
+            raw_status=model.status.value,
+            version=version,
+            processes=procs,
+            processes_total=model.num_processes,
+            processes_done=sum(p.status == "completed" for p in procs),
+            runs_done=len(model.completed_runs),
+            runs_failed=len(model.failed_runs),
+            runs_total=model.total_runs,
+            legacy_pid=model.subprocess_pid,
+            started_at=_aware(model.started_at),
+            last_updated=_aware(model.last_updated),
+            error_message=model.error_message,
+            config_hash=model.config_hash,
+            model_name=model.model_name,
+        )
+    if isinstance(model, LemV2ExperimentState):
+        return ExperimentRecord(
+            key=key,
+            path=path,
+            format=fmt,
+            experiment_id=model.experiment_id,
+            status=phase_to_status(model.phase, model.failed).value,
+            raw_status=model.phase.value + (" (failed)" if model.failed else ""),
+            version=version,
+            legacy_pid=model.subprocess_pid,
+            started_at=_aware(model.started_at),
+            last_updated=_aware(model.last_updated),
+            error_message=model.error_message,
+            config_hash=model.config_hash,
+        )
+    assert isinstance(model, ExperimentDoc)
+    procs = tuple(
+        ProcessRow(
+            index=p.process_index,
+            status=p.status.value,
+            gpu_id=p.gpu_id,
+            pid=p.owner.pid if p.owner else None,
+            runs_done=p.runs_done,
+            runs_failed=p.runs_failed,
+            runs_total=p.runs_total,
+            current_run=p.current_run,
+            current_step=p.current_step,
+            started_at=_aware(p.started_at),
+            completed_at=_aware(p.completed_at),
+            error=p.error_message,
+        )
+        for _, p in sorted(model.processes.items(), key=lambda kv: kv[1].process_index)
+    )
+    done = failed = 0
+    for run in model.runs:
+        if run.status is RunStatus.COMPLETED:
+            done += 1
+        elif run.status is RunStatus.FAILED:
+            failed += 1
+    return ExperimentRecord(
+        key=key,
+        path=path,
+        format=fmt,
+        experiment_id=model.experiment_id,
+        name=model.name,
+        status=model.status.value,
+        raw_status=model.status.value,
+        version=version,
+        processes=procs,
+        processes_total=model.num_processes,
+        processes_done=sum(p.status == ProcessStatus.COMPLETED.value for p in procs),
+        runs_done=done,
+        runs_failed=failed,
+        runs_total=len(model.runs),
+        owner=model.owner,
+        workers=tuple(p.owner for p in model.processes.values() if p.owner is not None),
+        heartbeat_at=_aware(model.heartbeat_at),
+        heartbeat_interval_s=model.heartbeat_interval_s,
+        created_at=_aware(model.created_at),
+        started_at=_aware(model.started_at),
+        finished_at=_aware(model.finished_at),
+        last_updated=_aware(model.last_updated),
+        error_message=model.error_message,
+        config_hash=model.config_hash,
+        model_name=str(model.config.get("model")) if model.config.get("model") else None,
+        energy_joules=model.energy.used_joules if model.energy else None,
+        attempt=model.attempt,
+        log_path=model.log_path,
+        resumable_by_runner=model.resume is not None,
+    )

@@ -1,0 +1,80 @@
+"""Experiment ids and the paths derived from them.
+
+No id read from a file or typed on the command line may make expwatch read or
+write outside the state directory: ids become file names only through
+``sanitize_experiment_id`` and every derived path is checked with
+``ensure_inside``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_\-.]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ID_LENGTH = 255
+
+#: Folder inside the state directory that holds expwatch's own sidecars
+#: (locks, temp files, journal, device snapshots, logs). It is never scanned.
+SIDECAR_DIR = ".expwatch"
+#: Files that live beside experiments but are not experiments.
+NON_EXPERIMENT_NAMES = frozenset({"campaign_manifest.json", "experiment_id.txt"})
+
+
+class UnsafePathError(ValueError):
+    """A path derived from untrusted input would leave the state directory."""
+
+
+def sanitize_experiment_id(experiment_id: str) -> str:
+    """Return the file stem llenergymeasure uses for ``experiment_id``.
+
+    Every character that is not ASCII alphanumeric and not one of ``_-.``
+    becomes ``_`` (the same rule as llenergymeasure's ``StateManager``).
+    """
+    return _UNSAFE_CHARS.sub("_", experiment_id)
+
+
+def unsafe_id_reason(experiment_id: str) -> str | None:
+    """Why ``experiment_id`` is unsafe to display or act on, or None if it is fine."""
+    if not experiment_id:
+        return "empty experiment id"
+    if len(experiment_id) > MAX_ID_LENGTH:
+        return f"experiment id longer than {MAX_ID_LENGTH} characters"
+    if _CONTROL.search(experiment_id):
+        return "experiment id contains control characters"
+    if experiment_id.startswith(("/", "\\", "~")):
+        return "experiment id looks like an absolute path"
+    parts = re.split(r"[/\\]", experiment_id)
+    if any(part in (".", "..") for part in parts):
+        return "experiment id contains a '..' or '.' path component"
+    return None
+
+
+def ensure_inside(root: Path, candidate: Path) -> Path:
+    """Return ``candidate`` resolved, or raise if it is not inside ``root``."""
+    root_real = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(candidate))
+    if real != root_real and root_real not in real.parents:
+        raise UnsafePathError(f"{candidate} is outside the state directory {root}")
+    return real
+
+
+def state_file_for(root: Path, experiment_id: str) -> Path:
+    """The state file path for ``experiment_id`` (sanitised, checked to stay inside)."""
+    stem = sanitize_experiment_id(experiment_id)
+    if not stem or stem in {".", ".."}:
+        raise UnsafePathError(f"experiment id {experiment_id!r} gives no usable file name")
+    path = root / f"{stem}.json"
+    ensure_inside(root, path)
+    return path
+
+
+def is_candidate_state_file(name: str) -> bool:
+    """Whether a directory entry name may hold an experiment (by name only)."""
+    return (
+        name.endswith(".json")
+        and not name.startswith(".")
+        and name not in NON_EXPERIMENT_NAMES
+    )

@@ -1,0 +1,109 @@
+"""The common read model: one immutable summary per state file.
+
+The UI and the CLI work only with these. They are cheap to compare, so a
+rescan can tell exactly which rows changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+from state.native import OwnerIdentity
+
+
+class StateFormat(str, Enum):
+    LEM_V1 = "llenergymeasure-v1"
+    LEM_V2 = "llenergymeasure-v2"
+    EXPWATCH = "expwatch-1"
+
+
+@dataclass(frozen=True, slots=True)
+class FileVersion:
+    """Identity of one version of a file: any write changes at least one field."""
+
+    inode: int
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    index: int
+    status: str
+    gpu_id: int | None = None
+    pid: int | None = None
+    runs_done: int = 0
+    runs_failed: int = 0
+    runs_total: int = 0
+    current_run: str | None = None
+    current_step: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRecord:
+    """What the dashboard needs to know about one readable experiment file."""
+
+    key: str
+    """The file stem: unique in the directory and always safe as a name."""
+    path: Path
+    format: StateFormat
+    experiment_id: str
+    status: str
+    """One of the six ``ExperimentStatus`` values."""
+    version: FileVersion
+    name: str | None = None
+    raw_status: str | None = None
+    """The status as the file states it (the v2 phase, for example)."""
+    processes: tuple[ProcessRow, ...] = ()
+    processes_total: int = 0
+    processes_done: int = 0
+    runs_done: int = 0
+    runs_failed: int = 0
+    runs_total: int = 0
+    owner: OwnerIdentity | None = None
+    workers: tuple[OwnerIdentity, ...] = ()
+    legacy_pid: int | None = None
+    heartbeat_at: datetime | None = None
+    heartbeat_interval_s: float | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_updated: datetime | None = None
+    error_message: str | None = None
+    config_hash: str | None = None
+    model_name: str | None = None
+    energy_joules: float | None = None
+    attempt: int = 1
+    log_path: str | None = None
+    resumable_by_runner: bool = False
+    broken: bool = field(default=False, init=False)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model_name or ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenRecord:
+    """A file in the state directory that could not be read as an experiment."""
+
+    key: str
+    path: Path
+    reason: str
+    version: FileVersion | None = None
+    broken: bool = field(default=True, init=False)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.key
+
+    status = "broken"
+
+
+Entry = ExperimentRecord | BrokenRecord

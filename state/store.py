@@ -1,0 +1,473 @@
+"""The state store: scan a directory of experiment files, read them, write them safely.
+
+A superset of llenergymeasure's ``StateManager``: incremental scans (only files
+whose inode, mtime_ns or size changed are re-read), atomic and durable saves
+under an advisory lock with a compare-and-swap on the file version, an index by
+config hash, and an audit journal of every action. A read-only store refuses
+every write and never creates anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from state.atomic import atomic_write_bytes, exclusive_lock
+from state.detect import (
+    MAX_STATE_FILE_BYTES,
+    BrokenStateFile,
+    NotAnExperiment,
+    StateModel,
+    parse_state,
+    summarize,
+)
+from state.journal import AuditJournal, current_user
+from state.lem import LemExperimentState, LemV2ExperimentState
+from state.mutations import apply_transition, current_status, mark_stale
+from state.native import ExperimentDoc
+from state.paths import (
+    SIDECAR_DIR,
+    UnsafePathError,
+    ensure_inside,
+    is_candidate_state_file,
+    sanitize_experiment_id,
+    state_file_for,
+)
+from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
+from state.transitions import ExperimentStatus
+from state.verdict import StaleVerdict
+
+
+class StoreError(Exception):
+    """A store operation that could not be done; the message says why in one line."""
+
+
+class ReadOnlyStoreError(StoreError):
+    pass
+
+
+class ConflictError(StoreError):
+    """The file changed since it was read: the write was refused, nothing changed."""
+
+
+class ExperimentNotFound(StoreError):
+    pass
+
+
+class BrokenExperimentError(StoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    key: str
+    path: Path
+    format: StateFormat
+    model: StateModel
+    version: FileVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    path: Path
+    version: FileVersion
+    model: StateModel
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDelta:
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def _version(st: os.stat_result) -> FileVersion:
+    return FileVersion(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _format_of(model: StateModel) -> StateFormat:
+    if isinstance(model, ExperimentDoc):
+        return StateFormat.EXPWATCH
+    if isinstance(model, LemV2ExperimentState):
+        return StateFormat.LEM_V2
+    return StateFormat.LEM_V1
+
+
+class StateStore:
+    """One state directory."""
+
+    def __init__(self, root: Path | str, *, read_only: bool = False, durable: bool = True):
+        self.root = Path(root)
+        self.read_only = read_only
+        self.durable = durable
+        self.entries: dict[str, Entry] = {}
+        self._sigs: dict[str, FileVersion | None] = {}
+        self._by_hash: dict[str, set[str]] = {}
+
+    # -- sidecars -------------------------------------------------------------
+    @property
+    def sidecar_dir(self) -> Path:
+        return self.root / SIDECAR_DIR
+
+    @property
+    def journal(self) -> AuditJournal:
+        return AuditJournal(self.sidecar_dir / "journal.jsonl")
+
+    @property
+    def devices_dir(self) -> Path:
+        return self.sidecar_dir / "devices"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.sidecar_dir / "logs"
+
+    def _writable_sidecar(self, name: str) -> Path:
+        self._refuse_if_read_only(f"create {name}")
+        path = self.sidecar_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(f"read-only (observer) mode: refusing to {what}")
+
+    # -- scanning -------------------------------------------------------------
+    def scan(self) -> ScanDelta:
+        """Bring ``entries`` up to date with the directory; re-read only changed files."""
+        try:
+            with os.scandir(self.root) as it:
+                names = {e.name: e for e in it if is_candidate_state_file(e.name)}
+        except FileNotFoundError:
+            names = {}
+        added: list[str] = []
+        changed: list[str] = []
+        for name, dirent in names.items():
+            outcome = self._refresh_one(name, dirent)
+            if outcome == "added":
+                added.append(name[:-5])
+            elif outcome == "changed":
+                changed.append(name[:-5])
+        gone = [key for key in self.entries if f"{key}.json" not in names]
+        for key in gone:
+            self._drop(key)
+        for key in [k for k in self._sigs if f"{k}.json" not in names]:
+            del self._sigs[key]
+        return ScanDelta(tuple(added), tuple(changed), tuple(gone))
+
+    def refresh(self, names: Iterable[str]) -> ScanDelta:
+        """Re-stat just these file names (watcher hints) and re-read the changed ones."""
+        added: list[str] = []
+        changed: list[str] = []
+        removed: list[str] = []
+        for name in set(names):
+            if not is_candidate_state_file(name) or "/" in name:
+                continue
+            key = name[:-5]
+            if not os.path.lexists(self.root / name):
+                if key in self.entries:
+                    self._drop(key)
+                    removed.append(key)
+                continue
+            outcome = self._refresh_one(name, None)
+            if outcome == "added":
+                added.append(key)
+            elif outcome == "changed":
+                changed.append(key)
+        return ScanDelta(tuple(added), tuple(changed), tuple(removed))
+
+    def _refresh_one(self, name: str, dirent: os.DirEntry[str] | None) -> str | None:
+        key = name[:-5]
+        path = self.root / name
+        try:
+            lst = dirent.stat(follow_symlinks=False) if dirent is not None else os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
+        sig = _version(lst)
+        if stat.S_ISLNK(lst.st_mode):
+            try:
+                ensure_inside(self.root, path)
+                target = os.stat(path)
+            except UnsafePathError:
+                return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), sig)
+            except OSError as exc:
+                reason = "symlink loop" if exc.errno == 40 else f"dangling symlink ({exc.strerror})"
+                return self._set(key, BrokenRecord(key, path, reason), sig)
+            sig = _version(target)
+            lst = target
+        if key in self._sigs and self._sigs[key] == sig:
+            return None
+        return self._set(key, self._read_entry(key, path, lst, sig), sig)
+
+    def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
+        if not stat.S_ISREG(st.st_mode):
+            return BrokenRecord(key, path, "not a regular file", sig)
+        if st.st_size > MAX_STATE_FILE_BYTES:
+            return BrokenRecord(key, path, f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB ({st.st_size} bytes)", sig)
+        try:
+            data = _read_limited(path)
+        except PermissionError:
+            return BrokenRecord(key, path, "permission denied", sig)
+        except OSError as exc:
+            return BrokenRecord(key, path, f"cannot read: {exc.strerror}", sig)
+        try:
+            fmt, model = parse_state(data)
+        except NotAnExperiment:
+            return None
+        except BrokenStateFile as exc:
+            return BrokenRecord(key, path, exc.reason, sig)
+        return summarize(key, path, sig, fmt, model)
+
+    def _set(self, key: str, entry: Entry | None, sig: FileVersion | None) -> str | None:
+        existed = key in self.entries
+        old = self.entries.get(key)
+        self._sigs[key] = sig
+        if entry is None:
+            if existed:
+                self._drop(key)
+                self._sigs[key] = sig
+            return None
+        if old is not None:
+            self._unindex(key, old)
+        self.entries[key] = entry
+        if isinstance(entry, ExperimentRecord) and entry.config_hash:
+            self._by_hash.setdefault(entry.config_hash, set()).add(key)
+        if not existed:
+            return "added"
+        return "changed" if old != entry else None
+
+    def _unindex(self, key: str, entry: Entry) -> None:
+        if isinstance(entry, ExperimentRecord) and entry.config_hash:
+            keys = self._by_hash.get(entry.config_hash)
+            if keys:
+                keys.discard(key)
+                if not keys:
+                    del self._by_hash[entry.config_hash]
+
+    def _drop(self, key: str) -> None:
+        entry = self.entries.pop(key, None)
+        self._sigs.pop(key, None)
+        if entry is not None:
+            self._unindex(key, entry)
+
+    # -- reading --------------------------------------------------------------
+    def records(self) -> list[ExperimentRecord]:
+        return [e for e in self.entries.values() if isinstance(e, ExperimentRecord)]
+
+    def resolve(self, ident: str) -> str:
+        """File key for an experiment id or a file stem; never trusts ``ident`` as a path."""
+        if not self.entries:
+            self.scan()
+        if ident in self.entries:
+            return ident
+        matches = [k for k, e in self.entries.items() if isinstance(e, ExperimentRecord) and e.experiment_id == ident]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise StoreError(f"experiment id {ident!r} is claimed by several files: {', '.join(sorted(matches))}")
+        stem = sanitize_experiment_id(ident)
+        if stem in self.entries:
+            return stem
+        raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}")
+
+    def path_for(self, key: str) -> Path:
+        if "/" in key or key in ("", ".", ".."):
+            raise UnsafePathError(f"bad key {key!r}")
+        return self.root / f"{key}.json"
+
+    def load(self, ident: str) -> Loaded:
+        """Read an experiment fresh from disk (not from the scan cache)."""
+        key = self.resolve(ident)
+        path = self.path_for(key)
+        try:
+            ensure_inside(self.root, path)
+            st = os.stat(path)
+            data = _read_limited(path)
+        except FileNotFoundError:
+            raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None
+        except (OSError, UnsafePathError) as exc:
+            raise BrokenExperimentError(f"{path.name}: {exc}") from None
+        try:
+            fmt, model = parse_state(data)
+        except (BrokenStateFile, NotAnExperiment) as exc:
+            raise BrokenExperimentError(f"{path.name}: {exc}") from None
+        return Loaded(key, path, fmt, model, _version(st))
+
+    def find_incomplete(self) -> list[ExperimentRecord]:
+        """Experiments not yet aggregated (llenergymeasure's definition)."""
+        return [r for r in self.records() if r.status != ExperimentStatus.AGGREGATED.value]
+
+    def find_by_config_hash(self, config_hash: str) -> ExperimentRecord | None:
+        """An incomplete experiment with this config hash, through the index."""
+        for key in sorted(self._by_hash.get(config_hash, ())):
+            entry = self.entries.get(key)
+            if isinstance(entry, ExperimentRecord) and entry.status != ExperimentStatus.AGGREGATED.value:
+                return entry
+        return None
+
+    # -- writing --------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, key: str, *, timeout: float | None = 10.0) -> Iterator[None]:
+        """The advisory per-experiment lock (a sidecar file, outside the watched set)."""
+        locks = self._writable_sidecar("locks")
+        with exclusive_lock(locks / f"{key}.lock", timeout=timeout):
+            yield
+
+    def _write(self, path: Path, model: StateModel) -> Saved:
+        if isinstance(model, ExperimentDoc):
+            model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
+        else:
+            model = model.model_copy(update={"last_updated": datetime.now()})
+        data = model.to_json().encode("utf-8")
+        atomic_write_bytes(path, data, tmp_dir=self._writable_sidecar("tmp"), durable=self.durable)
+        return Saved(path, _version(os.stat(path)), model)
+
+    _ANY = object()
+
+    def save(self, model: StateModel, *, expected: FileVersion | None | object = _ANY, key: str | None = None) -> Saved:
+        """Write ``model`` atomically under the lock.
+
+        ``expected`` is the version the caller read (compare-and-swap): if the
+        file is not at that version any more the write is refused with
+        ``ConflictError``. ``expected=None`` means the file must not exist yet.
+        """
+        self._refuse_if_read_only(f"write {model.experiment_id}")
+        path = self.path_for(key) if key else state_file_for(self.root, model.experiment_id)
+        key = path.name[:-5]
+        with self.lock(key):
+            self._check_version(path, expected)
+            saved = self._write(path, model)
+        return saved
+
+    def _check_version(self, path: Path, expected: FileVersion | None | object) -> None:
+        if expected is self._ANY:
+            return
+        try:
+            current: FileVersion | None = _version(os.stat(path))
+        except FileNotFoundError:
+            current = None
+        if expected is None and current is not None:
+            raise ConflictError(f"{path.name} already exists")
+        if expected is not None and current != expected:
+            raise ConflictError(f"{path.name} changed since it was read; reload and try again")
+
+    def create(self, model: StateModel) -> Saved:
+        """Write a new experiment; refuses if its file already exists."""
+        return self.save(model, expected=None)
+
+    def update(
+        self,
+        ident: str,
+        change: Callable[[StateModel], StateModel],
+        *,
+        expected: FileVersion | None = None,
+    ) -> tuple[Loaded, Saved]:
+        """Read-modify-write under the lock: no update from another process is lost."""
+        self._refuse_if_read_only(f"update {ident}")
+        key = self.resolve(ident)
+        with self.lock(key):
+            before = self.load(key)
+            if expected is not None and before.version != expected:
+                raise ConflictError(f"{before.path.name} changed since it was read; reload and try again")
+            new_model = change(before.model)
+            self._check_version(before.path, before.version)
+            saved = self._write(before.path, new_model)
+        return before, saved
+
+    def transition(
+        self,
+        ident: str,
+        target: ExperimentStatus,
+        *,
+        why: str | None,
+        action: str = "transition",
+        expected: FileVersion | None = None,
+    ) -> tuple[Loaded, Saved]:
+        """A validated status change, journalled."""
+        who = current_user()
+        before, saved = self.update(
+            ident, lambda m: apply_transition(m, target, who=who, why=why), expected=expected
+        )
+        self.journal_action(before, saved, action=action, reason=why)
+        return before, saved
+
+    def mark_stale(
+        self, ident: str, *, verdict: StaleVerdict, expected: FileVersion | None = None, force: bool = False
+    ) -> tuple[Loaded, Saved]:
+        """Mark a running experiment interrupted, only on a dead verdict (or ``force``)."""
+        if not verdict.is_dead and not force:
+            raise StoreError(f"refusing to mark {ident} stale: owner is {verdict.liveness.value} ({verdict.reason})")
+        who = current_user()
+        before, saved = self.update(ident, lambda m: mark_stale(m, who=who), expected=expected)
+        self.journal_action(before, saved, action="mark-stale", reason=verdict.reason)
+        return before, saved
+
+    def journal_action(self, before: Loaded, saved: Saved, *, action: str, reason: str | None) -> None:
+        self._writable_sidecar("")
+        self.journal.append(
+            experiment=before.model.experiment_id,
+            action=action,
+            from_status=current_status(before.model).value,
+            to_status=current_status(saved.model).value,
+            reason=reason,
+        )
+
+    def cleanup_stale(self, judge: Callable[[ExperimentRecord], StaleVerdict]) -> list[str]:
+        """Mark every running experiment whose owner is dead as interrupted; returns their ids."""
+        self._refuse_if_read_only("clean up stale experiments")
+        self.scan()
+        cleaned = []
+        for record in self.records():
+            if record.status != ExperimentStatus.RUNNING.value:
+                continue
+            verdict = judge(record)
+            if verdict.is_dead:
+                try:
+                    self.mark_stale(record.key, verdict=verdict, expected=record.version)
+                except ConflictError:
+                    continue
+                cleaned.append(record.experiment_id)
+        return cleaned
+
+
+def _read_limited(path: Path) -> bytes:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(21, "not a regular file")
+        chunks = []
+        remaining = MAX_STATE_FILE_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+__all__ = [
+    "BrokenExperimentError",
+    "ConflictError",
+    "ExperimentNotFound",
+    "Loaded",
+    "ReadOnlyStoreError",
+    "Saved",
+    "ScanDelta",
+    "StateStore",
+    "StoreError",
+    "LemExperimentState",
+]

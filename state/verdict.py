@@ -1,0 +1,212 @@
+"""The stale verdict: is anybody still running this experiment?
+
+``os.kill(pid, 0)`` alone lies (PIDs are reused, zombies look alive), so the
+verdict weighs evidence: host and boot identity, the process's start time
+against the recorded one, heartbeats for owners on other hosts. It is a pure
+function of the record, the evidence a probe gathered and the clock; the probe
+itself lives in runtime/ and is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+from state.native import OwnerIdentity
+from state.record import ExperimentRecord
+
+#: Start times from psutil are floats rounded by the kernel's tick (10 ms);
+#: two readings of the same process agree far closer than this.
+START_TIME_TOLERANCE_S = 0.05
+#: Grace for heartbeats: an owner is presumed alive this many intervals after its last one.
+HEARTBEAT_LEASE_INTERVALS = 5
+MIN_LEASE_S = 15.0
+
+
+class Liveness(str, Enum):
+    ALIVE = "alive"
+    DEAD = "dead"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    host: str
+    boot_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvidence:
+    """What a probe saw of one PID on this host."""
+
+    pid: int
+    exists: bool
+    start_time: float | None = None
+    start_ticks: int | None = None
+    zombie: bool = False
+    error: str | None = None
+
+
+class LivenessProbe(Protocol):
+    def host_facts(self) -> HostFacts: ...
+
+    def probe(self, pid: int) -> ProcessEvidence: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaleVerdict:
+    liveness: Liveness
+    reason: str
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def is_dead(self) -> bool:
+        return self.liveness is Liveness.DEAD
+
+    @property
+    def is_alive(self) -> bool:
+        return self.liveness is Liveness.ALIVE
+
+
+def _age(now: datetime, then: datetime) -> float:
+    return (now - then).total_seconds()
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def judge_owner(
+    owner: OwnerIdentity,
+    *,
+    here: HostFacts,
+    evidence: ProcessEvidence | None,
+    heartbeat_at: datetime | None,
+    heartbeat_interval_s: float | None,
+    now: datetime,
+) -> StaleVerdict:
+    """Verdict on one recorded owner process."""
+    who = f"{owner.role} pid {owner.pid} on {owner.host}"
+    if owner.host != here.host:
+        if heartbeat_at is None:
+            return StaleVerdict(Liveness.UNKNOWN, f"{who}: other host, no heartbeat recorded")
+        lease = max(MIN_LEASE_S, HEARTBEAT_LEASE_INTERVALS * (heartbeat_interval_s or 2.0))
+        age = _age(now, heartbeat_at)
+        if age < -lease:
+            return StaleVerdict(
+                Liveness.UNKNOWN, f"{who}: heartbeat is {human_age(-age)} in the future (clock skew)"
+            )
+        if age <= lease:
+            return StaleVerdict(
+                Liveness.ALIVE, f"{who}: heartbeat {human_age(age)} ago (lease {lease:.0f}s)"
+            )
+        return StaleVerdict(
+            Liveness.DEAD, f"{who}: no heartbeat for {human_age(age)} (lease {lease:.0f}s)"
+        )
+    if owner.boot_id and here.boot_id and owner.boot_id != here.boot_id:
+        return StaleVerdict(Liveness.DEAD, f"{who}: host rebooted since (boot id differs)")
+    if evidence is None:
+        return StaleVerdict(Liveness.UNKNOWN, f"{who}: not probed")
+    if not evidence.exists:
+        if evidence.error:
+            return StaleVerdict(Liveness.UNKNOWN, f"{who}: cannot probe ({evidence.error})")
+        return StaleVerdict(Liveness.DEAD, f"{who}: no such process")
+    if evidence.zombie:
+        return StaleVerdict(Liveness.DEAD, f"{who}: zombie (exited, not yet reaped)")
+    if owner.start_ticks is not None and evidence.start_ticks is not None:
+        if owner.start_ticks != evidence.start_ticks:
+            return StaleVerdict(
+                Liveness.DEAD, f"{who}: PID reused (start ticks {evidence.start_ticks} != recorded {owner.start_ticks})"
+            )
+        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)")
+    if owner.start_time is not None and evidence.start_time is not None:
+        if abs(owner.start_time - evidence.start_time) > START_TIME_TOLERANCE_S:
+            return StaleVerdict(Liveness.DEAD, f"{who}: PID reused (process start time differs)")
+        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)")
+    return StaleVerdict(Liveness.UNKNOWN, f"{who}: exists, but no start time to confirm it is ours")
+
+
+def _combine(verdicts: list[StaleVerdict]) -> StaleVerdict:
+    evidence = tuple(v.reason for v in verdicts)
+    alive = [v for v in verdicts if v.is_alive]
+    if alive:
+        return StaleVerdict(Liveness.ALIVE, alive[0].reason, evidence)
+    if verdicts and all(v.is_dead for v in verdicts):
+        return StaleVerdict(Liveness.DEAD, verdicts[0].reason, evidence)
+    unknown = [v for v in verdicts if v.liveness is Liveness.UNKNOWN]
+    return StaleVerdict(Liveness.UNKNOWN, unknown[0].reason, evidence)
+
+
+def judge_legacy_pid(
+    pid: int | None,
+    *,
+    evidence: ProcessEvidence | None,
+    started_at: datetime | None,
+    last_updated: datetime | None,
+    now: datetime,
+) -> StaleVerdict:
+    """Verdict for llenergymeasure files, which record only ``subprocess_pid``."""
+    age = f"file last updated {human_age(_age(now, last_updated))} ago" if last_updated else "file age unknown"
+    if pid is None:
+        return StaleVerdict(Liveness.UNKNOWN, f"no owner recorded; {age}", (age,))
+    if evidence is None:
+        return StaleVerdict(Liveness.UNKNOWN, f"pid {pid} not probed; {age}", (age,))
+    if not evidence.exists:
+        if evidence.error:
+            return StaleVerdict(Liveness.UNKNOWN, f"pid {pid}: cannot probe ({evidence.error})", (age,))
+        return StaleVerdict(Liveness.DEAD, f"pid {pid}: no such process", (age,))
+    if evidence.zombie:
+        return StaleVerdict(Liveness.DEAD, f"pid {pid}: zombie (exited, not yet reaped)", (age,))
+    if started_at is not None and evidence.start_time is not None:
+        if evidence.start_time > started_at.timestamp() + 1.0:
+            return StaleVerdict(
+                Liveness.DEAD, f"pid {pid}: PID reused (process started after the experiment)", (age,)
+            )
+    return StaleVerdict(
+        Liveness.ALIVE, f"pid {pid}: running (no start time recorded to confirm)", (age,)
+    )
+
+
+def judge_record(
+    record: ExperimentRecord,
+    *,
+    here: HostFacts,
+    probe: Callable[[int], ProcessEvidence],
+    now: datetime,
+) -> StaleVerdict:
+    """Verdict on all of an experiment's recorded owners.
+
+    Alive if any owner is alive; dead if every owner is dead; unknown otherwise.
+    """
+    owners = ([record.owner] if record.owner else []) + list(record.workers)
+    if not owners:
+        evidence = probe(record.legacy_pid) if record.legacy_pid is not None else None
+        return judge_legacy_pid(
+            record.legacy_pid,
+            evidence=evidence,
+            started_at=record.started_at,
+            last_updated=record.last_updated,
+            now=now,
+        )
+    verdicts = [
+        judge_owner(
+            owner,
+            here=here,
+            evidence=probe(owner.pid) if owner.host == here.host else None,
+            heartbeat_at=record.heartbeat_at,
+            heartbeat_interval_s=record.heartbeat_interval_s,
+            now=now,
+        )
+        for owner in owners
+    ]
+    return _combine(verdicts)

@@ -1,0 +1,66 @@
+"""The layering of design §1, enforced: app -> (widgets | runtime) -> state."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(package: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update((str(path.relative_to(ROOT)), a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add((str(path.relative_to(ROOT)), node.module))
+    return found
+
+
+def _offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{where} imports {mod}"
+        for where, mod in _imports(package)
+        if any(mod == f or mod.startswith(f + ".") for f in forbidden)
+    )
+
+
+def test_state_imports_no_ui_and_no_runtime():
+    assert _offending("state", ("textual", "rich", "runtime", "widgets", "app")) == []
+
+
+def test_runtime_imports_no_ui():
+    assert _offending("runtime", ("textual", "rich.live", "rich.console", "widgets", "app")) == []
+
+
+def test_widgets_never_import_runtime_or_app():
+    assert _offending("widgets", ("runtime", "app")) == []
+
+
+def test_import_linter_contracts_hold():
+    result = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_core_runs_without_textual():
+    """state/ and runtime/ load in an interpreter where textual cannot be imported."""
+    code = (
+        "import sys; sys.modules['textual'] = None\n"
+        "import importlib, pkgutil, state, runtime\n"
+        "for pkg in (state, runtime):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

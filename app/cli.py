@@ -1,0 +1,108 @@
+"""The ``expwatch`` command line.
+
+Each subcommand is a module in ``app.commands`` that defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; they are found by name, so
+adding a command is adding a module. Errors print one line (a traceback only
+with ``--debug``) and map to meaningful exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+import app.commands
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_REFUSED = 4
+EXIT_CONFLICT = 5
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exits with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR):
+        super().__init__(message)
+        self.code = code
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("EXPWATCH_STATE_DIR") or ".state")
+
+
+def add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state directory (default: $EXPWATCH_STATE_DIR or ./.state)",
+    )
+
+
+def resolve_state_dir(args: argparse.Namespace) -> Path:
+    return getattr(args, "state_dir", None) or default_state_dir()
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(app.commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"app.commands.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            yield module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="expwatch",
+        description="Watch, inspect and resume long-running experiments.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        add_state_dir_argument(cmd)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    known = {module.NAME for module in _command_modules()}
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or first not in known:
+        # `expwatch [STATE_DIR] [options]` opens the dashboard.
+        argv = ["dashboard", *argv] if "dashboard" in known else argv
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._run(args) or 0)
+    except CommandError as exc:
+        if args.debug:
+            raise
+        print(f"expwatch: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # one line, not a traceback, unless --debug
+        if args.debug:
+            raise
+        print(f"expwatch: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``expwatch`` subcommand (see ``app.cli``)."""

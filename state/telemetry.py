@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from state.native import OwnerIdentity
 from state.record import ExperimentRecord
@@ -94,6 +95,12 @@ class GpuSnapshot:
 
     def gpu(self, index: int) -> GpuSample | None:
         return next((g for g in self.gpus if g.index == index), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (``taken_at`` as ISO 8601)."""
+        data = asdict(self)
+        data["taken_at"] = self.taken_at.isoformat()
+        return data
 
     def gpu_pids(self) -> dict[int, tuple[int, ...]]:
         """pid -> indices of the GPUs it runs on."""

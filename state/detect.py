@@ -70,6 +70,37 @@ def _validation_reason(err: ValidationError) -> str:
     return f"wrong type at {loc}: {first['msg']} (got {shown}){more}"
 
 
+class _NonStandardJSON(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A file naming a key twice is ambiguous (which value counts?): refuse it."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NonStandardJSON(f"duplicate key {key!r}")
+            seen.add(key)
+    return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; pydantic would write them back as null."""
+    raise _NonStandardJSON(f"non-standard JSON value {name}")
+
+
+_JSON_TYPE_NAMES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
 def decode_json(data: bytes) -> Any:
     """bytes -> JSON value, or ``BrokenStateFile`` with the precise reason."""
     if len(data) > MAX_STATE_FILE_BYTES:
@@ -83,7 +114,11 @@ def decode_json(data: bytes) -> Any:
             f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
     try:
-        value = json.loads(text)
+        value = json.loads(
+            text, object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant
+        )
+    except _NonStandardJSON as exc:
+        raise BrokenStateFile(str(exc)) from None
     except RecursionError:
         raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
@@ -102,7 +137,8 @@ def decode_json(data: bytes) -> Any:
 def detect_format(value: Any) -> StateFormat:
     """Which format a decoded JSON value is in, judged by its content alone."""
     if not isinstance(value, dict):
-        raise BrokenStateFile(f"top level is {type(value).__name__}, not an object")
+        kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        raise BrokenStateFile(f"top level is {kind}, not an object")
     if "schema" in value:
         schema = value["schema"]
         if isinstance(schema, str) and schema.startswith("expwatch.experiment/"):

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +27,34 @@ class JournalEntry:
     to_status: str | None
     reason: str | None
 
+    def to_json_dict(self) -> dict[str, str | None]:
+        """The line's fields, named as the design names them (``from``, ``to``)."""
+        return {
+            "time": self.time,
+            "user": self.user,
+            "host": self.host,
+            "experiment": self.experiment,
+            "action": self.action,
+            "from": self.from_status,
+            "to": self.to_status,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json_dict(cls, raw: dict[str, str | None]) -> JournalEntry:
+        if not isinstance(raw, dict):
+            raise TypeError("journal line is not an object")
+        return cls(
+            time=raw["time"],
+            user=raw["user"],
+            host=raw["host"],
+            experiment=raw["experiment"],
+            action=raw["action"],
+            from_status=raw.get("from", raw.get("from_status")),
+            to_status=raw.get("to", raw.get("to_status")),
+            reason=raw.get("reason"),
+        )
+
 
 def current_user() -> str:
     try:
@@ -36,6 +64,8 @@ def current_user() -> str:
 
 
 class AuditJournal:
+    """Append-only JSON lines beside the experiments (in the sidecar folder)."""
+
     def __init__(self, path: Path):
         self.path = path
 
@@ -58,9 +88,13 @@ class AuditJournal:
             to_status=to_status,
             reason=reason,
         )
-        line = (json.dumps(asdict(entry), ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        line = (json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n").encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A torn last line (a crash mid-append): end it, or it would swallow this one.
+                line = b"\n" + line
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -76,9 +110,8 @@ class AuditJournal:
         with handle:
             for line in handle:
                 try:
-                    raw = json.loads(line)
-                    entry = JournalEntry(**raw)
-                except (ValueError, TypeError):
+                    entry = JournalEntry.from_json_dict(json.loads(line))
+                except (ValueError, TypeError, KeyError):
                     continue
                 if experiment is None or entry.experiment == experiment:
                     yield entry

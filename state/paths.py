@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_\-.]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 255
 
@@ -30,10 +29,12 @@ class UnsafePathError(ValueError):
 def sanitize_experiment_id(experiment_id: str) -> str:
     """Return the file stem llenergymeasure uses for ``experiment_id``.
 
-    Every character that is not ASCII alphanumeric and not one of ``_-.``
-    becomes ``_`` (the same rule as llenergymeasure's ``StateManager``).
+    Every character that is not alphanumeric (``str.isalnum``, so letters of
+    any script count) and not one of ``_-.`` becomes ``_``: the same rule as
+    llenergymeasure's ``StateManager``, so both name a given id's file alike.
+    No result holds a path separator or NUL, whatever the input.
     """
-    return _UNSAFE_CHARS.sub("_", experiment_id)
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in experiment_id)
 
 
 def unsafe_id_reason(experiment_id: str) -> str | None:

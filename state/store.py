@@ -10,6 +10,7 @@ every write and never creates anything.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,7 @@ from state.paths import (
     is_candidate_state_file,
     sanitize_experiment_id,
     state_file_for,
+    unsafe_id_reason,
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
 from state.transitions import ExperimentStatus
@@ -149,18 +151,19 @@ class StateStore:
             names = {}
         added: list[str] = []
         changed: list[str] = []
+        removed: list[str] = []
+        outcomes = {"added": added, "changed": changed, "removed": removed}
+        refresh_one = self._refresh_one
         for name, dirent in names.items():
-            outcome = self._refresh_one(name, dirent)
-            if outcome == "added":
-                added.append(name[:-5])
-            elif outcome == "changed":
-                changed.append(name[:-5])
+            outcome = refresh_one(name, dirent)
+            if outcome is not None:
+                outcomes[outcome].append(name[:-5])
         gone = [key for key in self.entries if f"{key}.json" not in names]
         for key in gone:
             self._drop(key)
         for key in [k for k in self._sigs if f"{k}.json" not in names]:
             del self._sigs[key]
-        return ScanDelta(tuple(added), tuple(changed), tuple(gone))
+        return ScanDelta(tuple(added), tuple(changed), tuple(removed + gone))
 
     def refresh(self, names: Iterable[str]) -> ScanDelta:
         """Re-stat just these file names (watcher hints) and re-read the changed ones."""
@@ -173,14 +176,16 @@ class StateStore:
             key = name[:-5]
             if not os.path.lexists(self.root / name):
                 if key in self.entries:
-                    self._drop(key)
                     removed.append(key)
+                self._drop(key)
                 continue
             outcome = self._refresh_one(name, None)
             if outcome == "added":
                 added.append(key)
             elif outcome == "changed":
                 changed.append(key)
+            elif outcome == "removed":
+                removed.append(key)
         return ScanDelta(tuple(added), tuple(changed), tuple(removed))
 
     def _refresh_one(self, name: str, dirent: os.DirEntry[str] | None) -> str | None:
@@ -189,6 +194,9 @@ class StateStore:
         try:
             lst = dirent.stat(follow_symlinks=False) if dirent is not None else os.lstat(path)
         except FileNotFoundError:
+            if key in self.entries:
+                self._drop(key)
+                return "removed"
             return None
         except OSError as exc:
             return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
@@ -200,7 +208,7 @@ class StateStore:
             except UnsafePathError:
                 return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), sig)
             except OSError as exc:
-                reason = "symlink loop" if exc.errno == 40 else f"dangling symlink ({exc.strerror})"
+                reason = "symlink loop" if exc.errno == errno.ELOOP else f"dangling symlink ({exc.strerror})"
                 return self._set(key, BrokenRecord(key, path, reason), sig)
             sig = _version(target)
             lst = target
@@ -210,11 +218,11 @@ class StateStore:
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
-            return BrokenRecord(key, path, "not a regular file", sig)
+            return BrokenRecord(key, path, f"not a regular file ({_file_kind(st.st_mode)})", sig)
         if st.st_size > MAX_STATE_FILE_BYTES:
             return BrokenRecord(key, path, f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB ({st.st_size} bytes)", sig)
         try:
-            data = _read_limited(path)
+            data, _ = _read_limited(path)
         except PermissionError:
             return BrokenRecord(key, path, "permission denied", sig)
         except OSError as exc:
@@ -235,6 +243,7 @@ class StateStore:
             if existed:
                 self._drop(key)
                 self._sigs[key] = sig
+                return "removed"
             return None
         if old is not None:
             self._unindex(key, old)
@@ -264,9 +273,25 @@ class StateStore:
         return [e for e in self.entries.values() if isinstance(e, ExperimentRecord)]
 
     def resolve(self, ident: str) -> str:
-        """File key for an experiment id or a file stem; never trusts ``ident`` as a path."""
-        if not self.entries:
+        """File key for an experiment id or a file stem; never trusts ``ident`` as a path.
+
+        Keys come only from directory entries, so whatever ``ident`` holds the
+        result names a file directly inside the state directory. A miss
+        rescans once: the file may have appeared since the last scan.
+        """
+        key = self._lookup(ident)
+        if key is None:
+            # Cheap first: the file named after the key or the sanitised id.
+            self.refresh({f"{ident}.json", f"{sanitize_experiment_id(ident)}.json"})
+            key = self._lookup(ident)
+        if key is None:
             self.scan()
+            key = self._lookup(ident)
+        if key is None:
+            raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}")
+        return key
+
+    def _lookup(self, ident: str) -> str | None:
         if ident in self.entries:
             return ident
         matches = [k for k, e in self.entries.items() if isinstance(e, ExperimentRecord) and e.experiment_id == ident]
@@ -277,12 +302,14 @@ class StateStore:
         stem = sanitize_experiment_id(ident)
         if stem in self.entries:
             return stem
-        raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}")
+        return None
 
     def path_for(self, key: str) -> Path:
-        if "/" in key or key in ("", ".", ".."):
+        if "/" in key or "\0" in key or key in ("", ".", ".."):
             raise UnsafePathError(f"bad key {key!r}")
-        return self.root / f"{key}.json"
+        path = self.root / f"{key}.json"
+        ensure_inside(self.root, path)
+        return path
 
     def load(self, ident: str) -> Loaded:
         """Read an experiment fresh from disk (not from the scan cache)."""
@@ -290,8 +317,7 @@ class StateStore:
         path = self.path_for(key)
         try:
             ensure_inside(self.root, path)
-            st = os.stat(path)
-            data = _read_limited(path)
+            data, st = _read_limited(path)
         except FileNotFoundError:
             raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None
         except (OSError, UnsafePathError) as exc:
@@ -341,6 +367,9 @@ class StateStore:
         ``ConflictError``. ``expected=None`` means the file must not exist yet.
         """
         self._refuse_if_read_only(f"write {model.experiment_id}")
+        reason = unsafe_id_reason(model.experiment_id)
+        if reason:
+            raise UnsafePathError(f"refusing to write {model.experiment_id!r}: {reason}")
         path = self.path_for(key) if key else state_file_for(self.root, model.experiment_id)
         key = path.name[:-5]
         with self.lock(key):
@@ -393,6 +422,7 @@ class StateStore:
         expected: FileVersion | None = None,
     ) -> tuple[Loaded, Saved]:
         """A validated status change, journalled."""
+        self._refuse_if_read_only(f"change the status of {ident}")
         who = current_user()
         before, saved = self.update(
             ident, lambda m: apply_transition(m, target, who=who, why=why), expected=expected
@@ -403,11 +433,23 @@ class StateStore:
     def mark_stale(
         self, ident: str, *, verdict: StaleVerdict, expected: FileVersion | None = None, force: bool = False
     ) -> tuple[Loaded, Saved]:
-        """Mark a running experiment interrupted, only on a dead verdict (or ``force``)."""
+        """Mark a running experiment interrupted, only on a dead verdict (or ``force``).
+
+        llenergymeasure's rule acts on running experiments only; any other
+        status is refused here rather than pushed through the transition table.
+        """
+        self._refuse_if_read_only(f"mark {ident} stale")
         if not verdict.is_dead and not force:
             raise StoreError(f"refusing to mark {ident} stale: owner is {verdict.liveness.value} ({verdict.reason})")
         who = current_user()
-        before, saved = self.update(ident, lambda m: mark_stale(m, who=who), expected=expected)
+
+        def change(model: StateModel) -> StateModel:
+            status = current_status(model)
+            if status is not ExperimentStatus.RUNNING:
+                raise StoreError(f"refusing to mark {ident} stale: it is {status.value}, not running")
+            return mark_stale(model, who=who)
+
+        before, saved = self.update(ident, change, expected=expected)
         self.journal_action(before, saved, action="mark-stale", reason=verdict.reason)
         return before, saved
 
@@ -439,7 +481,25 @@ class StateStore:
         return cleaned
 
 
-def _read_limited(path: Path) -> bytes:
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a plain file"
+
+
+def _read_limited(path: Path) -> tuple[bytes, os.stat_result]:
+    """Read at most the size limit (+1, so oversize shows) and the stat of what was read.
+
+    The version comes from ``fstat`` on the open file, so it always belongs
+    to the bytes returned even if the file is replaced meanwhile. Opening
+    non-blocking keeps a FIFO that appears in a race from hanging the reader.
+    """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
     try:
@@ -454,7 +514,7 @@ def _read_limited(path: Path) -> bytes:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), st
     finally:
         os.close(fd)
 

@@ -1,0 +1,49 @@
+"""``expwatch [STATE_DIR]``: the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+NAME = "dashboard"
+HELP = "open the dashboard on a state directory (the default command)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", type=Path, help="state directory (default: $EXPWATCH_STATE_DIR or ./.state)")
+    parser.add_argument("--read-only", action="store_true", help="observer mode: no key or action can change anything")
+    parser.add_argument(
+        "--poll",
+        nargs="?",
+        type=float,
+        const=2.0,
+        default=None,
+        metavar="SECONDS",
+        help="scan the directory every SECONDS (default 2) instead of file-system events (network filesystems)",
+    )
+    parser.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS", help="GPU and process sampling interval")
+    parser.add_argument("--resume-template", default=os.environ.get("EXPWATCH_RESUME_TEMPLATE"), help="command to resume llenergymeasure experiments")
+    parser.add_argument("--simulate-gpus", type=int, default=None, metavar="N", help="show N simulated GPUs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli import CommandError, EXIT_NOT_FOUND, resolve_state_dir
+    from app.dashboard import DashboardOptions, run_dashboard
+
+    state_dir = args.directory or resolve_state_dir(args)
+    if not state_dir.exists():
+        raise CommandError(f"no state directory at {state_dir} (create it, or pass another one)", EXIT_NOT_FOUND)
+    if not state_dir.is_dir():
+        raise CommandError(f"{state_dir} is not a directory", EXIT_NOT_FOUND)
+    if args.refresh <= 0 or (args.poll is not None and args.poll <= 0):
+        raise CommandError("--refresh and --poll take a positive number of seconds")
+    options = DashboardOptions(
+        state_dir=state_dir,
+        read_only=args.read_only,
+        poll=args.poll,
+        refresh=args.refresh,
+        resume_template=args.resume_template,
+        simulate_gpus=args.simulate_gpus,
+    )
+    return run_dashboard(options)

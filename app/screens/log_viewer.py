@@ -1,0 +1,41 @@
+"""The tail of a run's log, read in a worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static
+
+TAIL_BYTES = 256 * 1024
+
+
+class LogScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"log: {self.path}", id="log-title", markup=False)
+        yield Log(id="log", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+                handle.seek(max(0, size - TAIL_BYTES))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError as exc:
+            text = f"cannot read the log: {exc.strerror or exc}"
+        self.app.call_from_thread(self.query_one(Log).write, text)

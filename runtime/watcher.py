@@ -1,0 +1,131 @@
+"""Follow a state directory: watch events as hints, re-stat and re-read, reconcile.
+
+``StateDirMonitor`` owns one ``StateStore`` and serialises access to it; each
+call returns a ``MonitorDelta`` of immutable entries that the UI can apply
+without touching the store. watchfiles events only say where to look: the
+store re-stats those files and re-reads the ones whose inode, mtime_ns or size
+changed. A periodic full ``reconcile`` catches dropped events, and ``poll``
+mode (network filesystems, where inotify sees nothing) is the same scan on a
+timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from state.devices import DeviceSnapshot
+from state.paths import SIDECAR_DIR
+from state.record import Entry
+from state.store import ScanDelta, StateStore
+
+#: watchfiles settings: group a burst of writes into one batch, but answer fast.
+DEBOUNCE_MS = 40
+STEP_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorDelta:
+    upserts: dict[str, Entry] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+    devices: tuple[DeviceSnapshot, ...] | None = None
+    """All device snapshots, when any of them changed (None: unchanged)."""
+    device_errors: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.removed or self.devices is not None)
+
+
+class StateDirMonitor:
+    def __init__(self, store: StateStore):
+        self.store = store
+        self._lock = threading.Lock()
+        self._device_sigs: dict[str, tuple[int, int, int]] | None = None
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[StateStore]:
+        """The store, with scans held off (for actions that read and write it)."""
+        with self._lock:
+            yield self.store
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    def _delta(self, scan: ScanDelta, *, devices: bool) -> MonitorDelta:
+        entries = self.store.entries
+        upserts = {k: entries[k] for k in (*scan.added, *scan.changed) if k in entries}
+        snapshots, errors = self._devices_if_changed() if devices else (None, ())
+        return MonitorDelta(upserts, scan.removed, snapshots, errors)
+
+    def initial(self) -> MonitorDelta:
+        """The first full scan (every file is an upsert)."""
+        with self._lock:
+            self.store.scan()
+            snapshots, errors = self._devices_if_changed()
+            return MonitorDelta(dict(self.store.entries), (), snapshots or (), errors)
+
+    def reconcile(self) -> MonitorDelta:
+        """A full rescan: only files whose identity changed are re-read."""
+        with self._lock:
+            return self._delta(self.store.scan(), devices=True)
+
+    def hint(self, paths: set[str]) -> MonitorDelta:
+        """Handle watcher events: ``paths`` are absolute paths that changed."""
+        names = set()
+        devices = False
+        for raw in paths:
+            path = Path(raw)
+            if path.parent == self.root:
+                names.add(path.name)
+            elif path.parent.name == "devices" and path.parent.parent.name == SIDECAR_DIR:
+                devices = True
+            elif path == self.root:
+                return self.reconcile()
+        with self._lock:
+            return self._delta(self.store.refresh(names), devices=devices)
+
+    def _devices_if_changed(self) -> tuple[tuple[DeviceSnapshot, ...] | None, tuple[str, ...]]:
+        directory = self.store.devices_dir
+        sigs: dict[str, tuple[int, int, int]] = {}
+        try:
+            for path in sorted(directory.glob("*.json")):
+                st = path.stat()
+                sigs[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            sigs = {}
+        if sigs == self._device_sigs:
+            return None, ()
+        self._device_sigs = sigs
+        snapshots, errors = [], []
+        for name in sigs:
+            try:
+                snapshots.append(DeviceSnapshot.model_validate_json((directory / name).read_bytes()))
+            except (OSError, ValueError) as exc:
+                errors.append(f"{name}: {str(exc).splitlines()[0]}")
+        return tuple(snapshots), tuple(errors)
+
+    async def watch(self, stop: asyncio.Event) -> AsyncIterator[set[str]]:
+        """Batches of changed paths from watchfiles, until ``stop`` is set."""
+        from watchfiles import awatch
+
+        def interesting(_change: object, path: str) -> bool:
+            p = Path(path)
+            if p.parent == self.root:
+                return p.suffix == ".json" or p == self.root
+            return p.parent.name == "devices" and p.suffix == ".json"
+
+        async for changes in awatch(
+            self.root,
+            stop_event=stop,
+            watch_filter=interesting,
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            recursive=True,
+            ignore_permission_denied=True,
+        ):
+            yield {path for _change, path in changes}

@@ -1,0 +1,146 @@
+"""Small text helpers shared by the widgets (ages, sizes, bars, status labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from rich.color import Color, ColorParseError
+from rich.text import Text
+
+from state.verdict import Liveness, StaleVerdict
+
+BAR_FULL = "█"
+BAR_EMPTY = "░"
+SPARK = "▁▂▃▄▅▆▇█"
+
+#: Status -> (symbol, theme colour). The symbol keeps statuses readable without colour.
+STATUS_LOOK: dict[str, tuple[str, str]] = {
+    "initialised": ("○", "$text-muted"),
+    "running": ("●", "$accent"),
+    "completed": ("✓", "$success"),
+    "aggregated": ("◆", "$success"),
+    "failed": ("✗", "$error"),
+    "interrupted": ("‖", "$warning"),
+    "stale": ("✗", "$error"),
+    "broken": ("!", "$error"),
+    "pending": ("·", "$text-muted"),
+}
+
+
+_FALLBACK = {"text-muted": "dim", "text": ""}
+
+
+def theme_colours(variables: Mapping[str, str]) -> dict[str, str]:
+    """``$name`` -> a Rich style for the theme variables the widgets use.
+
+    Values that are not plain colours (``auto 60%``) fall back to a neutral style.
+    """
+    out = {}
+    for name in ("success", "error", "warning", "accent", "text-muted", "text"):
+        value = variables.get(name, "")
+        try:
+            Color.parse(value)
+        except ColorParseError:
+            value = _FALLBACK.get(name, "")
+        out[f"${name}"] = value
+    return out
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "–"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "–"
+    return duration((now - then).total_seconds())
+
+
+def clock_time(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "–"
+    local = then.astimezone(now.tzinfo) if now.tzinfo else then
+    if local.date() == now.date():
+        return local.strftime("%H:%M")
+    return local.strftime("%m-%d")
+
+
+def bar(fraction: float | None, width: int) -> str:
+    if fraction is None or width <= 0:
+        return " " * max(0, width)
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * width)
+    return BAR_FULL * filled + BAR_EMPTY * (width - filled)
+
+
+def sparkline(values: list[float | None] | tuple[float | None, ...], width: int, top: float = 100.0) -> str:
+    shown = list(values)[-width:]
+    out = []
+    for v in shown:
+        if v is None:
+            out.append(" ")
+        else:
+            level = min(len(SPARK) - 1, max(0, int(v / top * (len(SPARK) - 1) + 0.5))) if top else 0
+            out.append(SPARK[level])
+    return "".join(out).rjust(width)
+
+
+def nbytes(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    units = ["B", "K", "M", "G", "T"]
+    size = float(value)
+    for unit in units:
+        if size < 1024 or unit == units[-1]:
+            return f"{size:.0f}{unit}" if unit in ("B", "K") or size >= 10 else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{value}B"
+
+
+def energy(joules: float | None) -> str:
+    if joules is None:
+        return "–"
+    if joules < 1000:
+        return f"{joules:.0f} J"
+    if joules < 1_000_000:
+        return f"{joules / 1000:.1f} kJ"
+    return f"{joules / 3.6e6:.2f} kWh"
+
+
+def number(value: float | None, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}{unit}"
+
+
+def is_stale(status: str, verdict: StaleVerdict | None) -> bool:
+    return status == "running" and verdict is not None and verdict.liveness is Liveness.DEAD
+
+
+def status_text(status: str, verdict: StaleVerdict | None = None, *, colours: dict[str, str] | None = None) -> Text:
+    """``● running``, or ``✗ STALE`` for a running experiment whose owner is dead."""
+    shown = "stale" if is_stale(status, verdict) else status
+    symbol, colour = STATUS_LOOK.get(shown, ("?", "$text"))
+    label = "STALE" if shown == "stale" else status
+    style = (colours or {}).get(colour, "")
+    if shown == "stale":
+        style = f"bold {style}".strip()
+    return Text(f"{symbol} {label}", style=style)
+
+
+def verdict_text(status: str, verdict: StaleVerdict | None) -> str:
+    if verdict is None:
+        return "–"
+    if status != "running" and verdict.liveness is Liveness.DEAD:
+        return "exited"
+    return {"alive": "alive", "dead": "dead", "unknown": "unknown"}[verdict.liveness.value]

@@ -1,0 +1,88 @@
+"""GPUs: utilisation, memory, power, temperature with sparklines, and whose processes run there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.widgets import Static
+
+from state.telemetry import GpuAttribution, GpuSnapshot
+from widgets import formatting as fmt
+
+
+class GpuPanel(Static):
+    DEFAULT_CSS = """
+    GpuPanel {
+        height: auto;
+        max-height: 12;
+        border: round $panel;
+        border-title-color: $text-muted;
+        padding: 0 1;
+        overflow-y: auto;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("GPUs: waiting for the first sample…", id=id)
+        self.border_title = "GPUs"
+
+    def show(
+        self,
+        snapshot: GpuSnapshot | None,
+        history: Mapping[int, tuple[float | None, ...]] | None = None,
+        attributions: Mapping[int, GpuAttribution] | None = None,
+    ) -> None:
+        self.update(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
+        if snapshot is not None:
+            self.border_title = "GPUs (simulated)" if snapshot.simulated else "GPUs"
+
+
+def render_gpus(
+    snapshot: GpuSnapshot | None,
+    history: Mapping[int, tuple[float | None, ...]],
+    attributions: Mapping[int, GpuAttribution],
+    colours: Mapping[str, str],
+    width: int,
+) -> Text:
+    if snapshot is None:
+        return Text("waiting for the first sample…", style=colours.get("$text-muted", ""))
+    if not snapshot.ok:
+        detail = f" ({snapshot.detail})" if snapshot.detail else ""
+        return Text(f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.", style=colours.get("$warning", ""))
+    if not snapshot.gpus:
+        return Text("no GPUs found", style=colours.get("$text-muted", ""))
+    out = Text()
+    # Fixed part: index, sparkline, util, memory, power, temperature (~44 cells); the name gets the rest.
+    spark_width = 10 if width >= 90 else 5
+    name_width = max(0, min(20, width - 44 - spark_width))
+    for n, gpu in enumerate(snapshot.gpus):
+        if n:
+            out.append("\n")
+        out.append(f"{gpu.index} ", style="bold")
+        if gpu.error:
+            out.append(f"{gpu.name[:18]} {gpu.error}", style=colours.get("$error", ""))
+            continue
+        if name_width:
+            out.append(f"{gpu.name[:name_width]:{name_width}} ")
+        out.append(fmt.sparkline(history.get(gpu.index, ()), spark_width), style=colours.get("$accent", ""))
+        out.append(f" {fmt.number(gpu.utilization_gpu, '%'):>4}")
+        out.append(f" {fmt.nbytes(gpu.memory_used_bytes) + '/' + fmt.nbytes(gpu.memory_total_bytes):>10}")
+        power = fmt.number(gpu.power_watts, "W") + "/" + fmt.number(gpu.power_limit_watts, "W")
+        out.append(f" {power:>9}")
+        temp = gpu.temperature_c
+        hot = temp is not None and temp >= 85
+        out.append(f" {fmt.number(temp, '°C'):>5}", style=colours.get("$error", "") if hot else "")
+        for proc in gpu.processes:
+            who = attributions.get(proc.pid)
+            label = "unattributed"
+            if who is not None:
+                label = who.experiment_id
+                if who.process_index is not None:
+                    label += f"[{who.process_index}]"
+                if who.current_step:
+                    label += f" {who.current_step}"
+                if not who.confident:
+                    label += " ?"
+            out.append(f"\n   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}", style=colours.get("$text-muted", "") if who is None else "")
+    return out

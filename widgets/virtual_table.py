@@ -1,0 +1,326 @@
+"""A keyed table that renders only the rows on screen.
+
+Textual's DataTable measures and stores every row; with ten thousand
+experiments that costs seconds. This table keeps rows as plain objects and asks
+a ``render_cells`` callback for the cells of visible rows only, so a change to
+one row costs one line and a tick of the clock costs one screenful.
+Columns carry a priority: on a narrow terminal the least important go first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+RowT = TypeVar("RowT")
+Cell = str | Text
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    priority: int = 0
+    """0 is always shown; higher numbers are dropped first when space runs out."""
+    justify: str = "left"
+    flex: bool = False
+    """A flex column takes the width left over (at least ``width``)."""
+
+
+class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
+    """Rows keyed by a hashable key, rendered lazily, with a keyed cursor."""
+
+    DEFAULT_CSS = """
+    VirtualTable {
+        height: 1fr;
+        overflow-x: hidden;
+        overflow-y: auto;
+        background: $surface;
+    }
+    VirtualTable > .virtual-table--header {
+        text-style: bold;
+        background: $panel;
+        color: $foreground;
+    }
+    VirtualTable > .virtual-table--cursor {
+        background: $block-cursor-blurred-background;
+        color: $block-cursor-blurred-foreground;
+    }
+    VirtualTable:focus > .virtual-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: $block-cursor-text-style;
+    }
+    VirtualTable > .virtual-table--empty {
+        color: $text-muted;
+        text-style: italic;
+    }
+    """
+
+    COMPONENT_CLASSES = {
+        "virtual-table--header",
+        "virtual-table--cursor",
+        "virtual-table--empty",
+    }
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "select", "Select", show=False),
+    ]
+
+    cursor_index: reactive[int] = reactive(0, always_update=True, repaint=False)
+
+    class CursorMoved(Message):
+        """The highlighted row changed (key is None when the table is empty)."""
+
+        def __init__(self, table: VirtualTable[Any], key: Hashable | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> VirtualTable[Any]:
+            return self.table
+
+    class RowChosen(Message):
+        """Enter (or a click on the highlighted row) on a row."""
+
+        def __init__(self, table: VirtualTable[Any], key: Hashable) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> VirtualTable[Any]:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        render_cells: Callable[[RowT], Sequence[Cell]],
+        *,
+        empty_text: str = "nothing to show",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns = tuple(columns)
+        self._render_cells = render_cells
+        self.empty_text = empty_text
+        self._rows: dict[Hashable, RowT] = {}
+        self._order: list[Hashable] = []
+        self._index: dict[Hashable, int] = {}
+        self._layout: list[tuple[int, int]] = []
+        self._layout_width = -1
+        self._last_cursor_key: Hashable | None = None
+
+    # -- data -----------------------------------------------------------------
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def keys(self) -> list[Hashable]:
+        return list(self._order)
+
+    def get_row(self, key: Hashable) -> RowT | None:
+        return self._rows.get(key)
+
+    @property
+    def cursor_key(self) -> Hashable | None:
+        if 0 <= self.cursor_index < len(self._order):
+            return self._order[self.cursor_index]
+        return None
+
+    def replace_rows(self, rows: dict[Hashable, RowT], order: Iterable[Hashable]) -> None:
+        """Replace the data and the order; the cursor stays on the same key where it can."""
+        keep = self.cursor_key
+        self._rows = dict(rows)
+        self._set_order(list(order), keep)
+
+    def update_rows(self, rows: dict[Hashable, RowT]) -> None:
+        """Change the data of existing rows (no reordering): repaint only their lines."""
+        for key, row in rows.items():
+            if key in self._rows:
+                self._rows[key] = row
+                self.refresh_key(key)
+
+    def reorder(self, order: Iterable[Hashable]) -> None:
+        """A new order (the rows dict must already hold every key in it)."""
+        self._set_order(list(order), self.cursor_key)
+
+    def _set_order(self, order: list[Hashable], keep: Hashable | None) -> None:
+        self._order = order
+        self._index = {key: i for i, key in enumerate(order)}
+        self.virtual_size = Size(self.size.width, len(order) + 1)
+        if keep is not None and keep in self._index:
+            index = self._index[keep]
+        else:
+            index = min(self.cursor_index, max(0, len(order) - 1))
+        self._move_cursor(index, force_message=keep not in self._index)
+        self.refresh()
+
+    def refresh_key(self, key: Hashable) -> None:
+        index = self._index.get(key)
+        if index is None:
+            return
+        screen_y = index + 1 - round(self.scroll_y)
+        if 1 <= screen_y < self.size.height:
+            self.refresh_line(index + 1)
+
+    # -- cursor ---------------------------------------------------------------
+    def move_cursor_to_key(self, key: Hashable) -> None:
+        if key in self._index:
+            self._move_cursor(self._index[key])
+
+    def _move_cursor(self, index: int, *, force_message: bool = False) -> None:
+        index = max(0, min(index, len(self._order) - 1)) if self._order else 0
+        old = self.cursor_index
+        self.cursor_index = index
+        self._scroll_cursor_into_view()
+        if old != index:
+            self.refresh()
+        key = self.cursor_key
+        if force_message or key != self._last_cursor_key:
+            self._last_cursor_key = key
+            self.post_message(self.CursorMoved(self, key))
+
+    @property
+    def _body_height(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = round(self.scroll_y)
+        if self.cursor_index < top:
+            self.scroll_to(y=self.cursor_index, animate=False, immediate=True)
+        elif self.cursor_index >= top + self._body_height:
+            self.scroll_to(y=self.cursor_index - self._body_height + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self._move_cursor(self.cursor_index - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move_cursor(self.cursor_index + 1)
+
+    def action_page_up(self) -> None:
+        self._move_cursor(self.cursor_index - self._body_height)
+
+    def action_page_down(self) -> None:
+        self._move_cursor(self.cursor_index + self._body_height)
+
+    def action_first(self) -> None:
+        self._move_cursor(0)
+
+    def action_last(self) -> None:
+        self._move_cursor(len(self._order) - 1)
+
+    def action_select(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.RowChosen(self, key))
+
+    def on_click(self, event: Click) -> None:
+        if event.y < 1:
+            return
+        index = round(self.scroll_y) + event.y - 1
+        if 0 <= index < len(self._order):
+            if index == self.cursor_index and event.chain >= 2:
+                self.action_select()
+            self._move_cursor(index)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self._order) + 1)
+        self._layout_width = -1
+        self._scroll_cursor_into_view()
+
+    # -- rendering ------------------------------------------------------------
+    def visible_columns(self, width: int) -> list[tuple[Column, int]]:
+        """The columns that fit in ``width`` cells, with their widths."""
+        shown = list(self.columns)
+        gaps = lambda cols: max(0, len(cols) - 1)  # noqa: E731
+        while shown and sum(c.width for c in shown) + gaps(shown) > width:
+            droppable = [c for c in shown if c.priority > 0]
+            if not droppable:
+                break
+            shown.remove(max(droppable, key=lambda c: (c.priority, shown.index(c))))
+        spare = width - sum(c.width for c in shown) - gaps(shown)
+        flex = [c for c in shown if c.flex]
+        result = []
+        for col in shown:
+            extra = spare // len(flex) if (flex and col in flex and spare > 0) else 0
+            result.append((col, col.width + extra))
+        return result
+
+    def _line(self, cells: Sequence[Cell], width: int, style: Style) -> Strip:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        layout = self.visible_columns(width)
+        by_key = {c.key: i for i, c in enumerate(self.columns)}
+        spanning = len(cells) < len(self.columns)
+        for n, (col, w) in enumerate(layout):
+            position = by_key[col.key]
+            if spanning and position == len(cells) - 1:
+                # A short row: its last cell spans every column left.
+                w = width - text.cell_len
+                layout = layout[: n + 1]
+            elif spanning and position >= len(cells):
+                break
+            cell = cells[position] if position < len(cells) else ""
+            part = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+            part.truncate(w, overflow="ellipsis")
+            if col.justify == "right":
+                part.pad_left(w - part.cell_len)
+            else:
+                part.pad_right(w - part.cell_len)
+            text.append_text(part)
+            if n < len(layout) - 1:
+                text.append(" ")
+        segments = list(text.render(self.app.console))
+        return Strip(segments).crop_extend(0, width, style).apply_style(style)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            header = self.get_component_rich_style("virtual-table--header")
+            return self._line([c.label for c in self.columns], width, base + header)
+        index = round(self.scroll_y) + y - 1
+        if not self._order:
+            if y == 1:
+                empty = self.get_component_rich_style("virtual-table--empty")
+                return Strip([Segment(self.empty_text[:width], base + empty)]).extend_cell_length(width, base)
+            return Strip.blank(width, base)
+        if index >= len(self._order):
+            return Strip.blank(width, base)
+        key = self._order[index]
+        cells = self._render_cells(self._rows[key])
+        style = base
+        if index == self.cursor_index:
+            style = base + self.get_component_rich_style("virtual-table--cursor")
+            return self._line([_plain(c) for c in cells], width, style)
+        return self._line(cells, width, style)
+
+
+def _plain(cell: Cell) -> Cell:
+    """Cursor rows drop cell colours so the cursor colour reads well."""
+    if isinstance(cell, Text):
+        return Text(cell.plain)
+    return cell

@@ -327,11 +327,11 @@ class ExpwatchApp(App[None]):
         return key(old) != key(new) or self._matches(old) != self._matches(new)
 
     def _apply(self, upserts: dict[str, Entry], removed: Iterable[str], verdicts: dict[str, StaleVerdict]) -> None:
-        reorder = False
+        reorder = membership = False
         changed: dict[str, ExperimentRow] = {}
         for key in removed:
             if self.entries.pop(key, None) is not None:
-                reorder = True
+                membership = True
             self.verdicts.pop(key, None)
         touched = set(upserts) | set(verdicts)
         for key in touched:
@@ -348,11 +348,16 @@ class ExpwatchApp(App[None]):
             new = self._row(key)
             if old == new:
                 continue
-            if self._sort_position_changed(old, new):
+            if old is None:
+                membership = True
+            elif self._sort_position_changed(old, new):
                 reorder = True
             changed[key] = new
         self._records_for_threads = tuple(e for e in self.entries.values() if isinstance(e, ExperimentRecord))
-        if reorder:
+        if membership and self.loaded:
+            # Rows that come or go show at once; mere moves are coalesced by the order tick.
+            self._apply_order()
+        elif reorder:
             self._order_dirty = True
         if changed:
             self.table.update_rows(changed)
@@ -413,7 +418,10 @@ class ExpwatchApp(App[None]):
             records = self._records_for_threads
             pids = [p.pid for g in snapshot.gpus for p in g.processes]
             start_times = procs.start_times(pids) if pids else {}
-            attributions = attribute_gpu_processes(snapshot, records, start_times=start_times)
+            here = self.probe.host_facts()
+            attributions = attribute_gpu_processes(
+                snapshot, records, start_times=start_times, host=here.host, boot_id=here.boot_id
+            )
             history = {g.index: sampler.history(g.index, "utilization_gpu") for g in snapshot.gpus}
             self.post_message(GpuSampled(snapshot, history, attributions))
 

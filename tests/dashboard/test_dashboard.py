@@ -1,0 +1,191 @@
+"""Pilot tests: every key and mode of the main screen, on real files."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from state.native import ExperimentDoc
+from state.transitions import ExperimentStatus
+from state.store import StateStore
+from widgets.experiment_table import ExperimentTable
+from widgets.gpu_panel import GpuPanel
+from widgets.process_table import ProcessTable
+from widgets.status_header import StatusHeader
+
+from tests.dashboard.conftest import ALIVE_PID, DEAD_PID, lem_file, native_doc
+from tests.dashboard.helpers import make_app, wait_for
+
+
+def table(app) -> ExperimentTable:
+    return app.screen_stack[0].query_one(ExperimentTable)
+
+
+def shown_ids(app) -> list[str]:
+    return list(table(app).keys)
+
+
+async def test_loads_every_file_and_skips_non_experiments(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded, what="initial scan")
+        keys = set(shown_ids(app))
+        assert keys == {"sweep-alive", "sweep-dead", "sweep-done", "sweep-failed", "lem-interrupted", "broken"}
+        assert "campaign_manifest" not in keys
+        # Status sort puts the stale experiment first, then running.
+        assert shown_ids(app)[:2] == ["sweep-dead", "sweep-alive"]
+        header = app.screen_stack[0].query_one(StatusHeader)
+        assert header.counts["stale"] == 1 and header.counts["running"] == 1 and header.counts["broken"] == 1
+
+
+async def test_cursor_keys_and_process_table(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        t = table(app)
+        assert t.cursor_key == "sweep-dead"
+        await pilot.press("j")
+        assert t.cursor_key == "sweep-alive"
+        await pilot.press("down")
+        await pilot.press("k")
+        assert t.cursor_key == "sweep-alive"
+        processes = app.screen_stack[0].query_one(ProcessTable)
+        assert processes.row_count == 1
+        assert processes.get_row(0).pid == ALIVE_PID
+        await pilot.press("end")
+        assert t.cursor_key == shown_ids(app)[-1]
+        await pilot.press("home")
+        assert t.cursor_key == shown_ids(app)[0]
+
+
+async def test_filter_by_status_and_clear(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("slash")
+        await pilot.press(*"stale")
+        await wait_for(pilot, lambda: shown_ids(app) == ["sweep-dead"], what="filter on stale")
+        await pilot.press("enter")  # back to the table, filter kept
+        assert shown_ids(app) == ["sweep-dead"]
+        await pilot.press("escape")
+        assert len(shown_ids(app)) == 6
+
+
+async def test_sort_cycles(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("s")
+        assert app.sort_mode == "updated"
+        await pilot.press("s")
+        assert app.sort_mode == "id"
+        await wait_for(pilot, lambda: shown_ids(app) == sorted(shown_ids(app)), what="id order")
+        await pilot.press("s", "s")
+        assert app.sort_mode == "status"
+
+
+async def test_toggle_panels(state_dir: Path):
+    app = make_app(state_dir, gpus=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        panel = app.screen_stack[0].query_one(GpuPanel)
+        await wait_for(pilot, lambda: "sweep-alive" in str(panel.render()), what="GPU process attributed to its experiment")
+        assert panel.display
+        await pilot.press("g")
+        assert not panel.display
+        await pilot.press("d")
+        assert not app.screen_stack[0].query_one("#panels").display
+        await pilot.press("g")
+        assert panel.display
+
+
+async def test_help_and_quit(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_watcher_follows_changes_end_to_end(state_dir: Path):
+    """Write, rewrite, break, fix and delete real files; the rows follow within a bounded wait."""
+    app = make_app(state_dir)
+    store = StateStore(state_dir, durable=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        store.create(native_doc("late-arrival", "running", pid=ALIVE_PID, runs=10, done=1))
+        await wait_for(pilot, lambda: "late-arrival" in app.entries, what="new file shown")
+        doc = ExperimentDoc.model_validate_json((state_dir / "late-arrival.json").read_bytes())
+        store.save(doc.model_copy(update={"status": ExperimentStatus.COMPLETED}))
+        await wait_for(pilot, lambda: app.entries["late-arrival"].status == "completed", what="status change")
+        (state_dir / "late-arrival.json").write_text("{ not json")
+        await wait_for(pilot, lambda: app.entries["late-arrival"].broken, what="broken row")
+        store.save(doc, key="late-arrival")
+        await wait_for(pilot, lambda: not app.entries["late-arrival"].broken, what="recovered row")
+        (state_dir / "late-arrival.json").unlink()
+        await wait_for(pilot, lambda: "late-arrival" not in shown_ids(app), what="deleted row removed")
+        assert "late-arrival" not in app.entries
+
+
+async def test_poll_mode_without_events(state_dir: Path):
+    from app.dashboard import DashboardOptions, ExpwatchApp
+    from tests.dashboard.conftest import FROZEN, ScriptedProbe
+
+    app = ExpwatchApp(DashboardOptions(state_dir=state_dir, poll=0.1, gpus=False), clock=lambda: FROZEN, probe=ScriptedProbe())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        StateStore(state_dir, durable=False).create(native_doc("polled", "running", pid=ALIVE_PID))
+        await wait_for(pilot, lambda: "polled" in app.entries, what="poller picks the file up")
+
+
+def _snapshot_dir(root: Path) -> dict[str, tuple[int, bytes]]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            out[str(path.relative_to(root))] = (path.stat().st_mtime_ns, path.read_bytes())
+    return out
+
+
+async def test_read_only_hides_and_refuses_and_writes_nothing(state_dir: Path):
+    before = _snapshot_dir(state_dir)
+    os.chmod(state_dir, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        app = make_app(state_dir, read_only=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.loaded)
+            assert app.screen_stack[0].query_one(StatusHeader).read_only
+            bound = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+            assert not {"resume", "mark_stale", "cleanup"} & bound
+            footer_text = " ".join(str(w.render()) for w in app.screen.query("FooterKey"))
+            assert "Resume" not in footer_text and "Mark stale" not in footer_text
+            # Pressing the keys does nothing; calling the actions in code refuses.
+            await pilot.press("S", "R", "C")
+            assert app.screen is app.screen_stack[0]
+            app.action_mark_stale()
+            app.action_resume()
+            app.action_cleanup()
+            await pilot.pause(0.2)
+            assert app.screen is app.screen_stack[0]
+            assert app.store.read_only
+    finally:
+        os.chmod(state_dir, stat.S_IRWXU)
+    assert _snapshot_dir(state_dir) == before
+
+
+async def test_read_only_creates_no_sidecar(tmp_path: Path):
+    """An observer on a fresh directory (written by another tool) leaves it as it found it."""
+    root = tmp_path / "lem"
+    root.mkdir()
+    (root / "exp.json").write_text(lem_file("exp", "running", DEAD_PID).to_json())
+    before = sorted(p.name for p in root.iterdir())
+    app = make_app(root, read_only=True, gpus=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("S")
+        await pilot.pause(0.1)
+    assert sorted(p.name for p in root.iterdir()) == before

@@ -1,0 +1,57 @@
+"""Snapshot tests of the main screen (frozen clock, relative paths, static GPUs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.conftest import populate
+from tests.dashboard.helpers import make_app, wait_for
+
+
+@pytest.fixture
+def relative_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The state dir as a relative path, so no temp path appears on screen."""
+    root = tmp_path / "state"
+    root.mkdir()
+    populate(root)
+    monkeypatch.chdir(tmp_path)
+    return Path("state")
+
+
+async def _settled(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.loaded, what="initial scan")
+    if app.options.gpus:
+        from widgets.gpu_panel import GpuPanel
+
+        panel = app.screen_stack[0].query_one(GpuPanel)
+        await wait_for(pilot, lambda: "sweep-alive" in str(panel.render()), what="GPU sample")
+    await pilot.pause(0.1)
+
+
+def test_main_screen_80x24(snap_compare, relative_state: Path):
+    app = make_app(relative_state, gpus=True, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
+
+
+def test_main_screen_160x48(snap_compare, relative_state: Path):
+    app = make_app(relative_state, gpus=True, watch=False)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=_settled)
+
+
+def test_read_only_80x24(snap_compare, relative_state: Path):
+    app = make_app(relative_state, read_only=True, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
+
+
+def test_mark_stale_dialog(snap_compare, relative_state: Path):
+    async def open_dialog(pilot) -> None:
+        await _settled(pilot)
+        await pilot.press("S")
+        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        await pilot.pause(0.1)
+
+    app = make_app(relative_state, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=open_dialog)

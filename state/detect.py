@@ -122,7 +122,8 @@ def decode_json(data: bytes) -> Any:
     except RecursionError:
         raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        # Text that ends early (a torn write) fails at its end, or inside a string running to the end.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
             raise BrokenStateFile(
                 f"truncated JSON (ends at line {exc.lineno}, column {exc.colno})"
             ) from None

@@ -314,9 +314,9 @@ class StateStore:
     def load(self, ident: str) -> Loaded:
         """Read an experiment fresh from disk (not from the scan cache)."""
         key = self.resolve(ident)
-        path = self.path_for(key)
+        path = self.root / f"{key}.json"
         try:
-            ensure_inside(self.root, path)
+            path = self.path_for(key)
             data, st = _read_limited(path)
         except FileNotFoundError:
             raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None

@@ -1,0 +1,145 @@
+"""Incremental scans: only changed files are re-read, deletions disappear, the hash index follows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from statekit import lem_text, lem_v1, lem_v2, write_lem
+
+import state.store
+from state import BrokenRecord, ExperimentRecord, StateStore
+from state.store import ScanDelta
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every call the store makes to parse_state, recorded."""
+    calls: list[bytes] = []
+    real = state.store.parse_state
+
+    def counting(data: bytes):
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr(state.store, "parse_state", counting)
+    return calls
+
+
+def populate(state_dir: Path, n: int) -> None:
+    for i in range(n):
+        write_lem(state_dir, lem_v1(f"exp-{i:03d}", status="running", config_hash=f"{i % 4:016x}"))
+
+
+def test_rescan_reads_only_changed_files(state_dir: Path, parse_calls: list[bytes]) -> None:
+    populate(state_dir, 30)
+    store = StateStore(state_dir, read_only=True)
+    delta = store.scan()
+    assert len(delta.added) == 30 and len(parse_calls) == 30
+    first = dict(store.entries)
+
+    parse_calls.clear()
+    assert store.scan() == ScanDelta()
+    assert parse_calls == []
+    assert all(store.entries[k] is first[k] for k in first)
+
+    write_lem(state_dir, lem_v1("exp-007", status="completed"))
+    delta = store.scan()
+    assert delta == ScanDelta(changed=("exp-007",))
+    assert len(parse_calls) == 1 and b'"exp-007"' in parse_calls[0]
+    assert store.entries["exp-007"].status == "completed"
+    assert all(store.entries[k] is first[k] for k in first if k != "exp-007")
+
+
+def test_refresh_rereads_only_named_changed_files(state_dir: Path, parse_calls: list[bytes]) -> None:
+    populate(state_dir, 10)
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    parse_calls.clear()
+
+    assert store.refresh(["exp-001.json", "exp-002.json"]) == ScanDelta()
+    assert parse_calls == []
+
+    write_lem(state_dir, lem_v1("exp-002", status="failed"))
+    write_lem(state_dir, lem_v1("exp-003", status="failed"))  # changed but not named: left for the next scan
+    assert store.refresh(["exp-002.json", "exp-001.json"]) == ScanDelta(changed=("exp-002",))
+    assert len(parse_calls) == 1
+    assert store.entries["exp-003"].status == "running"
+    assert store.scan() == ScanDelta(changed=("exp-003",))
+
+
+def test_new_and_deleted_files(state_dir: Path) -> None:
+    populate(state_dir, 5)
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    (state_dir / "exp-001.json").unlink()
+    write_lem(state_dir, lem_v1("new-one"))
+    delta = store.scan()
+    assert delta == ScanDelta(added=("new-one",), removed=("exp-001",))
+    assert "exp-001" not in store.entries
+    (state_dir / "exp-002.json").unlink()
+    assert store.refresh(["exp-002.json"]) == ScanDelta(removed=("exp-002",))
+    assert store.refresh(["exp-002.json"]) == ScanDelta()
+    assert sorted(store.entries) == ["exp-000", "exp-003", "exp-004", "new-one"]
+
+
+def test_replaced_file_with_same_size_is_seen(state_dir: Path) -> None:
+    path = write_lem(state_dir, lem_v1("same", status="running"))
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    stat_before = os.stat(path)
+    replacement = state_dir / "same.json.new"
+    replacement.write_text(lem_text(lem_v1("same", status="failed")).replace('"failed"', '"failed" '))
+    assert replacement.stat().st_size == stat_before.st_size
+    os.utime(replacement, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    os.replace(replacement, path)  # same size, same mtime: only the inode differs
+    assert store.scan() == ScanDelta(changed=("same",))
+    assert store.entries["same"].status == "failed"
+
+
+def test_find_by_config_hash_follows_changes_and_deletes(state_dir: Path) -> None:
+    h1, h2, h3 = "1" * 16, "2" * 16, "3" * 16
+    write_lem(state_dir, lem_v1("a-aggregated", status="aggregated", config_hash=h1))
+    write_lem(state_dir, lem_v1("b-running", status="running", config_hash=h1))
+    write_lem(state_dir, lem_v2("c-v2", phase="measuring", config_hash=h2))
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+
+    found = store.find_by_config_hash(h1)
+    assert isinstance(found, ExperimentRecord) and found.experiment_id == "b-running"
+    assert store.find_by_config_hash(h2).experiment_id == "c-v2"
+    assert store.find_by_config_hash(h3) is None
+
+    write_lem(state_dir, lem_v1("b-running", status="interrupted", config_hash=h3))
+    store.scan()
+    assert store.find_by_config_hash(h1) is None  # only the aggregated one is left
+    assert store.find_by_config_hash(h3).experiment_id == "b-running"
+
+    (state_dir / "b-running.json").write_text("{")
+    store.refresh(["b-running.json"])
+    assert isinstance(store.entries["b-running"], BrokenRecord)
+    assert store.find_by_config_hash(h3) is None
+
+    (state_dir / "c-v2.json").unlink()
+    store.scan()
+    assert store.find_by_config_hash(h2) is None
+    assert store._by_hash == {h1: {"a-aggregated"}}
+
+
+def test_find_by_config_hash_is_answered_from_the_index(state_dir: Path, parse_calls: list[bytes]) -> None:
+    populate(state_dir, 40)
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    parse_calls.clear()
+    keys = {store.find_by_config_hash(f"{i:016x}").key for i in range(4)}
+    assert keys == {"exp-000", "exp-001", "exp-002", "exp-003"}
+    assert parse_calls == []
+    assert sorted(store._by_hash[f"{1:016x}"]) == [f"exp-{i:03d}" for i in range(1, 40, 4)]
+
+
+def test_missing_directory_scans_empty(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "nope", read_only=True)
+    assert store.scan() == ScanDelta()
+    assert store.records() == []
+    assert not (tmp_path / "nope").exists()

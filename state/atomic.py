@@ -37,7 +37,9 @@ def atomic_write_bytes(
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=tmp_dir)
+    # The temp name adds a random part: cut the prefix so a long target name still fits.
+    prefix = path.name.encode()[:200].decode(errors="ignore")
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{prefix}.", suffix=".tmp", dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

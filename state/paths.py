@@ -14,6 +14,8 @@ from pathlib import Path
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 255
+#: Longest file name most filesystems take (bytes, after UTF-8 encoding).
+MAX_NAME_BYTES = 255
 
 #: Folder inside the state directory that holds expwatch's own sidecars
 #: (locks, temp files, journal, device snapshots, logs). It is never scanned.
@@ -65,8 +67,11 @@ def ensure_inside(root: Path, candidate: Path) -> Path:
 def state_file_for(root: Path, experiment_id: str) -> Path:
     """The state file path for ``experiment_id`` (sanitised, checked to stay inside)."""
     stem = sanitize_experiment_id(experiment_id)
-    if not stem or stem in {".", ".."}:
+    if not stem or stem.startswith("."):
+        # "." and ".." are no names; any other leading dot gives a hidden file, which scans skip.
         raise UnsafePathError(f"experiment id {experiment_id!r} gives no usable file name")
+    if len(f"{stem}.json".encode()) > MAX_NAME_BYTES:
+        raise UnsafePathError(f"experiment id {experiment_id!r} is too long for a file name")
     path = root / f"{stem}.json"
     ensure_inside(root, path)
     return path

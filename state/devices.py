@@ -6,13 +6,19 @@ The runner that owns a workcell writes one snapshot file per workcell into
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEVICE_SNAPSHOT_SCHEMA = "expwatch.devices/1"
+
+_log = logging.getLogger(__name__)
 
 
 class DeviceStatus(str, Enum):
@@ -53,3 +59,59 @@ class DeviceSnapshot(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True)
+
+
+_SAFE_WORKCELL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def valid_workcell_name(name: object) -> bool:
+    """A workcell name is also its snapshot's file name: letters, digits, ``._-``."""
+    return isinstance(name, str) and bool(_SAFE_WORKCELL.match(name)) and ".." not in name
+
+
+def device_snapshot_path(devices_dir: Path, workcell: str) -> Path:
+    if not valid_workcell_name(workcell):
+        raise ValueError(f"invalid workcell name {workcell!r}: use letters, digits, '.', '_' and '-'")
+    return devices_dir / f"{workcell}.json"
+
+
+def read_device_snapshots(
+    devices_dir: Path, *, on_error: Callable[[Path, str], None] | None = None
+) -> list[DeviceSnapshot]:
+    """Every readable snapshot in ``devices_dir``, sorted by workcell.
+
+    A file that cannot be read or validated is reported through ``on_error``
+    (default: a logged warning) and left out; a missing directory means no
+    devices. Only reads: safe for the dashboard at any time.
+    """
+    report = on_error or (lambda path, reason: _log.warning("device snapshot %s: %s", path, reason))
+    try:
+        paths = sorted(p for p in devices_dir.iterdir() if p.suffix == ".json" and p.is_file())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        report(devices_dir, f"cannot list: {exc}")
+        return []
+    found: list[DeviceSnapshot] = []
+    for path in paths:
+        try:
+            snapshot = DeviceSnapshot.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            report(path, _short_reason(exc))
+            continue
+        if snapshot.schema_ != DEVICE_SNAPSHOT_SCHEMA:
+            report(path, f"unknown schema {snapshot.schema_!r}")
+            continue
+        found.append(snapshot)
+    found.sort(key=lambda s: s.workcell)
+    return found
+
+
+def _short_reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "document"
+        return f"invalid snapshot ({exc.error_count()} errors; first at {where}: {first.get('msg')})"
+    return f"{type(exc).__name__}: {exc}"

@@ -80,11 +80,14 @@ class DashboardOptions:
 
 
 class StoreChanged(Message):
-    def __init__(self, delta: MonitorDelta, verdicts: dict[str, StaleVerdict], initial: bool = False) -> None:
+    def __init__(
+        self, delta: MonitorDelta, verdicts: dict[str, StaleVerdict], initial: bool = False, complete: bool = False
+    ) -> None:
         super().__init__()
         self.delta = delta
         self.verdicts = verdicts
         self.initial = initial
+        self.complete = complete
 
 
 class VerdictsChanged(Message):
@@ -169,6 +172,7 @@ class ExpwatchApp(App[None]):
         self.sort_mode = SORTS[0]
         self.filter_text = ""
         self.loaded = False
+        self.scan_complete = False
         self._order_dirty = False
         self._stop_watch = asyncio.Event()
         self._busy: set[str] = set()
@@ -219,8 +223,11 @@ class ExpwatchApp(App[None]):
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def _initial_scan(self) -> None:
-        delta = self.monitor.initial()
-        self.post_message(StoreChanged(delta, self._judge(delta.upserts.values()), initial=True))
+        first = True
+        for delta in self.monitor.initial_batches():
+            self.post_message(StoreChanged(delta, self._judge(delta.upserts.values()), initial=first))
+            first = False
+        self.post_message(StoreChanged(MonitorDelta(), {}, complete=True))
 
     @work(thread=True, group="reconcile", exit_on_error=False)
     def _reconcile(self) -> None:
@@ -232,7 +239,7 @@ class ExpwatchApp(App[None]):
             self._busy.discard("reconcile")
 
     def _reconcile_tick(self) -> None:
-        if self.loaded and "reconcile" not in self._busy:
+        if self.scan_complete and "reconcile" not in self._busy:
             self._busy.add("reconcile")
             self._reconcile()
 
@@ -272,8 +279,8 @@ class ExpwatchApp(App[None]):
 
     def _clock_tick(self) -> None:
         if self.loaded:
-            self.table.refresh()
-            self.screen_stack[0].query_one(ProcessTable).refresh()
+            self.table.refresh_if_changed()
+            self.screen_stack[0].query_one(ProcessTable).refresh_if_changed()
 
     def _order_tick(self) -> None:
         if self._order_dirty:
@@ -314,7 +321,7 @@ class ExpwatchApp(App[None]):
                 counts["stale"] += 1
             else:
                 counts[entry.status] += 1
-        note = "" if self.loaded else "scanning…"
+        note = "" if self.scan_complete else "scanning…"
         if self.filter_text:
             note = f"filter: {self.filter_text!r} ({self.table.row_count} shown)"
         self.screen_stack[0].query_one(StatusHeader).show_counts(counts, note)
@@ -375,6 +382,9 @@ class ExpwatchApp(App[None]):
         if message.initial:
             self.loaded = True
             self._apply_order()
+        if message.complete:
+            self.scan_complete = True
+            self._update_header()
 
     def on_verdicts_changed(self, message: VerdictsChanged) -> None:
         changed = {k: v for k, v in message.verdicts.items() if self.verdicts.get(k) != v and k in self.entries}

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from state.devices import DeviceSnapshot
-from state.paths import SIDECAR_DIR
+from state.paths import SIDECAR_DIR, is_candidate_state_file
 from state.record import Entry
 from state.store import ScanDelta, StateStore
 
@@ -68,6 +69,22 @@ class StateDirMonitor:
             self.store.scan()
             snapshots, errors = self._devices_if_changed()
             return MonitorDelta(dict(self.store.entries), (), snapshots or (), errors)
+
+    def initial_batches(self, batch: int = 500) -> Iterator[MonitorDelta]:
+        """The first scan in batches, so the first rows reach the screen before the last file is read."""
+        try:
+            names = sorted(n for n in os.listdir(self.root) if is_candidate_state_file(n))
+        except OSError:
+            names = []
+        first = True
+        for start in range(0, len(names), batch):
+            with self._lock:
+                scan = self.store.refresh(names[start : start + batch])
+                delta = self._delta(scan, devices=first)
+            first = False
+            yield delta
+        with self._lock:
+            yield self._delta(self.store.scan(), devices=first)
 
     def reconcile(self) -> MonitorDelta:
         """A full rescan: only files whose identity changed are re-read."""

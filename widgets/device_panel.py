@@ -37,8 +37,14 @@ class DevicePanel(Static):
         self.border_title = "Devices"
 
     def show(self, snapshots: Sequence[DeviceSnapshot], errors: Sequence[str], now: datetime) -> None:
-        self.update(render_devices(snapshots, errors, fmt.theme_colours(self.app.theme_variables), now))
+        self._update_if_changed(render_devices(snapshots, errors, fmt.theme_colours(self.app.theme_variables), now))
 
+
+    def _update_if_changed(self, text: Text) -> None:
+        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)
 
 def _details(details: Mapping[str, object]) -> str:
     parts = []

@@ -33,10 +33,16 @@ class GpuPanel(Static):
         history: Mapping[int, tuple[float | None, ...]] | None = None,
         attributions: Mapping[int, GpuAttribution] | None = None,
     ) -> None:
-        self.update(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
+        self._update_if_changed(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
         if snapshot is not None:
             self.border_title = "GPUs (simulated)" if snapshot.simulated else "GPUs"
 
+
+    def _update_if_changed(self, text: Text) -> None:
+        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)
 
 def render_gpus(
     snapshot: GpuSnapshot | None,

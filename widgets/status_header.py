@@ -59,4 +59,6 @@ class StatusHeader(Static):
             text.append(label, style=colours.get(colour, ""))
         if self.note:
             text.append(f"  {self.note}", style=colours["$warning"])
-        self.update(text)
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)

@@ -132,6 +132,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._layout: list[tuple[int, int]] = []
         self._layout_width = -1
         self._last_cursor_key: Hashable | None = None
+        self._drawn: dict[Hashable, tuple[str, ...]] = {}
 
     # -- data -----------------------------------------------------------------
     @property
@@ -171,6 +172,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     def _set_order(self, order: list[Hashable], keep: Hashable | None) -> None:
         self._order = order
         self._index = {key: i for i, key in enumerate(order)}
+        self._drawn.clear()
         self.virtual_size = Size(self.size.width, len(order) + 1)
         if keep is not None and keep in self._index:
             index = self._index[keep]
@@ -178,6 +180,22 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             index = min(self.cursor_index, max(0, len(order) - 1))
         self._move_cursor(index, force_message=keep not in self._index)
         self.refresh()
+
+    def refresh_if_changed(self) -> int:
+        """Repaint only the visible rows whose cells differ from what was last drawn.
+
+        For clock-driven columns (ages, elapsed): a tick that changes nothing
+        on screen writes nothing to the terminal. Returns the lines repainted.
+        """
+        top = round(self.scroll_y)
+        repainted = 0
+        for index in range(top, min(len(self._order), top + self._body_height)):
+            key = self._order[index]
+            cells = tuple(_plain_text(c) for c in self._render_cells(self._rows[key]))
+            if self._drawn.get(key) != cells:
+                self.refresh_line(index + 1)
+                repainted += 1
+        return repainted
 
     def refresh_key(self, key: Hashable) -> None:
         index = self._index.get(key)
@@ -312,11 +330,16 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             return Strip.blank(width, base)
         key = self._order[index]
         cells = self._render_cells(self._rows[key])
+        self._drawn[key] = tuple(_plain_text(c) for c in cells)
         style = base
         if index == self.cursor_index:
             style = base + self.get_component_rich_style("virtual-table--cursor")
             return self._line([_plain(c) for c in cells], width, style)
         return self._line(cells, width, style)
+
+
+def _plain_text(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def _plain(cell: Cell) -> Cell:

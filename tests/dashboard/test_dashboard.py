@@ -29,7 +29,7 @@ def shown_ids(app) -> list[str]:
 async def test_loads_every_file_and_skips_non_experiments(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded, what="initial scan")
+        await wait_for(pilot, lambda: app.scan_complete, what="initial scan")
         keys = set(shown_ids(app))
         assert keys == {"sweep-alive", "sweep-dead", "sweep-done", "sweep-failed", "lem-interrupted", "broken"}
         assert "campaign_manifest" not in keys
@@ -42,7 +42,7 @@ async def test_loads_every_file_and_skips_non_experiments(state_dir: Path):
 async def test_cursor_keys_and_process_table(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         t = table(app)
         assert t.cursor_key == "sweep-dead"
         await pilot.press("j")
@@ -62,7 +62,7 @@ async def test_cursor_keys_and_process_table(state_dir: Path):
 async def test_filter_by_status_and_clear(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         await pilot.press("slash")
         await pilot.press(*"stale")
         await wait_for(pilot, lambda: shown_ids(app) == ["sweep-dead"], what="filter on stale")
@@ -75,7 +75,7 @@ async def test_filter_by_status_and_clear(state_dir: Path):
 async def test_sort_cycles(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         await pilot.press("s")
         assert app.sort_mode == "updated"
         await pilot.press("s")
@@ -88,7 +88,7 @@ async def test_sort_cycles(state_dir: Path):
 async def test_toggle_panels(state_dir: Path):
     app = make_app(state_dir, gpus=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         panel = app.screen_stack[0].query_one(GpuPanel)
         await wait_for(pilot, lambda: "sweep-alive" in str(panel.render()), what="GPU process attributed to its experiment")
         assert panel.display
@@ -103,7 +103,7 @@ async def test_toggle_panels(state_dir: Path):
 async def test_help_and_quit(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
         await pilot.press("escape")
@@ -117,7 +117,7 @@ async def test_watcher_follows_changes_end_to_end(state_dir: Path):
     app = make_app(state_dir)
     store = StateStore(state_dir, durable=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         store.create(native_doc("late-arrival", "running", pid=ALIVE_PID, runs=10, done=1))
         await wait_for(pilot, lambda: "late-arrival" in app.entries, what="new file shown")
         doc = ExperimentDoc.model_validate_json((state_dir / "late-arrival.json").read_bytes())
@@ -138,7 +138,7 @@ async def test_poll_mode_without_events(state_dir: Path):
 
     app = ExpwatchApp(DashboardOptions(state_dir=state_dir, poll=0.1, gpus=False), clock=lambda: FROZEN, probe=ScriptedProbe())
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         StateStore(state_dir, durable=False).create(native_doc("polled", "running", pid=ALIVE_PID))
         await wait_for(pilot, lambda: "polled" in app.entries, what="poller picks the file up")
 
@@ -157,7 +157,7 @@ async def test_read_only_hides_and_refuses_and_writes_nothing(state_dir: Path):
     try:
         app = make_app(state_dir, read_only=True)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.loaded)
+            await wait_for(pilot, lambda: app.scan_complete)
             assert app.screen_stack[0].query_one(StatusHeader).read_only
             bound = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
             assert not {"resume", "mark_stale", "cleanup"} & bound
@@ -185,7 +185,7 @@ async def test_read_only_creates_no_sidecar(tmp_path: Path):
     before = sorted(p.name for p in root.iterdir())
     app = make_app(root, read_only=True, gpus=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.scan_complete)
         await pilot.press("S")
         await pilot.pause(0.1)
     assert sorted(p.name for p in root.iterdir()) == before

@@ -22,7 +22,7 @@ def relative_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 async def _settled(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.loaded, what="initial scan")
+    await wait_for(pilot, lambda: app.scan_complete, what="initial scan")
     if app.options.gpus:
         from widgets.gpu_panel import GpuPanel
 

@@ -1,0 +1,218 @@
+"""Dashboard figures, measured on a real terminal (a pty), as a user would see them.
+
+- startup to first frame with 1k and 10k experiments (spawn -> a known row is on screen)
+- change-to-screen latency (replace a state file -> the new value is on screen)
+- idle CPU over 30 s with 10k experiments
+- CPU and bytes written to the terminal under 50 file updates per second
+
+Prints a table of medians. Run: .venv/bin/python benchmarks/bench_dashboard.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from state.lem import LemExperimentState  # noqa: E402
+from state.native import ExperimentDoc, ProcessInfo  # noqa: E402
+
+COLS, ROWS = 120, 40
+
+
+def make_dir(n: int) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=f"expwatch-bench-{n}-"))
+    now = datetime.now()
+    for i in range(n):
+        status = ("completed", "failed", "interrupted", "aggregated")[i % 4]
+        model = LemExperimentState(
+            experiment_id=f"exp-{i:06d}",
+            status=status,
+            model_name="bench-model",
+            total_runs=10,
+            completed_runs={f"r{j}": "x" for j in range(i % 10)},
+            started_at=now - timedelta(hours=1),
+            last_updated=now - timedelta(hours=2),
+        )
+        (root / f"exp-{i:06d}.json").write_text(model.to_json())
+    return root
+
+
+class Terminal:
+    """expwatch running on a pty; reads everything it writes."""
+
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.master, slave = pty.openpty()
+        os.set_blocking(self.master, False)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS))
+        env.pop("TEXTUAL", None)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/expwatch"), str(root), "--refresh", "1", *extra],
+            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        )
+        os.close(slave)
+        self.buffer = bytearray()
+        self.total = 0
+
+    def pump(self, timeout: float = 0.01) -> None:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if ready:
+            try:
+                chunk = os.read(self.master, 1 << 16)
+            except OSError:
+                return
+            self.total += len(chunk)
+            self.buffer += chunk
+            if len(self.buffer) > 1 << 20:
+                del self.buffer[: len(self.buffer) - (1 << 19)]
+
+    def wait_for(self, needle: bytes, timeout: float = 30.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if needle in self.buffer:
+                return time.perf_counter()
+            self.pump()
+        raise TimeoutError(f"{needle!r} not on screen within {timeout}s")
+
+    def drain(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            self.pump(0.05)
+
+    def close(self) -> None:
+        try:
+            os.write(self.master, b"q")
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def first_frame(n: int, repeats: int) -> tuple[list[float], list[float]]:
+    """(spawn -> first experiment rows on screen, spawn -> every file scanned and counted)."""
+    root = make_dir(n)
+    first, full = [], []
+    try:
+        for _ in range(repeats):
+            term = Terminal(root)
+            seen = term.wait_for(b"exp-0000")
+            first.append(seen - term.started)
+            done = term.wait_for(f"{n} exp".encode())
+            full.append(done - term.started)
+            term.close()
+    finally:
+        shutil.rmtree(root)
+    return first, full
+
+
+def latency_and_load(n: int, samples: int, rate: float, idle_seconds: float) -> dict[str, float]:
+    root = make_dir(n)
+    out: dict[str, float] = {}
+    term = Terminal(root)
+    try:
+        term.wait_for(f"{n} exp".encode())
+        ps = psutil.Process(term.proc.pid)
+        term.drain(3.0)
+        # idle CPU
+        cpu0 = ps.cpu_times()
+        bytes0 = term.total
+        term.drain(idle_seconds)
+        cpu1 = ps.cpu_times()
+        out["idle_cpu_pct"] = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / idle_seconds * 100
+        out["idle_bytes_per_s"] = (term.total - bytes0) / idle_seconds
+        # change-to-screen latency: the row on top (sorted by status) gets a new model name.
+        target = root / "exp-000002.json"  # interrupted: near the top of the status sort
+        lat = []
+        for i in range(samples):
+            marker = f"mdl{i:05d}"
+            model = LemExperimentState.model_validate_json(target.read_bytes())
+            model.model_name = marker
+            tmp = root / ".bench.tmp"
+            tmp.write_text(model.to_json())
+            t0 = time.perf_counter()
+            os.replace(tmp, target)
+            seen = term.wait_for(marker.encode(), timeout=5)
+            lat.append((seen - t0) * 1000)
+            term.drain(0.05)
+        out["latency_p50_ms"] = statistics.median(lat)
+        out["latency_p99_ms"] = sorted(lat)[max(0, int(len(lat) * 0.99) - 1)]
+        # 50 updates per second for 10 s, spread over 20 files
+        cpu0 = ps.cpu_times()
+        bytes0 = term.total
+        period = 1.0 / rate
+        start = time.perf_counter()
+        k = 0
+        while time.perf_counter() - start < 10.0:
+            i = k % 20
+            path = root / f"exp-{i * 4 + 2:06d}.json"
+            model = LemExperimentState.model_validate_json(path.read_bytes())
+            model.cycle_id = k
+            model.model_name = f"upd{k}"
+            tmp = root / ".bench.tmp"
+            tmp.write_text(model.to_json())
+            os.replace(tmp, path)
+            k += 1
+            next_at = start + k * period
+            while time.perf_counter() < next_at:
+                term.pump(max(0.0, min(0.01, next_at - time.perf_counter())))
+        elapsed = time.perf_counter() - start
+        cpu1 = ps.cpu_times()
+        out["load_cpu_pct"] = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
+        out["load_kb_per_s"] = (term.total - bytes0) / elapsed / 1024
+        out["load_updates_per_s"] = k / elapsed
+    finally:
+        term.close()
+        shutil.rmtree(root)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter idle window")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 5
+    idle = 10.0 if args.quick else 30.0
+    rows = []
+    for n in (1000, 10000):
+        first, full = first_frame(n, repeats)
+        rows.append((f"first frame with rows, {n} experiments", f"{statistics.median(first) * 1000:.0f} ms", "<= 1000 ms" if n == 10000 else ""))
+        rows.append((f"all {n} scanned and shown", f"{statistics.median(full) * 1000:.0f} ms", ""))
+    load = latency_and_load(10000, 20 if args.quick else 50, 50.0, idle)
+    rows += [
+        ("change-to-screen latency p50", f"{load['latency_p50_ms']:.0f} ms", "<= 50 ms"),
+        ("change-to-screen latency p99", f"{load['latency_p99_ms']:.0f} ms", "<= 150 ms"),
+        (f"idle CPU over {idle:.0f} s, 10k experiments", f"{load['idle_cpu_pct']:.2f} %", "<= 0.5 %"),
+        ("idle bytes to the terminal", f"{load['idle_bytes_per_s'] / 1024:.2f} KB/s", ""),
+        (f"CPU under {load['load_updates_per_s']:.0f} updates/s", f"{load['load_cpu_pct']:.1f} %", "<= 25 %"),
+        ("bytes to the terminal under load", f"{load['load_kb_per_s']:.1f} KB/s", "<= 50 KB/s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>12}  goal")
+    print("-" * (width + 28))
+    for name, value, goal in rows:
+        print(f"{name:<{width}}  {value:>12}  {goal}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""One step of an experiment: its recorded source, highlighted, with what is happening in it.
+
+The source shown is the text recorded when the experiment started (what the
+runs actually executed). Two flags sit above it: the processes currently in
+this step, and whether the function's text on disk no longer matches the
+recorded hash (someone edited the study while it ran).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.highlight import highlight
+from textual.widgets import Static
+
+
+class SourceCheck(str, Enum):
+    """How the function on disk compares with the source recorded at start."""
+
+    SAME = "same"
+    CHANGED = "changed"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """What one step panel shows; built in a worker from a ``StepInfo`` and the file on disk."""
+
+    name: str
+    qualname: str
+    location: str
+    """Where the function is, for display (a path relative to the project, and the line)."""
+    source: str | None
+    first_line: int
+    running_in: tuple[str, ...] = ()
+    """Who is in this step now, e.g. ``process 0 (run r-0003)``."""
+    check: SourceCheck = SourceCheck.UNKNOWN
+    check_detail: str = ""
+
+
+def numbered_source(source: str, first_line: int) -> Content:
+    """Highlighted Python with line numbers starting at the function's first line."""
+    code = highlight(source.rstrip("\n"), language="python")
+    lines = code.split("\n", allow_blank=True)
+    width = len(str(first_line + len(lines) - 1))
+    parts: list[Content | tuple[str, str] | str] = []
+    for n, line in enumerate(lines):
+        if n:
+            parts.append("\n")
+        parts.append((f"{first_line + n:>{width}} │ ", "$text-muted"))
+        parts.append(line)
+    return Content.assemble(*parts)
+
+
+def step_header(view: StepView) -> Content:
+    parts: list[Content | tuple[str, str] | str] = [
+        (view.qualname, "bold $text-primary"),
+        ("  " + view.location, "$text-muted"),
+    ]
+    if view.running_in:
+        parts += ["\n", ("● running here: " + ", ".join(view.running_in), "bold $text-success")]
+    if view.check is SourceCheck.CHANGED:
+        parts += ["\n", ("▲ changed on disk since the run started", "bold $text-warning")]
+        if view.check_detail:
+            parts += [("  " + view.check_detail, "$text-muted")]
+    elif view.check is not SourceCheck.SAME:
+        label = "source file missing" if view.check is SourceCheck.MISSING else "cannot compare with disk"
+        parts += ["\n", (f"? {label}", "$text-muted")]
+        if view.check_detail:
+            parts += [(": " + view.check_detail, "$text-muted")]
+    return Content.assemble(*parts)
+
+
+class StepSource(Vertical):
+    """A bordered panel for one step; ``update`` swaps its content in place."""
+
+    DEFAULT_CSS = """
+    StepSource {
+        height: auto;
+        border: round $primary 50%;
+        padding: 0 1;
+        margin: 0 0 1 0;
+    }
+    StepSource.-running { border: round $success; }
+    StepSource.-changed { border: round $warning; }
+    StepSource > .step-source--header { height: auto; margin-bottom: 1; }
+    StepSource > .step-source--code { height: auto; }
+    """
+
+    def __init__(self, view: StepView, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._view = view
+
+    @property
+    def view(self) -> StepView:
+        return self._view
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="step-source--header")
+        yield Static(classes="step-source--code")
+
+    def on_mount(self) -> None:
+        self._render_view()
+
+    def update(self, view: StepView) -> None:
+        if view == self._view:
+            return
+        self._view = view
+        if self.is_mounted:
+            self._render_view()
+
+    def _render_view(self) -> None:
+        view = self._view
+        self.border_title = Content(view.name)
+        self.set_class(bool(view.running_in), "-running")
+        self.set_class(view.check is SourceCheck.CHANGED, "-changed")
+        self.query_one(".step-source--header", Static).update(step_header(view))
+        code = (
+            numbered_source(view.source, view.first_line)
+            if view.source
+            else Content.styled("source not recorded", "italic $text-muted")
+        )
+        self.query_one(".step-source--code", Static).update(code)
+
+
+__all__ = ["SourceCheck", "StepSource", "StepView", "numbered_source"]

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into head, less...
+        sys.stderr.close()
+        return EXIT_OK
     except Exception as exc:  # one line, not a traceback, unless --debug
         if args.debug:
             raise

@@ -1,0 +1,82 @@
+"""``expwatch snapshot``: the main screen's content as text or Markdown.
+
+It runs the dashboard itself headless, waits for the first full scan and the
+verdicts, and prints what the table would show, cell for cell: the same code
+path as the TUI, without a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+NAME = "snapshot"
+HELP = "print the dashboard's experiments table as text or Markdown (no terminal needed)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", type=Path, help="state directory")
+    parser.add_argument("--md", action="store_true", help="Markdown table")
+    parser.add_argument("--width", type=int, default=160, help="screen width the columns are laid out for")
+
+
+async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[str]], str, str]:
+    from app.dashboard import DashboardOptions, ExpwatchApp
+    from widgets.device_panel import DevicePanel
+    from widgets.experiment_table import ExperimentTable
+    from widgets.gpu_panel import GpuPanel
+    from widgets.status_header import StatusHeader
+
+    app = ExpwatchApp(DashboardOptions(state_dir=state_dir, read_only=True, watch=False, gpus=True, refresh=0.2))
+    async with app.run_test(size=(width, 50)) as pilot:
+        deadline = asyncio.get_running_loop().time() + 120
+        while not app.scan_complete and asyncio.get_running_loop().time() < deadline:
+            await pilot.pause(0.05)
+        gpu = app.screen_stack[0].query_one(GpuPanel)
+        for _ in range(40):  # the first GPU sample, bounded
+            if getattr(gpu, "_shown", None) is not None:
+                break
+            await pilot.pause(0.05)
+        table = app.screen_stack[0].query_one(ExperimentTable)
+        labels = [c.label for c in table.columns]
+        rows = []
+        for key in table.keys:
+            cells = table._render_cells(table.get_row(key))  # noqa: SLF001 - the TUI's own cell renderer
+            plain = [c.plain if hasattr(c, "plain") else str(c) for c in cells]
+            rows.append(plain + [""] * (len(labels) - len(plain)))
+        header = app.screen_stack[0].query_one(StatusHeader)
+        from widgets.status_header import ORDER
+
+        head = " ".join(f"{header.counts[s]} {s}" for s in ORDER if header.counts.get(s))
+        gpus = getattr(gpu, "_shown", None)
+        devices = getattr(app.screen_stack[0].query_one(DevicePanel), "_shown", None)
+        extra = "\n".join(x.plain for x in (gpus, devices) if x is not None)
+    return labels, rows, head, extra
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+
+    state_dir = args.directory or resolve_state_dir(args)
+    if not state_dir.is_dir():
+        raise CommandError(f"no state directory at {state_dir}", EXIT_NOT_FOUND)
+    labels, rows, head, extra = asyncio.run(_collect(state_dir, args.width))
+    if args.md:
+        print(f"**{state_dir}**: {head or 'no experiments'}\n")
+        print("| " + " | ".join(labels) + " |")
+        print("|" + "|".join("---" for _ in labels) + "|")
+        for row in rows:
+            print("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+        if extra:
+            print("\n```\n" + extra + "\n```")
+        return 0
+    widths = [max(len(labels[i]), *(len(r[i]) for r in rows)) if rows else len(labels[i]) for i in range(len(labels))]
+    print(f"{state_dir}: {head or 'no experiments'}")
+    print("  ".join(l.ljust(w) for l, w in zip(labels, widths)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    if extra:
+        print()
+        print(extra)
+    return 0

@@ -399,7 +399,7 @@ class _Device:
 
 
 async def _machine_details(machine: Any) -> dict[str, Any]:
-    """What the machine's own state getters say; a getter that fails is left out."""
+    """What the machine's own state getters say; a getter that fails reads None, with the reason."""
     from pylabrobot.centrifuge import Centrifuge
     from pylabrobot.liquid_handling import LiquidHandler
     from pylabrobot.plate_reading import PlateReader
@@ -413,7 +413,8 @@ async def _machine_details(machine: Any) -> dict[str, Any]:
             if inspect.isawaitable(value):
                 value = await value
         except Exception as exc:
-            log.debug("reading %s failed: %s", key, exc)
+            details[key] = None
+            details["reading_error"] = f"{key}: {type(exc).__name__}: {exc}"
             return
         details[key] = value
 
@@ -443,6 +444,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+_TRANSIENT_DETAILS = ("command", "reading_error")
+"""Details that only hold until the next reading."""
 
 
 class DeviceHandle:
@@ -678,7 +683,8 @@ class WorkcellSession:
             async with device.lock:
                 details = await self._quiet_details(device)
                 with self._state_lock:
-                    merged = {**device.details, **details}
+                    kept = {k: v for k, v in device.details.items() if k not in _TRANSIENT_DETAILS}
+                    merged = {**kept, **details}
                     if merged != device.details:
                         device.details = merged
                         device.updated_at = datetime.now(timezone.utc)
@@ -697,7 +703,7 @@ class WorkcellSession:
             if error is not ...:
                 device.error = error  # type: ignore[assignment]
             if details is not None:
-                keep = {k: v for k, v in device.details.items() if k not in ("command",)}
+                keep = {k: v for k, v in device.details.items() if k not in _TRANSIENT_DETAILS}
                 device.details = {**keep, **details}
                 if status is not DeviceStatus.IN_USE:
                     device.details.pop("command", None)

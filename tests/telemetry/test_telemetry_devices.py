@@ -271,3 +271,22 @@ def test_handles_refuse_private_names_and_closed_sessions(publish_dir):
     session.close()
     with pytest.raises(RuntimeError, match="closed"):
         handle.open_door()
+
+
+def test_a_failing_state_getter_reads_none_with_the_reason(publish_dir):
+    with open_workcell(parse_workcell(demo_subset("heater_shaker")), publish_dir=publish_dir, log=io.StringIO()) as session:
+        handle = session.devices["heater_shaker"]
+
+        async def broken_reading() -> float:
+            raise TimeoutError("no answer from the controller")
+
+        handle.machine.backend.get_current_temperature = broken_reading
+        handle.lock_plate()
+        details = handle.state().details
+        assert details["temperature_c"] is None
+        assert details["reading_error"] == "temperature_c: TimeoutError: no answer from the controller"
+        assert handle.status is DeviceStatus.AVAILABLE
+        del handle.machine.backend.get_current_temperature
+        handle.unlock_plate()
+        assert "reading_error" not in handle.state().details
+        assert handle.state().details["temperature_c"] == 0.0

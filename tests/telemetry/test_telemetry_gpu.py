@@ -154,7 +154,7 @@ def test_driver_disappearing_mid_run_returns_to_retrying(monkeypatch):
     assert source.sample().status == GPU_STATUS_NO_DRIVER
 
 
-def test_simulated_source_is_deterministic_labelled_and_accumulates_energy():
+def test_simulated_source_is_deterministic_and_labelled():
     clock = FakeClock(0.0)
     a = SimulatedGpuSource(count=3, seed=7, clock=clock)
     b = SimulatedGpuSource(count=3, seed=7, clock=clock)
@@ -165,16 +165,37 @@ def test_simulated_source_is_deterministic_labelled_and_accumulates_energy():
     assert sa.simulated and sa.ok and len(sa.gpus) == 3
     assert [g.processes for g in sa.gpus] == [g.processes for g in sb.gpus]
     assert sa.gpus[1].processes[0].pid == 1234
+    assert sa.gpus[1].memory_used_bytes == 2**30 + 512 * 2**20
     assert [g.utilization_gpu for g in sa.gpus] == [g.utilization_gpu for g in sb.gpus]
-    assert sa.gpus[1].utilization_gpu >= 70.0
-    before = a.read_energy_mj([0, 1, 2])
-    clock.now = 20.0
-    after = a.read_energy_mj([0, 1, 2])
-    for i in range(3):
-        watts = a.sample().gpus[i].power_watts
-        assert after[i] - before[i] == pytest.approx(watts * 10 * 1000, rel=1e-3)
+    assert sa.gpus[1].utilization_gpu >= 70.0 and sa.gpus[0].utilization_gpu < 10.0
     a.unassign(1234)
     assert a.sample().gpus[1].processes == ()
+
+
+def test_simulated_energy_integrates_power_and_ignores_read_frequency():
+    clock = FakeClock(100.0)
+    source = SimulatedGpuSource(count=2, seed=3, clock=clock)
+    other = SimulatedGpuSource(count=2, seed=3, clock=clock)
+    source.assign(42, 0)
+    other.assign(42, 0)
+    before = source.read_energy_mj([0, 1])
+    # Integrate the sampled power numerically over 30 s (midpoint rule, 0.01 s steps).
+    integral = {0: 0.0, 1: 0.0}
+    for step in range(3000):
+        clock.now = 100.0 + (step + 0.5) * 0.01
+        for gpu in source.sample().gpus:
+            integral[gpu.index] += gpu.power_watts * 0.01 * 1000.0
+    clock.now = 130.0
+    after = source.read_energy_mj([0, 1])
+    for i in (0, 1):
+        assert after[i] - before[i] == pytest.approx(integral[i], rel=2e-3)
+    assert after[0] - before[0] > 30 * 0.85 * source.sample().gpus[0].power_limit_watts * 1000 * 0.5
+    # A source read once agrees with one read 3000 times: the runner and the dashboard see one counter.
+    assert other.read_energy_mj([0, 1]) == after
+    # Assigning a process changes power, not the counter's value at that instant.
+    at = source.read_energy_mj([1])[1]
+    source.assign(7, 1)
+    assert abs(source.read_energy_mj([1])[1] - at) <= 1
 
 
 def test_make_gpu_source_honours_the_environment(monkeypatch):

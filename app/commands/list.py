@@ -1,0 +1,150 @@
+"""``expwatch list``: every experiment in the state directory, one row each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from app.commands._common import age_of, iso, open_store, table
+from state.record import BrokenRecord, ExperimentRecord
+from state.transitions import ExperimentStatus
+from state.verdict import StaleVerdict
+
+NAME = "list"
+HELP = "list the experiments in the state directory (status, owner verdict, progress)"
+
+STATUSES = [s.value for s in ExperimentStatus] + ["broken"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array, one object per experiment")
+    form.add_argument("--md", action="store_true", help="a Markdown table")
+    parser.add_argument(
+        "--status",
+        action="append",
+        metavar="S",
+        help=f"only these statuses (repeat or comma-separate): {', '.join(STATUSES)}",
+    )
+
+
+def _statuses(given: list[str] | None) -> set[str] | None:
+    from app.cli import EXIT_USAGE, CommandError
+
+    if not given:
+        return None
+    wanted = {s.strip().lower() for item in given for s in item.split(",") if s.strip()}
+    unknown = wanted - set(STATUSES)
+    if unknown:
+        raise CommandError(f"unknown status {', '.join(sorted(unknown))} (known: {', '.join(STATUSES)})", EXIT_USAGE)
+    return wanted
+
+
+def _verdict_json(verdict: StaleVerdict | None) -> dict[str, Any] | None:
+    if verdict is None:
+        return None
+    return {"liveness": verdict.liveness.value, "reason": verdict.reason, "evidence": list(verdict.evidence)}
+
+
+def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[str, Any]:
+    return {
+        "experiment_id": record.experiment_id,
+        "key": record.key,
+        "status": record.status,
+        "raw_status": record.raw_status,
+        "format": record.format.value,
+        "path": str(record.path),
+        "name": record.name,
+        "runs_done": record.runs_done,
+        "runs_failed": record.runs_failed,
+        "runs_total": record.runs_total,
+        "processes_done": record.processes_done,
+        "processes_total": record.processes_total,
+        "attempt": record.attempt,
+        "verdict": _verdict_json(verdict),
+        "started_at": iso(record.started_at),
+        "last_updated": iso(record.last_updated),
+        "error_message": record.error_message,
+        "log_path": record.log_path,
+    }
+
+
+def broken_json(entry: BrokenRecord) -> dict[str, Any]:
+    return {
+        "experiment_id": entry.key,
+        "key": entry.key,
+        "status": "broken",
+        "format": None,
+        "path": str(entry.path),
+        "error": entry.reason,
+    }
+
+
+def _sort_key(entry: ExperimentRecord | BrokenRecord) -> tuple[int, float, str]:
+    if isinstance(entry, BrokenRecord):
+        return (1, 0.0, entry.key)
+    when = entry.last_updated or entry.started_at
+    return (0, -(when.timestamp() if when else 0.0), entry.key)
+
+
+def _status_cell(record: ExperimentRecord, verdict: StaleVerdict | None) -> str:
+    if verdict is None:
+        return record.status
+    if verdict.is_dead:
+        return f"{record.status} (STALE: owner dead)"
+    if verdict.is_alive:
+        return f"{record.status} (alive)"
+    return f"{record.status} (owner unknown)"
+
+
+def _progress(record: ExperimentRecord) -> str:
+    if not record.runs_total and not record.runs_done:
+        return "-"
+    text = f"{record.runs_done}/{record.runs_total}"
+    if record.runs_failed:
+        text += f" ({record.runs_failed} failed)"
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from runtime.actions import verdict_for
+
+    wanted = _statuses(args.status)
+    store = open_store(args, read_only=True)
+    store.scan()
+    entries = sorted(store.entries.values(), key=_sort_key)
+    if wanted is not None:
+        entries = [e for e in entries if e.status in wanted]
+    verdicts: dict[str, StaleVerdict | None] = {}
+    for entry in entries:
+        if isinstance(entry, ExperimentRecord) and entry.status == ExperimentStatus.RUNNING.value:
+            verdicts[entry.key] = verdict_for(entry)
+    if args.json:
+        out = [
+            broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdicts.get(e.key))
+            for e in entries
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    now = datetime.now().astimezone()
+    rows = [["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]
+    for entry in entries:
+        if isinstance(entry, BrokenRecord):
+            rows.append([entry.key, f"broken: {entry.reason}", "-", "-", "-", "-"])
+            continue
+        procs = f"{entry.processes_done}/{entry.processes_total}" if entry.processes_total else "-"
+        rows.append([
+            entry.experiment_id,
+            _status_cell(entry, verdicts.get(entry.key)),
+            _progress(entry),
+            procs,
+            age_of(entry.last_updated, now),
+            entry.format.value,
+        ])
+    if len(rows) == 1 and not args.md:
+        print(f"no experiments in {store.root}" + (" with that status" if wanted else ""))
+        return 0
+    print(table(rows, markdown=args.md))
+    return 0

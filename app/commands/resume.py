@@ -1,0 +1,45 @@
+"""``expwatch resume ID``: relaunch an interrupted or failed experiment, detached."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from app.commands._common import add_read_only_argument, state_dir, store_errors
+from state.store import StateStore
+
+NAME = "resume"
+HELP = "resume an interrupted or failed experiment (only its unfinished runs), detached"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help="experiment id or file name")
+    parser.add_argument("--dry-run", action="store_true", help="show what would run, change nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="run the failed runs again too")
+    parser.add_argument(
+        "--resume-template",
+        default=None,
+        metavar="T",
+        help="command for llenergymeasure experiments (default $EXPWATCH_RESUME_TEMPLATE or "
+        "'lem experiment --resume {experiment_id}'; fields {experiment_id} {state_dir} {config_path})",
+    )
+    add_read_only_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli import EXIT_REFUSED
+    from runtime.actions import plan_resume, resume_experiment
+
+    store = StateStore(state_dir(args), read_only=args.read_only)
+    template = args.resume_template or os.environ.get("EXPWATCH_RESUME_TEMPLATE") or None
+    with store_errors():
+        if args.dry_run:
+            plan = plan_resume(store, args.id, retry_failed=args.retry_failed, template=template)
+            print("\n".join(plan.describe()))
+            return 0 if plan.allowed else EXIT_REFUSED
+        result = resume_experiment(store, args.id, retry_failed=args.retry_failed, template=template)
+    plan = result.plan
+    print(f"resumed {plan.experiment_id}: pid {result.pid}, {plan.runs_to_run} runs to run; log {result.log_path}"
+          if plan.format.value == "expwatch-1"
+          else f"resumed {plan.experiment_id}: pid {result.pid} ({' '.join(plan.argv)}); log {result.log_path}")
+    return 0

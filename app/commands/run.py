@@ -1,0 +1,58 @@
+"""``expwatch run STUDY.py``: run a study's grid across worker processes, recording everything."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "run"
+HELP = "run a study file (steps over a parameter grid) across processes, recorded in the state directory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="the study file (a Python module with `steps` and `grid`)")
+    parser.add_argument("--processes", "-p", type=int, default=None, metavar="N", help="worker processes (default 1)")
+    parser.add_argument("--gpus", default=None, metavar="0,1,...",
+                        help="GPU ids: worker i gets gpus[i % len] as its CUDA_VISIBLE_DEVICES")
+    parser.add_argument("--name", default=None, help="a readable name for the experiment")
+    parser.add_argument("--id", dest="experiment_id", default=None, help="the experiment id (default: generated)")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    parser.add_argument("--workcell", type=Path, default=None, metavar="FILE",
+                        help="lab devices for the steps (run.devices[name]); needs a single process")
+    parser.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+                        help="on SIGINT/SIGTERM, how long workers may finish their run (default 10)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+    from app.commands._common import store_errors
+    from runtime.runner import RunnerError, run_study
+
+    if not args.study.is_file():
+        raise CommandError(f"no study file at {args.study}", EXIT_NOT_FOUND)
+    if args.workcell is not None and not args.workcell.is_file():
+        raise CommandError(f"no workcell file at {args.workcell}", EXIT_NOT_FOUND)
+    try:
+        with store_errors():
+            outcome = run_study(
+                args.study,
+                resolve_state_dir(args),
+                processes=args.processes,
+                gpus=args.gpus,
+                name=args.name,
+                experiment_id=args.experiment_id,
+                fail_fast=args.fail_fast,
+                workcell=args.workcell,
+                grace_s=args.grace,
+                out=lambda line: print(line, flush=True),
+            )
+    except RunnerError as exc:
+        raise CommandError(str(exc), exc.code) from None
+    summary = f"{outcome.runs_completed}/{outcome.runs_total} runs completed"
+    if outcome.runs_failed:
+        summary += f", {outcome.runs_failed} failed"
+    print(f"{outcome.experiment_id} {outcome.status.value}: {summary}")
+    if outcome.status.value != "completed":
+        print(f"  {outcome.message}")
+        print(f"  details: expwatch show {outcome.experiment_id}; log {outcome.log_path}")
+    return outcome.exit_code

@@ -1,0 +1,123 @@
+"""``expwatch show ID``: one experiment in full (status, verdict, processes, failures, history)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from app.commands._common import age_of, open_store, store_errors, table
+from app.commands.list import record_json
+from state.native import ExperimentDoc, RunStatus
+
+NAME = "show"
+HELP = "show one experiment: status, owner verdict, processes, failed runs, history"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help="experiment id or file name (without .json)")
+    parser.add_argument("--json", action="store_true", help="the summary, the verdict and the state file as JSON")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _native_lines(doc: ExperimentDoc) -> list[str]:
+    lines: list[str] = []
+    pending = sum(1 for r in doc.runs if r.status in (RunStatus.PENDING, RunStatus.RUNNING))
+    lines.append(f"study        {doc.study_path or '-'}")
+    if doc.config:
+        lines.append(f"config       {json.dumps(doc.config, default=str)}")
+    if doc.grid:
+        axes = ", ".join(f"{k}: {len(v)}" for k, v in doc.grid.items())
+        lines.append(f"grid         {axes}")
+    lines.append(f"pending      {pending}")
+    if doc.resume is not None:
+        lines.append(f"resume with  {' '.join(doc.resume.argv)}  (in {doc.resume.cwd})")
+    if doc.processes:
+        lines.append("")
+        rows = [["PROC", "STATUS", "GPU", "PID", "RUNS", "CURRENT", "HEARTBEAT", "ERROR"]]
+        for _, p in sorted(doc.processes.items(), key=lambda kv: kv[1].process_index):
+            current = f"{p.current_run} / {p.current_step}" if p.current_run else "-"
+            rows.append([
+                str(p.process_index),
+                p.status.value,
+                "-" if p.gpu_id is None else str(p.gpu_id),
+                str(p.owner.pid) if p.owner else "-",
+                f"{p.runs_done}/{p.runs_total}" + (f" ({p.runs_failed} failed)" if p.runs_failed else ""),
+                current,
+                age_of(p.heartbeat_at),
+                p.error_message or "",
+            ])
+        lines += table(rows).splitlines()
+    failed = [r for r in doc.runs if r.status is RunStatus.FAILED]
+    if failed:
+        lines.append("")
+        lines.append(f"failed runs ({len(failed)}):")
+        for rec in failed[:20]:
+            exc = rec.exception
+            where = f" in step {rec.current_step}" if rec.current_step else ""
+            lines.append(f"  {rec.id_run} {json.dumps(rec.params, default=str)}{where}: "
+                         f"{exc.type if exc else '?'}: {exc.message if exc else ''}")
+        if len(failed) > 20:
+            lines.append(f"  ... and {len(failed) - 20} more")
+        first = failed[0].exception
+        if first is not None and first.traceback:
+            lines.append("")
+            lines.append(f"traceback of run {failed[0].id_run}:")
+            lines += ["  " + line for line in first.traceback.rstrip().splitlines()]
+    if doc.history:
+        lines.append("")
+        lines.append("history:")
+        for h in doc.history:
+            src = h.from_status.value if h.from_status else "-"
+            lines.append(f"  {_when(h.at)}  {src} -> {h.to.value}  by {h.who}" + (f": {h.why}" if h.why else ""))
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from runtime.actions import load_experiment, verdict_for
+
+    store = open_store(args, read_only=True)
+    with store_errors():
+        loaded, record = load_experiment(store, args.id)
+    verdict = verdict_for(record)
+    if args.json:
+        state: Any = loaded.model.model_dump(mode="json", by_alias=True)
+        out = {**record_json(record, verdict), "state": state}
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    lines = [
+        f"experiment   {record.experiment_id}" + (f"  ({record.name})" if record.name else ""),
+        f"format       {record.format.value}",
+        f"status       {record.status}" + (f" [{record.raw_status}]" if record.raw_status not in (None, record.status) else ""),
+        (f"owner        {verdict.liveness.value}: {verdict.reason}"
+         if record.status in ("running", "initialised") or verdict.is_alive
+         else f"owner        none running ({verdict.reason})"),
+        f"file         {record.path}",
+    ]
+    if record.runs_total or record.runs_done:
+        lines.append(f"runs         {record.runs_done} completed, {record.runs_failed} failed, {record.runs_total} total")
+    if record.format.value == "expwatch-1":
+        lines.append(f"attempt      {record.attempt}")
+    lines.append(f"started      {_when(record.started_at)}")
+    lines.append(f"updated      {_when(record.last_updated)} ({age_of(record.last_updated)} ago)")
+    if record.finished_at:
+        lines.append(f"finished     {_when(record.finished_at)}")
+    if record.energy_joules is not None:
+        lines.append(f"GPU energy   {record.energy_joules:.1f} J")
+    if record.log_path:
+        lines.append(f"log          {record.log_path}")
+    if record.error_message:
+        lines.append(f"error        {record.error_message}")
+    model = loaded.model
+    if isinstance(model, ExperimentDoc):
+        lines += _native_lines(model)
+    else:
+        lines.append(f"pid          {record.legacy_pid if record.legacy_pid is not None else '-'}")
+        if record.config_hash:
+            lines.append(f"config hash  {record.config_hash}")
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,162 @@
+"""Launching detached processes: the resumed runner, and llenergymeasure's resume command.
+
+A launched process gets its own session (a terminal hang-up or Ctrl-C in the
+launching shell does not reach it), stdin from /dev/null and its output
+appended to a log file in the state directory. A reaper thread waits for it,
+so a long-lived launcher (the dashboard) collects no zombies.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+DEFAULT_LEM_TEMPLATE = "lem experiment --resume {experiment_id}"
+TEMPLATE_ENV = "EXPWATCH_RESUME_TEMPLATE"
+TEMPLATE_FIELDS = ("experiment_id", "state_dir", "config_path")
+
+#: Environment variables a resumed runner must see again.
+CARRIED_ENV = ("PYTHONPATH", "EXPWATCH_SIMULATE_GPUS", "CUDA_VISIBLE_DEVICES")
+
+
+class LaunchError(Exception):
+    """The command cannot be launched; the message says why in one line."""
+
+
+def project_root() -> Path:
+    """The folder holding the ``runtime`` package (put on PYTHONPATH for child interpreters)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child Python that must import our packages."""
+    env = dict(os.environ)
+    if extra:
+        env.update(extra)
+    root = str(project_root())
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        paths.append(root)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def runner_argv(
+    experiment_id: str,
+    state_dir: Path,
+    *,
+    gpus: Sequence[int] = (),
+    fail_fast: bool = False,
+    grace_s: float | None = None,
+    workcell: Path | None = None,
+    python: str | None = None,
+) -> list[str]:
+    """The command that resumes an expwatch experiment (recorded in its ResumeSpec)."""
+    argv = [
+        python or sys.executable,
+        "-m",
+        "runtime.runner",
+        "--resume",
+        experiment_id,
+        "--state-dir",
+        str(Path(state_dir).resolve()),
+    ]
+    if gpus:
+        argv += ["--gpus", ",".join(str(g) for g in gpus)]
+    if fail_fast:
+        argv.append("--fail-fast")
+    if grace_s is not None:
+        argv += ["--grace", f"{grace_s:g}"]
+    if workcell is not None:
+        argv += ["--workcell", str(Path(workcell).resolve())]
+    return argv
+
+
+def carried_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in CARRIED_ENV if k in os.environ}
+
+
+def resolve_template(template: str | None) -> str:
+    return template or os.environ.get(TEMPLATE_ENV) or DEFAULT_LEM_TEMPLATE
+
+
+def expand_template(template: str, **fields: str) -> list[str]:
+    """Split the template like a shell would, then fill each word (values never re-split)."""
+    try:
+        words = shlex.split(template)
+    except ValueError as exc:
+        raise LaunchError(f"resume template {template!r} does not parse: {exc}") from None
+    if not words:
+        raise LaunchError("resume template is empty")
+    values = {name: fields.get(name) or "" for name in TEMPLATE_FIELDS}
+    try:
+        return [word.format(**values) for word in words]
+    except (KeyError, IndexError) as exc:
+        known = ", ".join("{" + n + "}" for n in TEMPLATE_FIELDS)
+        raise LaunchError(f"resume template {template!r} uses unknown field {exc} (known: {known})") from None
+    except ValueError as exc:
+        raise LaunchError(f"resume template {template!r} is malformed: {exc}") from None
+
+
+def find_executable(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
+    """The full path of ``argv[0]``, or ``LaunchError`` saying it is not there."""
+    program = argv[0]
+    path = (env or os.environ).get("PATH")
+    found = shutil.which(program, path=path)
+    if found is None:
+        where = "" if os.sep in program else " on PATH"
+        raise LaunchError(f"{program}: command not found{where}")
+    return found
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    proc.wait()
+
+
+def open_log(log_path: Path, header: str) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    os.write(fd, f"\n== {stamp} {header}\n".encode())
+    return fd
+
+
+def launch_detached(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    header: str = "launch",
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session with its output appended to ``log_path``."""
+    fd = open_log(log_path, f"{header}: {shlex.join(argv)} (in {cwd})")
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise LaunchError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    threading.Thread(target=_reap, args=(proc,), name=f"expwatch-reap-{proc.pid}", daemon=True).start()
+    return proc
+
+
+def log_path_for(logs_dir: Path, key: str) -> Path:
+    """The one log file of an experiment (every attempt appends to it)."""
+    return logs_dir / f"{key}.log"

@@ -1,0 +1,1030 @@
+"""The runner: one coordinator process, N worker processes, one state file.
+
+The coordinator is the only writer of the experiment's state file. Workers
+(``runtime.worker``) report run results in batches over a socket pair; the
+coordinator applies them to its in-memory ``ExperimentDoc`` and writes it
+coalesced: at most every ``min_write_interval_s`` (stretched when a write is
+slow, so that writing never eats more than about a third of the time), at
+once on every status change, and at least every heartbeat.
+
+Started by ``expwatch run STUDY.py`` (the command's process becomes the
+coordinator) or by ``expwatch resume`` as ``python -m runtime.runner
+--resume ID``, which adopts an experiment whose recorded owner is itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from runtime import protocol
+from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
+from runtime.liveness import identity_of
+from runtime.study import Study, StudyError, load_study
+from state.hashing import compute_config_hash
+from state.journal import current_user
+from state.mutations import apply_transition
+from state.native import (
+    EnergyInfo,
+    ExceptionInfo,
+    ExperimentDoc,
+    HistoryEntry,
+    OwnerIdentity,
+    ProcessInfo,
+    ResumeSpec,
+    RunRecord,
+    RunStatus,
+    StepInfo,
+)
+from state.paths import unsafe_id_reason
+from state.store import ConflictError, StateStore, StoreError
+from state.transitions import ExperimentStatus, ProcessStatus
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFLICT = 5
+EXIT_INTERRUPTED = 130
+
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+class RunnerError(Exception):
+    """The runner cannot start; the message says why in one line."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+class OwnershipLost(Exception):
+    """Another process took over the state file: this coordinator must stop writing."""
+
+
+@dataclass
+class RunnerOptions:
+    processes: int = 1
+    gpus: tuple[int, ...] = ()
+    fail_fast: bool = False
+    grace_s: float = 10.0
+    heartbeat_s: float = 2.0
+    flush_s: float = 0.05
+    min_write_interval_s: float = 0.2
+    max_write_interval_s: float = 2.0
+    kill_after_s: float = 5.0
+    max_restarts: int = 2
+    workcell: Path | None = None
+
+
+@dataclass
+class Outcome:
+    experiment_id: str
+    key: str
+    status: ExperimentStatus
+    exit_code: int
+    path: Path
+    log_path: Path
+    runs_total: int
+    runs_completed: int
+    runs_failed: int
+    message: str
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        return f"killed by signal {-returncode} ({_signal_name(returncode)})"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class _Worker:
+    index: int
+    gpu_id: int | None
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket
+    reader: protocol.LineReader = field(default_factory=protocol.LineReader)
+    outstanding: deque[int] = field(default_factory=deque)
+    current: int | None = None
+    said_bye: bool = False
+    fatal: str | None = None
+    sent_done: bool = False
+    open: bool = True
+    need: bool = False
+    terminated_at: float | None = None
+    killed: bool = False
+
+
+class Coordinator:
+    """Drives the workers of one experiment and keeps its state file current."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        key: str,
+        doc: ExperimentDoc,
+        version: Any,
+        study: Study,
+        options: RunnerOptions,
+        *,
+        log_path: Path,
+        out: Callable[[str], None] | None = None,
+    ):
+        self.store = store
+        self.key = key
+        self.doc = doc
+        self.version = version
+        self.study = study
+        self.options = options
+        self.log_path = log_path
+        self.out = out or (lambda line: None)
+        self.me: OwnerIdentity = doc.owner or identity_of()
+        self.tz: tzinfo | None = _now().tzinfo
+        self.who = f"{current_user()}@runner"
+
+        self.sel = selectors.DefaultSelector()
+        self.workers: dict[int, _Worker] = {}
+        self.restarts: dict[int, int] = {}
+        self.pending: deque[int] = deque()
+        self.avg_run_s: float | None = None
+
+        self.stopping = False
+        self.stop_reason: str | None = None
+        self.stop_status = ExperimentStatus.INTERRUPTED
+        self.grace_deadline: float | None = None
+        self.first_failure: str | None = None
+        self.worker_errors: list[str] = []
+
+        self.dirty = True
+        self.last_write = 0.0
+        self.next_write_at = 0.0
+        self.write_interval = options.min_write_interval_s
+        self.writes = 0
+
+        self._signals: deque[int] = deque()
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self._old_wakeup_fd: int | None = None
+        self._log_fd: int | None = None
+        self._energy = None
+        self._energy_gpus: list[int] = []
+
+    # -- logging ---------------------------------------------------------------
+    def log(self, line: str) -> None:
+        if self._log_fd is None:
+            return
+        stamp = datetime.now().strftime("%H:%M:%S")
+        with contextlib.suppress(OSError):
+            os.write(self._log_fd, f"[{stamp} coordinator] {line}\n".encode("utf-8", "replace"))
+
+    # -- signals ---------------------------------------------------------------
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._old_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for signum in _SIGNAL_NAMES:
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            with contextlib.suppress(Exception):
+                signal.signal(signum, handler)
+        if self._old_wakeup_fd is not None:
+            with contextlib.suppress(Exception):
+                signal.set_wakeup_fd(self._old_wakeup_fd)
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+
+    def _take_signals(self) -> None:
+        if self._wake_r is not None:
+            with contextlib.suppress(OSError):
+                while self._wake_r.recv(4096):
+                    pass
+        while self._signals:
+            signum = self._signals.popleft()
+            name = _SIGNAL_NAMES.get(signum, str(signum))
+            if self.stopping and self.stop_status is ExperimentStatus.INTERRUPTED:
+                self.log(f"second {name}: terminating workers now")
+                self.grace_deadline = time.monotonic()
+            else:
+                self.request_stop(f"interrupted by {name}", ExperimentStatus.INTERRUPTED)
+
+    # -- workers ---------------------------------------------------------------
+    def _gpu_for(self, index: int) -> int | None:
+        gpus = self.options.gpus
+        return gpus[index % len(gpus)] if gpus else None
+
+    def _spawn(self, index: int) -> _Worker:
+        gpu = self._gpu_for(index)
+        parent, child = socket.socketpair()
+        cmd = [
+            sys.executable, "-m", "runtime.worker",
+            "--fd", str(child.fileno()),
+            "--study", str(self.study.path),
+            "--index", str(index),
+            "--parent", str(os.getpid()),
+            "--flush", f"{self.options.flush_s:g}",
+            "--heartbeat", f"{self.options.heartbeat_s:g}",
+        ]
+        if gpu is not None:
+            cmd += ["--gpu", str(gpu)]
+        if self.options.workcell is not None:
+            cmd += ["--workcell", str(self.options.workcell), "--publish-dir", str(self.store.devices_dir)]
+        extra = {"EXPWATCH_EXPERIMENT_ID": self.doc.experiment_id, "EXPWATCH_PROCESS_INDEX": str(index)}
+        if gpu is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_fd,
+                stderr=self._log_fd,
+                env=python_env(extra),
+                close_fds=True,
+            )
+        finally:
+            child.close()
+        worker = _Worker(index=index, gpu_id=gpu, proc=proc, sock=parent)
+        self.sel.register(parent, selectors.EVENT_READ, worker)
+        self.workers[index] = worker
+        protocol.send(parent, {
+            "t": "init",
+            "experiment_id": self.doc.experiment_id,
+            "attempt": self.doc.attempt,
+            "config": self.doc.config,
+        })
+        info = self.doc.processes[str(index)]
+        info.owner = identity_of(proc.pid, role="worker", process_index=index)
+        info.status = ProcessStatus.RUNNING
+        info.started_at = _now()
+        info.heartbeat_at = info.started_at
+        info.completed_at = None
+        info.error_message = None
+        self.log(f"worker {index} started: pid {proc.pid}" + (f", gpu {gpu}" if gpu is not None else ""))
+        self.dirty = True
+        return worker
+
+    def _send(self, worker: _Worker, message: dict[str, Any]) -> None:
+        if not worker.open:
+            return
+        try:
+            protocol.send(worker.sock, message)
+        except OSError:
+            pass  # the worker is gone; its EOF is handled by the loop
+
+    def _target(self) -> int:
+        """How many runs each worker should hold: about a quarter second of work."""
+        if self.avg_run_s is None:
+            return 2
+        return max(1, min(1024, math.ceil(0.25 / max(self.avg_run_s, 1e-6))))
+
+    def _dispatch(self) -> None:
+        if self.stopping:
+            return
+        ready = [w for w in self.workers.values() if w.open and w.fatal is None and not w.sent_done]
+        if self.pending and ready:
+            target = self._target()
+            fair = math.ceil(len(self.pending) / len(ready))
+            for worker in ready:
+                if not self.pending:
+                    break
+                held = len(worker.outstanding)
+                if held > target // 2 and not (worker.need and held == 0):
+                    continue
+                take = min(target - held, max(fair, 1), len(self.pending))
+                if take <= 0:
+                    continue
+                batch = []
+                for _ in range(take):
+                    index = self.pending.popleft()
+                    rec = self.doc.runs[index]
+                    batch.append([index, rec.id_run, rec.params])
+                    worker.outstanding.append(index)
+                worker.need = False
+                self._send(worker, {"t": "assign", "runs": batch})
+        if not self.pending and all(not w.outstanding for w in self.workers.values() if w.open):
+            for worker in ready:
+                worker.sent_done = True
+                self._send(worker, {"t": "done"})
+
+    def request_stop(self, reason: str, status: ExperimentStatus) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_reason = reason
+        self.stop_status = status
+        self.grace_deadline = time.monotonic() + self.options.grace_s
+        self.log(f"stopping: {reason} (grace {self.options.grace_s:g}s)")
+        for worker in self.workers.values():
+            self._send(worker, {"t": "stop"})
+        self.dirty = True
+
+    def _enforce_grace(self) -> None:
+        if not self.stopping or self.grace_deadline is None:
+            return
+        now = time.monotonic()
+        if now < self.grace_deadline:
+            return
+        for worker in self.workers.values():
+            if worker.proc.poll() is not None:
+                continue
+            if worker.terminated_at is None:
+                self.log(f"worker {worker.index} (pid {worker.proc.pid}) still busy after the grace period: SIGTERM")
+                worker.terminated_at = now
+                with contextlib.suppress(OSError):
+                    worker.proc.terminate()
+            elif not worker.killed and now - worker.terminated_at > self.options.kill_after_s:
+                self.log(f"worker {worker.index} (pid {worker.proc.pid}) ignored SIGTERM: SIGKILL")
+                worker.killed = True
+                with contextlib.suppress(OSError):
+                    worker.proc.kill()
+
+    # -- messages --------------------------------------------------------------
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            data = worker.sock.recv(1 << 18)
+        except OSError:
+            data = b""
+        if not data:
+            self._on_eof(worker)
+            return
+        try:
+            for message in worker.reader.feed(data):
+                self._on_message(worker, message)
+        except ValueError as exc:
+            self.log(f"worker {worker.index}: unreadable message ({exc}); dropping the connection")
+            with contextlib.suppress(OSError):
+                worker.proc.kill()
+            self._on_eof(worker)
+
+    def _on_message(self, worker: _Worker, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        info = self.doc.processes[str(worker.index)]
+        if kind == "batch":
+            info.heartbeat_at = datetime.fromtimestamp(message["at"], self.tz)
+            for result in message["done"]:
+                self._apply_result(worker, info, result)
+            self._apply_current(worker, info, message.get("cur"))
+            if message.get("need"):
+                worker.need = True
+            self.dirty = True
+        elif kind == "fatal":
+            worker.fatal = message.get("error") or "worker failed"
+            self.log(f"worker {worker.index} failed: {worker.fatal}\n{message.get('traceback', '')}")
+            self.worker_errors.append(f"worker {worker.index}: {worker.fatal}")
+        elif kind == "bye":
+            worker.said_bye = True
+
+    def _apply_result(self, worker: _Worker, info: ProcessInfo, result: dict[str, Any]) -> None:
+        index = result["i"]
+        if worker.outstanding and worker.outstanding[0] == index:
+            worker.outstanding.popleft()
+        else:
+            with contextlib.suppress(ValueError):
+                worker.outstanding.remove(index)
+        rec = self.doc.runs[index]
+        outcome = result["s"]
+        rec.fields = result.get("f") or {}
+        rec.state = result.get("st") or {}
+        rec.process_index = worker.index
+        rec.attempt = self.doc.attempt
+        rec.started_at = datetime.fromtimestamp(result["t0"], self.tz)
+        duration = max(0.0, result["t1"] - result["t0"])
+        if outcome == "completed":
+            rec.status = RunStatus.COMPLETED
+            rec.exception = None
+            rec.current_step = None
+            rec.completed_at = datetime.fromtimestamp(result["t1"], self.tz)
+            info.runs_done += 1
+        elif outcome == "failed":
+            rec.status = RunStatus.FAILED
+            rec.exception = ExceptionInfo(**result["e"])
+            rec.current_step = result.get("step")
+            rec.completed_at = datetime.fromtimestamp(result["t1"], self.tz)
+            info.runs_failed += 1
+            self._on_run_failed(rec)
+        else:  # interrupted: it will run again
+            rec.status = RunStatus.PENDING
+            rec.current_step = None
+            rec.completed_at = None
+            self.pending.appendleft(index)
+        if worker.current == index:
+            worker.current = None
+        self.avg_run_s = duration if self.avg_run_s is None else 0.9 * self.avg_run_s + 0.1 * duration
+
+    def _apply_current(self, worker: _Worker, info: ProcessInfo, cur: dict[str, Any] | None) -> None:
+        if cur is None:
+            worker.current = None
+            info.current_run = None
+            info.current_step = None
+            return
+        rec = self.doc.runs[cur["i"]]
+        if rec.status is RunStatus.COMPLETED:
+            return
+        worker.current = cur["i"]
+        rec.status = RunStatus.RUNNING
+        rec.process_index = worker.index
+        rec.attempt = self.doc.attempt
+        rec.current_step = cur.get("step")
+        rec.started_at = datetime.fromtimestamp(cur["t0"], self.tz)
+        if "f" in cur:
+            rec.fields = cur["f"]
+        info.current_run = rec.id_run
+        info.current_step = rec.current_step
+
+    def _on_run_failed(self, rec: RunRecord) -> None:
+        exc = rec.exception
+        summary = f"run {rec.id_run} failed: {exc.type}: {exc.message}" if exc else f"run {rec.id_run} failed"
+        if self.first_failure is None:
+            self.first_failure = summary
+        if self.options.fail_fast:
+            self.request_stop(f"fail-fast: {summary}", ExperimentStatus.FAILED)
+
+    def _on_eof(self, worker: _Worker) -> None:
+        if not worker.open:
+            return
+        worker.open = False
+        with contextlib.suppress(Exception):
+            self.sel.unregister(worker.sock)
+        worker.sock.close()
+        try:
+            code = worker.proc.wait(timeout=self.options.kill_after_s)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            code = worker.proc.wait()
+        info = self.doc.processes[str(worker.index)]
+        info.completed_at = _now()
+        info.current_run = None
+        info.current_step = None
+        clean = worker.said_bye and worker.fatal is None
+        died = not worker.said_bye
+        leftover = list(worker.outstanding)
+        worker.outstanding.clear()
+        if died and leftover and not self.stopping:
+            victim = self.doc.runs[leftover.pop(0)]
+            how = describe_exit(code)
+            victim.status = RunStatus.FAILED
+            victim.process_index = worker.index
+            victim.completed_at = _now()
+            victim.exception = ExceptionInfo(
+                type="WorkerDied",
+                message=f"worker process {worker.index} (pid {worker.proc.pid}) {how} during this run",
+            )
+            info.runs_failed += 1
+            self.log(f"worker {worker.index} (pid {worker.proc.pid}) {how} during run {victim.id_run}")
+            self._on_run_failed(victim)
+        for index in reversed(leftover):
+            rec = self.doc.runs[index]
+            if rec.status is not RunStatus.COMPLETED:
+                rec.status = RunStatus.PENDING
+                rec.current_step = None
+                self.pending.appendleft(index)
+        if clean and code == 0 and not self.stopping:
+            info.status = ProcessStatus.COMPLETED
+        elif clean and self.stopping:
+            info.status = ProcessStatus.FAILED
+            info.error_message = f"stopped: {self.stop_reason}"
+        else:
+            info.status = ProcessStatus.FAILED
+            info.error_message = worker.fatal or f"worker {describe_exit(code)}"
+            if died:
+                self.worker_errors.append(f"worker {worker.index} {describe_exit(code)}")
+        self.log(f"worker {worker.index} (pid {worker.proc.pid}) {describe_exit(code)}")
+        self.dirty = True
+        self._maybe_respawn(worker)
+
+    def _maybe_respawn(self, worker: _Worker) -> None:
+        if self.stopping or worker.fatal is not None or worker.said_bye or not self.pending:
+            return
+        used = self.restarts.get(worker.index, 0)
+        if used >= self.options.max_restarts:
+            self.log(f"worker {worker.index}: restart limit ({self.options.max_restarts}) reached")
+            return
+        self.restarts[worker.index] = used + 1
+        self._spawn(worker.index)
+
+    # -- writing ---------------------------------------------------------------
+    def _refresh_progress(self) -> None:
+        live = [w for w in self.workers.values() if w.open and w.fatal is None]
+        shares = {w.index: 0 for w in live}
+        if live:
+            base, extra = divmod(len(self.pending), len(live))
+            for n, worker in enumerate(live):
+                shares[worker.index] = base + (1 if n < extra else 0)
+        for key, info in self.doc.processes.items():
+            worker = self.workers.get(info.process_index)
+            held = len(worker.outstanding) if worker is not None and worker.open else 0
+            info.runs_total = info.runs_done + info.runs_failed + held + shares.get(info.process_index, 0)
+
+    def _refresh_energy(self) -> None:
+        if self._energy is None or self.doc.energy is None:
+            return
+        try:
+            readings = self._energy.read_energy_mj(self._energy_gpus)
+        except Exception:
+            return
+        self.doc.energy.latest_mj = {str(k): int(v) for k, v in readings.items()}
+        self.doc.energy.updated_at = _now()
+
+    def write(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and (not self.dirty or now < self.next_write_at):
+            if now - self.last_write < self.options.heartbeat_s:
+                return
+        self._refresh_progress()
+        self._refresh_energy()
+        self.doc.heartbeat_at = _now()
+        self.doc.revision += 1
+        started = time.perf_counter()
+        try:
+            saved = self.store.save(self.doc, expected=self.version, key=self.key)
+        except ConflictError:
+            self._reconcile()
+            saved = self.store.save(self.doc, expected=self.version, key=self.key)
+        cost = time.perf_counter() - started
+        self.version = saved.version
+        self.writes += 1
+        self.write_interval = min(self.options.max_write_interval_s, max(self.options.min_write_interval_s, 3 * cost))
+        self.last_write = time.monotonic()
+        self.next_write_at = self.last_write + self.write_interval
+        self.dirty = False
+
+    def _reconcile(self) -> None:
+        """Someone else wrote the file: carry on only if it still names us as owner."""
+        loaded = self.store.load(self.key)
+        disk = loaded.model
+        owner = disk.owner if isinstance(disk, ExperimentDoc) else None
+        if owner is None or owner.pid != self.me.pid or owner.start_ticks != self.me.start_ticks:
+            raise OwnershipLost(f"{self.key}: the state file now names another owner")
+        seen = {(h.at, h.to, h.who) for h in self.doc.history}
+        extra = [h for h in disk.history if (h.at, h.to, h.who) not in seen]
+        if extra:
+            self.doc.history = sorted([*self.doc.history, *extra], key=lambda h: h.at)
+        self.version = loaded.version
+
+    def _transition(self, target: ExperimentStatus, why: str | None) -> None:
+        updated = apply_transition(self.doc, target, who=self.who, why=why)
+        assert isinstance(updated, ExperimentDoc)
+        self.doc = updated
+
+    # -- the whole run ---------------------------------------------------------
+    def _prepare(self) -> None:
+        doc = self.doc
+        for rec in doc.runs:
+            if rec.status is RunStatus.RUNNING:
+                rec.status = RunStatus.PENDING
+                rec.current_step = None
+        self.pending = deque(r.index for r in doc.runs if r.status is RunStatus.PENDING)
+        processes = {}
+        for index in range(doc.num_processes):
+            processes[str(index)] = ProcessInfo(
+                process_index=index,
+                gpu_id=self._gpu_for(index),
+                runs_done=sum(1 for r in doc.runs if r.process_index == index and r.status is RunStatus.COMPLETED),
+                runs_failed=sum(1 for r in doc.runs if r.process_index == index and r.status is RunStatus.FAILED),
+            )
+        doc.processes = processes
+        doc.log_path = str(self.log_path)
+        self._open_energy()
+
+    def _open_energy(self) -> None:
+        gpus = sorted(set(self.options.gpus))
+        if not gpus:
+            return
+        try:
+            from runtime import gpu as gpu_module
+        except ImportError:
+            return
+        make = getattr(gpu_module, "make_gpu_source", None)
+        if make is None:
+            return
+        try:
+            source = make()
+            readings = source.read_energy_mj(gpus)
+        except Exception as exc:
+            self.log(f"no GPU energy counters: {type(exc).__name__}: {exc}")
+            return
+        self._energy = source
+        self._energy_gpus = gpus
+        previous = self.doc.energy
+        start = {str(k): int(v) for k, v in readings.items()}
+        if previous is not None and previous.start_mj:
+            start = {**start, **previous.start_mj}
+        self.doc.energy = EnergyInfo(
+            gpu_ids=gpus,
+            start_mj=start,
+            latest_mj={str(k): int(v) for k, v in readings.items()},
+            simulated=bool(getattr(source, "simulated", False)),
+            updated_at=_now(),
+        )
+
+    def run(self) -> int:
+        """Run every pending run; returns the exit code (0, 1, 5 or 130)."""
+        self._log_fd = open_log(self.log_path, f"attempt {self.doc.attempt}: coordinator pid {os.getpid()}")
+        self._install_signals()
+        try:
+            self._prepare()
+            for index in range(self.doc.num_processes):
+                self._spawn(index)
+            if self.doc.status is not ExperimentStatus.RUNNING:
+                self._transition(
+                    ExperimentStatus.RUNNING,
+                    f"attempt {self.doc.attempt}: {len(self.pending)} runs on {self.doc.num_processes} processes",
+                )
+            if self.doc.started_at is None:
+                self.doc.started_at = _now()
+            self.write(force=True)
+            self._take_signals()
+            self._dispatch()
+            while any(w.open for w in self.workers.values()):
+                for key, _ in self.sel.select(self._timeout()):
+                    if key.data is not None:
+                        self._on_readable(key.data)
+                self._take_signals()
+                self._enforce_grace()
+                self._dispatch()
+                self.write()
+            return self._finish()
+        except OwnershipLost as exc:
+            self.log(str(exc))
+            self._kill_all()
+            return EXIT_CONFLICT
+        except BaseException as exc:
+            self.log(f"coordinator failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            self._kill_all()
+            with contextlib.suppress(Exception):
+                self._finish(crash=f"coordinator failed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._restore_signals()
+            self.sel.close()
+            if self._log_fd is not None:
+                os.close(self._log_fd)
+                self._log_fd = None
+            if self._energy is not None:
+                with contextlib.suppress(Exception):
+                    self._energy.close()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.last_write + self.options.heartbeat_s]
+        if self.dirty:
+            deadlines.append(self.next_write_at)
+        if self.stopping and self.grace_deadline is not None:
+            deadlines.append(self.grace_deadline)
+            deadlines.append(now + 0.5)
+        return max(0.0, min(deadlines) - now)
+
+    def _kill_all(self) -> None:
+        for worker in self.workers.values():
+            if worker.proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    worker.proc.kill()
+                with contextlib.suppress(Exception):
+                    worker.proc.wait(timeout=5)
+
+    def _finish(self, crash: str | None = None) -> int:
+        doc = self.doc
+        for rec in doc.runs:
+            if rec.status is RunStatus.RUNNING:
+                rec.status = RunStatus.PENDING
+                rec.current_step = None
+        completed = sum(1 for r in doc.runs if r.status is RunStatus.COMPLETED)
+        failed = sum(1 for r in doc.runs if r.status is RunStatus.FAILED)
+        total = len(doc.runs)
+        left = total - completed - failed
+        if crash is not None:
+            target, why = ExperimentStatus.FAILED, crash
+        elif completed == total:
+            target, why = ExperimentStatus.COMPLETED, f"all {total} runs completed"
+        elif self.stopping and self.stop_status is ExperimentStatus.INTERRUPTED:
+            target, why = ExperimentStatus.INTERRUPTED, f"{self.stop_reason}; {completed}/{total} runs completed"
+        else:
+            parts = []
+            if failed:
+                parts.append(f"{failed} of {total} runs failed (first: {self.first_failure})")
+            if left:
+                parts.append(f"{left} runs not run")
+            if self.worker_errors:
+                parts.append("; ".join(self.worker_errors[:3]))
+            if self.stopping and self.stop_reason:
+                parts.insert(0, self.stop_reason)
+            target, why = ExperimentStatus.FAILED, "; ".join(parts) or "failed"
+        for info in doc.processes.values():
+            if info.status in (ProcessStatus.RUNNING, ProcessStatus.PENDING):
+                info.status = ProcessStatus.FAILED if target is not ExperimentStatus.COMPLETED else ProcessStatus.COMPLETED
+            info.current_run = None
+            info.current_step = None
+        self._transition(target, why)
+        doc = self.doc
+        doc.finished_at = _now()
+        if target is ExperimentStatus.COMPLETED:
+            doc.error_message = None
+        self.write(force=True)
+        self.log(f"{target.value}: {why}")
+        self.outcome_message = why
+        if target is ExperimentStatus.COMPLETED:
+            return EXIT_OK
+        if target is ExperimentStatus.INTERRUPTED:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED
+
+
+# -- starting ------------------------------------------------------------------
+def new_experiment_id(study_path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_path.stem) or "study"
+    return f"{stem}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def merge_options(study: Study, **given: Any) -> RunnerOptions:
+    """Command-line values win over the study's ``options``, which win over the defaults."""
+    opts = dict(study.options)
+    for key, value in given.items():
+        if value is not None:
+            opts[key] = value
+    options = RunnerOptions()
+    if "processes" in opts:
+        options.processes = int(opts["processes"])
+    if opts.get("gpus") is not None:
+        options.gpus = parse_gpus(opts["gpus"])
+    options.fail_fast = bool(opts.get("fail_fast", False))
+    if "grace" in opts:
+        options.grace_s = float(opts["grace"])
+    if "heartbeat" in opts:
+        options.heartbeat_s = float(opts["heartbeat"])
+    if opts.get("workcell"):
+        options.workcell = Path(opts["workcell"]).resolve()
+    if options.processes < 1:
+        raise RunnerError("--processes must be at least 1")
+    if options.workcell is not None and options.processes > 1:
+        raise RunnerError(
+            "--workcell needs a single worker process (lab devices have one owner); "
+            f"got --processes {options.processes}"
+        )
+    if options.heartbeat_s <= 0 or options.grace_s < 0:
+        raise RunnerError("heartbeat must be positive and grace not negative")
+    return options
+
+
+def parse_gpus(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, int):
+        items = [value]
+    else:
+        items = list(value)
+    try:
+        gpus = tuple(int(v) for v in items)
+    except (TypeError, ValueError):
+        raise RunnerError(f"--gpus takes integers separated by commas, got {value!r}") from None
+    if any(g < 0 for g in gpus):
+        raise RunnerError("GPU ids cannot be negative")
+    return gpus
+
+
+def create_experiment(
+    store: StateStore,
+    study: Study,
+    options: RunnerOptions,
+    *,
+    name: str | None = None,
+    experiment_id: str | None = None,
+) -> tuple[str, ExperimentDoc, Any]:
+    assert study.path is not None
+    experiment_id = experiment_id or new_experiment_id(study.path)
+    reason = unsafe_id_reason(experiment_id)
+    if reason:
+        raise RunnerError(f"--id: {reason}")
+    try:
+        axes, params = study.expand_grid()
+    except StudyError as exc:
+        raise RunnerError(f"{study.path.name}: {exc}") from None
+    width = max(4, len(str(len(params) - 1)))
+    runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
+    processes = min(options.processes, len(runs))
+    now = _now()
+    root = store.root.resolve()
+    from state.paths import state_file_for
+
+    key = state_file_for(root, experiment_id).name[:-5]
+    log_path = log_path_for(store.logs_dir, key).resolve()
+    doc = ExperimentDoc(
+        experiment_id=experiment_id,
+        name=name or study.name or study.path.stem,
+        status=ExperimentStatus.INITIALISED,
+        attempt=1,
+        study_path=str(study.path),
+        config=dict(study.config),
+        config_hash=compute_config_hash(dict(study.config)),
+        fields=dict(study.fields),
+        grid=axes,
+        num_processes=processes,
+        owner=identity_of(),
+        heartbeat_at=now,
+        heartbeat_interval_s=options.heartbeat_s,
+        runs=runs,
+        steps=[StepInfo(**info) for info in study.describe_steps()],
+        resume=ResumeSpec(
+            argv=runner_argv(
+                experiment_id,
+                root,
+                gpus=options.gpus,
+                fail_fast=options.fail_fast,
+                grace_s=options.grace_s,
+                workcell=options.workcell,
+            ),
+            cwd=os.getcwd(),
+            env=carried_env(),
+        ),
+        log_path=str(log_path),
+        history=[HistoryEntry(at=now, from_status=None, to=ExperimentStatus.INITIALISED, who=current_user(),
+                              why=f"created from {study.path.name}")],
+        created_at=now,
+        last_updated=now,
+    )
+    try:
+        saved = store.create(doc)
+    except ConflictError:
+        raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
+    return key, doc, saved.version
+
+
+def run_study(
+    study_path: Path | str,
+    state_dir: Path | str,
+    *,
+    processes: int | None = None,
+    gpus: Any = None,
+    name: str | None = None,
+    experiment_id: str | None = None,
+    fail_fast: bool | None = None,
+    workcell: Path | str | None = None,
+    grace_s: float | None = None,
+    heartbeat_s: float | None = None,
+    out: Callable[[str], None] | None = None,
+    tune: Callable[[RunnerOptions], None] | None = None,
+) -> Outcome:
+    """Create an experiment from a study file and run it in this process (the coordinator)."""
+    out = out or (lambda line: None)
+    try:
+        study = load_study(study_path)
+    except StudyError as exc:
+        raise RunnerError(str(exc)) from None
+    options = merge_options(
+        study,
+        processes=processes,
+        gpus=gpus,
+        fail_fast=fail_fast or None,
+        grace=grace_s,
+        heartbeat=heartbeat_s,
+        workcell=str(workcell) if workcell else None,
+    )
+    if tune is not None:
+        tune(options)
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    store = StateStore(state_dir)
+    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id)
+    assert doc.log_path is not None
+    log_path = Path(doc.log_path)
+    out(
+        f"{doc.experiment_id}: {len(doc.runs)} runs on {doc.num_processes} process"
+        f"{'es' if doc.num_processes != 1 else ''}; state {store.path_for(key)}; log {log_path}"
+    )
+    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out)
+    code = coordinator.run()
+    return _outcome(coordinator, store, key, code)
+
+
+def _outcome(coordinator: Coordinator, store: StateStore, key: str, code: int) -> Outcome:
+    doc = coordinator.doc
+    return Outcome(
+        experiment_id=doc.experiment_id,
+        key=key,
+        status=doc.status,
+        exit_code=code,
+        path=store.path_for(key),
+        log_path=coordinator.log_path,
+        runs_total=len(doc.runs),
+        runs_completed=sum(1 for r in doc.runs if r.status is RunStatus.COMPLETED),
+        runs_failed=sum(1 for r in doc.runs if r.status is RunStatus.FAILED),
+        message=getattr(coordinator, "outcome_message", ""),
+    )
+
+
+def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> Outcome:
+    """Run an experiment that ``expwatch resume`` handed to this process.
+
+    The resume action recorded this process as the owner (under the store's
+    lock, before letting go of it); taking the lock here waits for that write.
+    Anything else is refused: the runner never takes an experiment over by itself.
+    """
+    store = StateStore(state_dir)
+    from runtime.actions import resolve_key
+
+    key = resolve_key(store, ident)
+    with store.lock(key, timeout=60.0):
+        loaded = store.load(key)
+    doc = loaded.model
+    if not isinstance(doc, ExperimentDoc):
+        raise RunnerError(f"{ident} is not an expwatch experiment")
+    me = identity_of()
+    owner = doc.owner
+    if doc.status is not ExperimentStatus.RUNNING or owner is None or owner.pid != me.pid or (
+        owner.start_ticks is not None and me.start_ticks is not None and owner.start_ticks != me.start_ticks
+    ):
+        raise RunnerError(
+            f"{doc.experiment_id} was not handed to this process (status {doc.status.value}); "
+            "use `expwatch resume` to resume it",
+            EXIT_CONFLICT,
+        )
+    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir, key)
+    try:
+        if not doc.study_path:
+            raise StudyError("no study file recorded")
+        study = load_study(doc.study_path)
+    except StudyError as exc:
+        failed = apply_transition(doc, ExperimentStatus.FAILED, who=f"{current_user()}@runner",
+                                  why=f"cannot load the study: {exc}")
+        store.save(failed, expected=loaded.version, key=key)
+        raise RunnerError(f"cannot load the study: {exc}") from None
+    steps = [StepInfo(**info) for info in study.describe_steps()]
+    changed = [s.name for s, old in zip(steps, doc.steps) if s.source_hash != old.source_hash]
+    doc.steps = steps
+    coordinator = Coordinator(store, key, doc, loaded.version, study, options, log_path=log_path)
+    if changed or len(steps) != len(doc.steps):
+        coordinator.log(f"step sources changed since the last attempt: {', '.join(changed) or 'step list'}")
+    code = coordinator.run()
+    return _outcome(coordinator, store, key, code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.runner",
+        description="Resume an expwatch experiment handed over by `expwatch resume` (internal).",
+    )
+    parser.add_argument("--resume", required=True, metavar="ID")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--gpus", default=None)
+    parser.add_argument("--fail-fast", action="store_true")
+    parser.add_argument("--grace", type=float, default=None)
+    parser.add_argument("--heartbeat", type=float, default=None)
+    parser.add_argument("--workcell", default=None)
+    args = parser.parse_args(argv)
+    options = RunnerOptions(fail_fast=args.fail_fast)
+    try:
+        if args.gpus:
+            options.gpus = parse_gpus(args.gpus)
+        if args.grace is not None:
+            options.grace_s = args.grace
+        if args.heartbeat is not None:
+            options.heartbeat_s = args.heartbeat
+        if args.workcell:
+            options.workcell = Path(args.workcell)
+        outcome = adopt_and_run(args.resume, args.state_dir, options)
+    except (RunnerError, StoreError) as exc:
+        print(f"expwatch runner: {exc}", file=sys.stderr)
+        return getattr(exc, "code", EXIT_FAILED)
+    print(f"expwatch runner: {outcome.experiment_id} {outcome.status.value}: {outcome.message}")
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

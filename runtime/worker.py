@@ -1,0 +1,364 @@
+"""A worker process: runs the steps of the runs its coordinator assigns, and reports back.
+
+Started by the coordinator as ``python -m runtime.worker`` with one end of a
+socket pair. Its stdout and stderr are the experiment's log file, so nothing a
+step prints reaches a terminal. Results are batched (one message every
+``--flush`` seconds, or at once when the local queue runs dry), which keeps
+the per-run cost to a few microseconds. Only the reporter thread writes to
+the socket, so a signal arriving in the main thread never tears a message.
+
+Stdlib only (plus the study itself): workers start fast and stay small.
+"""
+
+from __future__ import annotations
+
+import _thread
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+from runtime import protocol
+from runtime.study import FrozenAttrDict, Run, StudyError, load_study, step_name
+
+EXIT_TERMINATED = 143
+EXIT_FATAL = 1
+#: After the coordinator vanished, give the current step this long to notice before leaving hard.
+ORPHAN_EXIT_S = 3.0
+
+
+class WorkerTerminated(BaseException):
+    """SIGTERM (from the coordinator after its grace period, or because it died)."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux for SIGTERM when the coordinator dies, so no orphan keeps running runs."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(EXIT_TERMINATED)
+
+
+def _exception_info(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+class Worker:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        study_path: str,
+        process_index: int,
+        gpu_id: int | None,
+        flush_s: float,
+        heartbeat_s: float,
+        workcell: str | None = None,
+        publish_dir: str | None = None,
+    ):
+        self.sock = sock
+        self.study_path = study_path
+        self.process_index = process_index
+        self.gpu_id = gpu_id
+        self.flush_s = flush_s
+        self.heartbeat_s = heartbeat_s
+        self.workcell = workcell
+        self.publish_dir = publish_dir
+        self.config: FrozenAttrDict = FrozenAttrDict()
+        self.experiment_id = ""
+        self.attempt = 1
+        self.devices: dict[str, Any] = {}
+
+        self._cond = threading.Condition()
+        self._queue: deque[list[Any]] = deque()
+        self._stop = False
+        self._no_more = False
+        self._initialised = threading.Event()
+        self._coordinator_gone = False
+
+        self._done: deque[dict[str, Any]] = deque()
+        self._current: tuple[int, Run, float] | None = None
+        self._need_asked = 0
+        self._need_sent = 0
+        self._final: list[dict[str, Any]] = []
+        self._wake = threading.Event()
+        self._closing = False
+        self._last_cur: bytes | None = None
+        self._last_sent = 0.0
+        self._send_broken = False
+        self._terminated = False
+
+    # -- threads ---------------------------------------------------------------
+    def _read_loop(self) -> None:
+        reader = protocol.LineReader()
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self._on_coordinator_gone()
+                return
+            for msg in reader.feed(data):
+                kind = msg.get("t")
+                with self._cond:
+                    if kind == "init":
+                        self.config = FrozenAttrDict(msg.get("config") or {})
+                        self.experiment_id = msg.get("experiment_id", "")
+                        self.attempt = int(msg.get("attempt", 1))
+                        self._initialised.set()
+                    elif kind == "assign":
+                        self._queue.extend(msg["runs"])
+                    elif kind == "stop":
+                        self._stop = True
+                    elif kind == "done":
+                        self._no_more = True
+                    self._cond.notify_all()
+
+    def _on_coordinator_gone(self) -> None:
+        with self._cond:
+            finished = self._no_more and not self._queue
+            self._stop = True
+            self._coordinator_gone = True
+            self._cond.notify_all()
+        self._initialised.set()
+        if finished or self._closing:
+            return
+        # The coordinator died: stop the current step now, and leave hard if it does not listen.
+        with contextlib.suppress(Exception):
+            _thread.interrupt_main(signal.SIGTERM)
+        timer = threading.Timer(ORPHAN_EXIT_S, os._exit, args=(EXIT_TERMINATED,))
+        timer.daemon = True
+        timer.start()
+
+    def _report_loop(self) -> None:
+        while True:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            closing = self._closing
+            self._flush()
+            if closing:
+                for message in self._final:
+                    self._send(message)
+                self._send({"t": "bye"})
+                return
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._send_broken:
+            return
+        try:
+            self.sock.sendall(protocol.encode(message))
+            self._last_sent = time.monotonic()
+        except OSError:
+            self._send_broken = True
+
+    def _flush(self) -> None:
+        done = []
+        while True:
+            try:
+                done.append(self._done.popleft())
+            except IndexError:
+                break
+        asked = self._need_asked
+        need = asked != self._need_sent
+        self._need_sent = asked
+        cur_msg = None
+        cur_bytes = None
+        current = self._current
+        if current is not None:
+            index, run, t0 = current
+            cur_msg = {"i": index, "step": run.current_step, "t0": t0}
+            if time.time() - t0 > 2 * self.flush_s:
+                try:
+                    cur_msg["f"] = dict(run.fields)
+                except RuntimeError:  # changed size while copying: next flush
+                    pass
+            cur_bytes = protocol.encode(cur_msg)
+        cur_changed = cur_bytes != self._last_cur
+        heartbeat_due = time.monotonic() - self._last_sent >= self.heartbeat_s
+        if not (done or need or cur_changed or heartbeat_due):
+            return
+        self._last_cur = cur_bytes
+        self._send({"t": "batch", "at": time.time(), "done": done, "cur": cur_msg, "need": need})
+
+    # -- the run loop ----------------------------------------------------------
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        raise WorkerTerminated()
+
+    def serve(self) -> int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        reader = threading.Thread(target=self._read_loop, name="expwatch-reader", daemon=True)
+        reporter = threading.Thread(target=self._report_loop, name="expwatch-reporter", daemon=True)
+        reader.start()
+        self._send({"t": "hello", "pid": os.getpid()})
+        code = 0
+        try:
+            try:
+                study = load_study(self.study_path)
+            except StudyError as exc:
+                self._final.append({"t": "fatal", "error": str(exc), "traceback": traceback.format_exc()})
+                return EXIT_FATAL
+            self._initialised.wait()
+            if self._coordinator_gone:
+                return EXIT_TERMINATED
+            reporter.start()
+            with self._devices_session():
+                self._loop(study.steps)
+        except WorkerTerminated:
+            code = EXIT_TERMINATED
+        except Exception as exc:  # a failure of the worker itself, not of a step
+            self._final.append(
+                {"t": "fatal", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            )
+            code = EXIT_FATAL
+        finally:
+            self._terminated = True
+            self._closing = True
+            self._wake.set()
+            if reporter.is_alive():
+                reporter.join(timeout=5.0)
+            else:
+                for message in self._final:
+                    self._send(message)
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+        return code
+
+    @contextlib.contextmanager
+    def _devices_session(self):
+        if not self.workcell:
+            yield
+            return
+        from runtime.devices import open_workcell
+
+        with open_workcell(
+            self.workcell,
+            publish_dir=self.publish_dir,
+            experiment_id=self.experiment_id,
+            log=sys.__stdout__,
+        ) as session:
+            self.devices = dict(session.devices)
+            yield
+
+    def _next(self) -> list[Any] | None:
+        asked = False
+        while True:
+            with self._cond:
+                if self._stop:
+                    return None
+                if self._queue:
+                    return self._queue.popleft()
+                if self._no_more:
+                    return None
+                if asked:
+                    if not self._cond.wait(self.heartbeat_s):
+                        asked = False
+                    continue
+            self._need_asked += 1
+            self._wake.set()
+            asked = True
+
+    def _loop(self, steps: list[Any]) -> None:
+        names = [step_name(s) for s in steps]
+        while True:
+            item = self._next()
+            if item is None:
+                return
+            index, id_run, params = item
+            run = Run(
+                id_run=id_run,
+                index=index,
+                params=params,
+                config=self.config,
+                gpu_id=self.gpu_id,
+                process_index=self.process_index,
+                experiment_id=self.experiment_id,
+                attempt=self.attempt,
+                devices=self.devices,
+            )
+            t0 = time.time()
+            self._current = (index, run, t0)
+            status = "completed"
+            error = None
+            try:
+                for name, step in zip(names, steps):
+                    run.current_step = name
+                    step(run)
+            except WorkerTerminated:
+                self._current = None
+                self._done.append(self._result(index, run, "interrupted", None, t0))
+                raise
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                run.exception = exc
+                status = "failed"
+                error = _exception_info(exc)
+            self._current = None
+            self._done.append(self._result(index, run, status, error, t0))
+
+    @staticmethod
+    def _result(index: int, run: Run, status: str, error: dict[str, str] | None, t0: float) -> dict[str, Any]:
+        return {
+            "i": index,
+            "s": status,
+            "f": run.fields,
+            "st": run.state,
+            "e": error,
+            "t0": t0,
+            "t1": time.time(),
+            "step": run.current_step if status != "completed" else None,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--study", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--gpu", type=int, default=None)
+    parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--flush", type=float, default=0.05)
+    parser.add_argument("--heartbeat", type=float, default=2.0)
+    parser.add_argument("--workcell", default=None)
+    parser.add_argument("--publish-dir", default=None)
+    args = parser.parse_args(argv)
+    _die_with_parent(args.parent)
+    with contextlib.suppress(Exception):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(True)
+    worker = Worker(
+        sock,
+        study_path=args.study,
+        process_index=args.index,
+        gpu_id=args.gpu,
+        flush_s=args.flush,
+        heartbeat_s=args.heartbeat,
+        workcell=args.workcell,
+        publish_dir=args.publish_dir,
+    )
+    code = worker.serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -130,7 +130,8 @@ def decode_json(data: bytes) -> Any:
         raise BrokenStateFile(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
-    if not _depth_ok(value):
+    # Nesting needs one bracket per level: only a file with many brackets needs the walk.
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH and not _depth_ok(value):
         raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 

@@ -32,6 +32,7 @@ from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import apply_transition, current_status, mark_stale
 from state.native import ExperimentDoc
 from state.paths import (
+    NON_EXPERIMENT_NAMES,
     SIDECAR_DIR,
     UnsafePathError,
     ensure_inside,
@@ -111,7 +112,8 @@ class StateStore:
         self.read_only = read_only
         self.durable = durable
         self.entries: dict[str, Entry] = {}
-        self._sigs: dict[str, FileVersion | None] = {}
+        #: (inode, mtime_ns, size) of each file as last read (of a symlink's target).
+        self._sigs: dict[str, tuple[int, int, int] | None] = {}
         self._by_hash: dict[str, set[str]] = {}
 
     # -- sidecars -------------------------------------------------------------
@@ -143,78 +145,101 @@ class StateStore:
 
     # -- scanning -------------------------------------------------------------
     def scan(self) -> ScanDelta:
-        """Bring ``entries`` up to date with the directory; re-read only changed files."""
+        """Bring ``entries`` up to date with the directory; re-read only changed files.
+
+        A file counts as unchanged while its (inode, mtime_ns, size) are; atomic
+        replaces give a new inode, in-place writes a new mtime or size. The
+        unchanged path costs one ``lstat`` relative to an open directory fd and
+        a tuple compare per file, so a reconciliation scan of a large directory
+        stays cheap.
+        """
         try:
-            with os.scandir(self.root) as it:
-                names = {e.name: e for e in it if is_candidate_state_file(e.name)}
-        except FileNotFoundError:
-            names = {}
+            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            gone = list(self.entries)
+            for key in gone:
+                self._drop(key)
+            self._sigs.clear()
+            return ScanDelta(removed=tuple(gone))
+        present: set[str] = set()
+        todo: list[tuple[str, os.stat_result | None]] = []
+        try:
+            sigs = self._sigs
+            skip = NON_EXPERIMENT_NAMES
+            lstat = os.stat
+            mark = present.add
+            queue = todo.append
+            for name in os.listdir(dir_fd):
+                if not name.endswith(".json") or name[0] == "." or name in skip:
+                    continue
+                try:
+                    st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    st = None
+                key = name[:-5]
+                mark(key)
+                if st is None or sigs.get(key) != (st.st_ino, st.st_mtime_ns, st.st_size):
+                    queue((name, st))
+        finally:
+            os.close(dir_fd)
         added: list[str] = []
         changed: list[str] = []
         removed: list[str] = []
         outcomes = {"added": added, "changed": changed, "removed": removed}
-        refresh_one = self._refresh_one
-        for name, dirent in names.items():
-            outcome = refresh_one(name, dirent)
+        for name, st in todo:
+            outcome = self._refresh_one(name, st)
             if outcome is not None:
                 outcomes[outcome].append(name[:-5])
-        gone = [key for key in self.entries if f"{key}.json" not in names]
+        gone = self.entries.keys() - present
         for key in gone:
             self._drop(key)
-        for key in [k for k in self._sigs if f"{k}.json" not in names]:
-            del self._sigs[key]
-        return ScanDelta(tuple(added), tuple(changed), tuple(removed + gone))
+        for key in sigs.keys() - present:
+            del sigs[key]
+        return ScanDelta(tuple(added), tuple(changed), tuple(removed + sorted(gone)))
 
     def refresh(self, names: Iterable[str]) -> ScanDelta:
         """Re-stat just these file names (watcher hints) and re-read the changed ones."""
         added: list[str] = []
         changed: list[str] = []
         removed: list[str] = []
+        outcomes = {"added": added, "changed": changed, "removed": removed}
         for name in set(names):
             if not is_candidate_state_file(name) or "/" in name:
                 continue
-            key = name[:-5]
-            if not os.path.lexists(self.root / name):
-                if key in self.entries:
-                    removed.append(key)
-                self._drop(key)
-                continue
             outcome = self._refresh_one(name, None)
-            if outcome == "added":
-                added.append(key)
-            elif outcome == "changed":
-                changed.append(key)
-            elif outcome == "removed":
-                removed.append(key)
+            if outcome is not None:
+                outcomes[outcome].append(name[:-5])
         return ScanDelta(tuple(added), tuple(changed), tuple(removed))
 
-    def _refresh_one(self, name: str, dirent: os.DirEntry[str] | None) -> str | None:
+    def _refresh_one(self, name: str, lst: os.stat_result | None) -> str | None:
+        """Re-check one file given its ``lstat`` (None: stat it here); re-read it if it changed."""
         key = name[:-5]
         path = self.root / name
-        try:
-            lst = dirent.stat(follow_symlinks=False) if dirent is not None else os.lstat(path)
-        except FileNotFoundError:
-            if key in self.entries:
+        if lst is None:
+            try:
+                lst = os.lstat(path)
+            except FileNotFoundError:
+                existed = key in self.entries
                 self._drop(key)
-                return "removed"
-            return None
-        except OSError as exc:
-            return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
-        sig = _version(lst)
+                return "removed" if existed else None
+            except OSError as exc:
+                return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
         if stat.S_ISLNK(lst.st_mode):
+            link_sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
             try:
                 ensure_inside(self.root, path)
-                target = os.stat(path)
+                lst = os.stat(path)
             except UnsafePathError:
-                return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), sig)
+                return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), link_sig)
             except OSError as exc:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else f"dangling symlink ({exc.strerror})"
-                return self._set(key, BrokenRecord(key, path, reason), sig)
-            sig = _version(target)
-            lst = target
+                return self._set(key, BrokenRecord(key, path, reason), link_sig)
+        sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
         if key in self._sigs and self._sigs[key] == sig:
             return None
-        return self._set(key, self._read_entry(key, path, lst, sig), sig)
+        return self._set(key, self._read_entry(key, path, lst, FileVersion(*sig)), sig)
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
@@ -235,7 +260,7 @@ class StateStore:
             return BrokenRecord(key, path, exc.reason, sig)
         return summarize(key, path, sig, fmt, model)
 
-    def _set(self, key: str, entry: Entry | None, sig: FileVersion | None) -> str | None:
+    def _set(self, key: str, entry: Entry | None, sig: tuple[int, int, int] | None) -> str | None:
         existed = key in self.entries
         old = self.entries.get(key)
         self._sigs[key] = sig

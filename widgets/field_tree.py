@@ -41,11 +41,11 @@ class FieldTree(Tree[str]):
         self._sections: tuple[tuple[str, Any], ...] | None = None
 
     def show_sections(self, sections: Sequence[tuple[str, Any]], *, expand: Sequence[str] = ()) -> None:
-        """Show ``(title, value)`` sections; ``expand`` names those open on first show."""
+        """Show ``(title, value)`` sections; ``expand`` names those open when the tree was empty."""
         sections = tuple(sections)
         if sections == self._sections:
             return
-        first = self._sections is None
+        first = not self._sections
         expanded = set(expand) if first else self._expanded_paths()
         cursor = None if first or self.cursor_node is None else self.cursor_node.data
         self._sections = sections

@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+
+
+LABELS = ("when", "source", "change", "who", "why")
+MAX_WIDTH = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,35 +41,45 @@ class HistoryLog(DataTable[str | Text]):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._rows: tuple[HistoryRow, ...] = ()
+        self._widths: tuple[int, ...] = ()
 
     @property
     def entries(self) -> tuple[HistoryRow, ...]:
         return self._rows
 
-    def on_mount(self) -> None:
-        self._ensure_columns()
-
-    def _ensure_columns(self) -> None:
-        if not self.columns:
-            self.add_columns("when", "source", "change", "who", "why")
-
     def set_rows(self, rows: Sequence[HistoryRow]) -> None:
+        """Show these rows; appended rows are added alone while the columns still fit them.
+
+        Column widths are computed here rather than measured by the table, so the
+        first frame is already laid out.
+        """
         rows = tuple(rows)
         if rows == self._rows:
             return
-        self._ensure_columns()
+        widths = [cell_len(label) for label in LABELS]
+        for row in rows:
+            for i, cell in enumerate(_cells(row)):
+                widths[i] = max(widths[i], min(MAX_WIDTH, cell_len(cell)))
         old = self._rows
-        cursor = None
-        if rows[: len(old)] != old:
+        if tuple(widths) != self._widths or rows[: len(old)] != old:
             cursor = self.cursor_row
-            self.clear()
+            self.clear(columns=True)
+            for label, width in zip(LABELS, widths):
+                self.add_column(label, width=width, key=label)
+            self._widths = tuple(widths)
             old = ()
+        else:
+            cursor = None
         for n, row in enumerate(rows[len(old):], start=len(old)):
-            source = Text(row.source, style="dim" if row.source == "journal" else "")
-            self.add_row(row.at, source, row.change, row.who, row.why, key=str(n))
+            when, source, change, who, why = _cells(row)
+            self.add_row(when, Text(source, style="dim" if source == "journal" else ""), change, who, why, key=str(n))
         self._rows = rows
         if cursor is not None and rows:
             self.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
+
+
+def _cells(row: HistoryRow) -> tuple[str, str, str, str, str]:
+    return (row.at, row.source, row.change, row.who, row.why)
 
 
 __all__ = ["HistoryLog", "HistoryRow"]

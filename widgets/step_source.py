@@ -57,11 +57,14 @@ def numbered_source(source: str, first_line: int) -> Content:
     return Content.assemble(*parts)
 
 
+def source_content(view: StepView) -> Content:
+    if not view.source:
+        return Content.styled("source not recorded", "italic $text-muted")
+    return numbered_source(view.source, view.first_line)
+
+
 def step_header(view: StepView) -> Content:
-    parts: list[Content | tuple[str, str] | str] = [
-        (view.qualname, "bold $text-primary"),
-        ("  " + view.location, "$text-muted"),
-    ]
+    parts: list[Content | tuple[str, str] | str] = [(view.location, "$text-muted")]
     if view.running_in:
         parts += ["\n", ("● running here: " + ", ".join(view.running_in), "bold $text-success")]
     if view.check is SourceCheck.CHANGED:
@@ -95,37 +98,34 @@ class StepSource(Vertical):
     def __init__(self, view: StepView, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._view = view
+        self._apply_classes()
 
     @property
     def view(self) -> StepView:
         return self._view
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="step-source--header")
-        yield Static(classes="step-source--code")
-
-    def on_mount(self) -> None:
-        self._render_view()
+        self.border_title = Content(self._view.qualname)
+        yield Static(step_header(self._view), classes="step-source--header")
+        yield Static(source_content(self._view), classes="step-source--code")
 
     def update(self, view: StepView) -> None:
         if view == self._view:
             return
         self._view = view
+        self._apply_classes()
         if self.is_mounted:
             self._render_view()
 
+    def _apply_classes(self) -> None:
+        self.set_class(bool(self._view.running_in), "-running")
+        self.set_class(self._view.check is SourceCheck.CHANGED, "-changed")
+
     def _render_view(self) -> None:
         view = self._view
-        self.border_title = Content(view.name)
-        self.set_class(bool(view.running_in), "-running")
-        self.set_class(view.check is SourceCheck.CHANGED, "-changed")
+        self.border_title = Content(view.qualname)
         self.query_one(".step-source--header", Static).update(step_header(view))
-        code = (
-            numbered_source(view.source, view.first_line)
-            if view.source
-            else Content.styled("source not recorded", "italic $text-muted")
-        )
-        self.query_one(".step-source--code", Static).update(code)
+        self.query_one(".step-source--code", Static).update(source_content(view))
 
 
 __all__ = ["SourceCheck", "StepSource", "StepView", "numbered_source"]

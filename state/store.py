@@ -32,7 +32,6 @@ from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import apply_transition, current_status, mark_stale
 from state.native import ExperimentDoc
 from state.paths import (
-    NON_EXPERIMENT_NAMES,
     SIDECAR_DIR,
     UnsafePathError,
     ensure_inside,
@@ -92,6 +91,10 @@ class ScanDelta:
         return bool(self.added or self.changed or self.removed)
 
 
+#: Marks a file name the store has never seen (``None`` in ``_sigs`` means "could not stat").
+_UNSEEN = object()
+
+
 def _version(st: os.stat_result) -> FileVersion:
     return FileVersion(st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -112,7 +115,8 @@ class StateStore:
         self.read_only = read_only
         self.durable = durable
         self.entries: dict[str, Entry] = {}
-        #: (inode, mtime_ns, size) of each file as last read (of a symlink's target).
+        #: File name -> (inode, mtime_ns, size) as last read (of a symlink's target), for
+        #: every candidate file seen, experiments or not; None where stat failed.
         self._sigs: dict[str, tuple[int, int, int] | None] = {}
         self._by_hash: dict[str, set[str]] = {}
 
@@ -160,30 +164,33 @@ class StateStore:
             for key in gone:
                 self._drop(key)
             self._sigs.clear()
-            return ScanDelta(removed=tuple(gone))
-        present: set[str] = set()
+            return ScanDelta(removed=tuple(sorted(gone)))
         todo: list[tuple[str, os.stat_result | None]] = []
         try:
+            names = os.listdir(dir_fd)
             sigs = self._sigs
-            skip = NON_EXPERIMENT_NAMES
-            lstat = os.stat
-            mark = present.add
+            known = sigs.get
+            lstat = os.lstat
             queue = todo.append
-            for name in os.listdir(dir_fd):
-                if not name.endswith(".json") or name[0] == "." or name in skip:
+            hits = 0
+            for name in names:
+                sig = known(name, _UNSEEN)
+                if sig is _UNSEEN:
+                    if is_candidate_state_file(name):
+                        queue((name, None))
                     continue
+                hits += 1
                 try:
-                    st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
+                    st = lstat(name, dir_fd=dir_fd)
                 except OSError:
-                    st = None
-                key = name[:-5]
-                mark(key)
-                if st is None or sigs.get(key) != (st.st_ino, st.st_mtime_ns, st.st_size):
+                    queue((name, None))
+                    continue
+                if sig != (st.st_ino, st.st_mtime_ns, st.st_size):
                     queue((name, st))
         finally:
             os.close(dir_fd)
+        # Every known name was listed (names are unique): nothing is gone, skip the set difference.
+        vanished = sigs.keys() - set(names) if hits != len(sigs) else set()
         added: list[str] = []
         changed: list[str] = []
         removed: list[str] = []
@@ -192,11 +199,12 @@ class StateStore:
             outcome = self._refresh_one(name, st)
             if outcome is not None:
                 outcomes[outcome].append(name[:-5])
-        gone = self.entries.keys() - present
-        for key in gone:
+        gone = []
+        for name in vanished:
+            key = name[:-5]
+            if key in self.entries:
+                gone.append(key)
             self._drop(key)
-        for key in sigs.keys() - present:
-            del sigs[key]
         return ScanDelta(tuple(added), tuple(changed), tuple(removed + sorted(gone)))
 
     def refresh(self, names: Iterable[str]) -> ScanDelta:
@@ -237,7 +245,7 @@ class StateStore:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else f"dangling symlink ({exc.strerror})"
                 return self._set(key, BrokenRecord(key, path, reason), link_sig)
         sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
-        if key in self._sigs and self._sigs[key] == sig:
+        if self._sigs.get(name, _UNSEEN) == sig:
             return None
         return self._set(key, self._read_entry(key, path, lst, FileVersion(*sig)), sig)
 
@@ -263,13 +271,12 @@ class StateStore:
     def _set(self, key: str, entry: Entry | None, sig: tuple[int, int, int] | None) -> str | None:
         existed = key in self.entries
         old = self.entries.get(key)
-        self._sigs[key] = sig
         if entry is None:
             if existed:
                 self._drop(key)
-                self._sigs[key] = sig
-                return "removed"
-            return None
+            self._sigs[f"{key}.json"] = sig
+            return "removed" if existed else None
+        self._sigs[f"{key}.json"] = sig
         if old is not None:
             self._unindex(key, old)
         self.entries[key] = entry
@@ -289,7 +296,7 @@ class StateStore:
 
     def _drop(self, key: str) -> None:
         entry = self.entries.pop(key, None)
-        self._sigs.pop(key, None)
+        self._sigs.pop(f"{key}.json", None)
         if entry is not None:
             self._unindex(key, entry)
 

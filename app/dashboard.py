@@ -385,6 +385,8 @@ class ExpwatchApp(App[None]):
         if message.complete:
             self.scan_complete = True
             self._update_header()
+            if self._gpu_sampler is not None:
+                self._reattribute_gpus()
 
     def on_verdicts_changed(self, message: VerdictsChanged) -> None:
         changed = {k: v for k, v in message.verdicts.items() if self.verdicts.get(k) != v and k in self.entries}
@@ -437,7 +439,16 @@ class ExpwatchApp(App[None]):
 
         sampler = GpuSampler(source, interval=self.options.refresh, on_snapshot=publish)
         self._gpu_sampler = sampler
+        self._publish_gpu = publish
         sampler.start()
+
+    @work(thread=True, group="gpu-attribution", exit_on_error=False)
+    def _reattribute_gpus(self) -> None:
+        """Attribute the latest GPU sample again once the experiments are known."""
+        sampler = self._gpu_sampler
+        snapshot = sampler.latest() if sampler is not None else None
+        if snapshot is not None:
+            self._publish_gpu(snapshot)
 
     # -- actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -598,7 +609,7 @@ class ExpwatchApp(App[None]):
             refusal = f"the owner is {verdict.liveness.value}; only a dead owner can be marked stale"
         else:
             lines.append("")
-            lines.append("It will become interrupted (llenergymeasure's stale message), journalled.")
+            lines.append("It will become interrupted (with the stale message), and the action is journalled.")
 
         def confirmed(ok: bool | None) -> None:
             if ok:

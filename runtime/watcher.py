@@ -46,6 +46,7 @@ class StateDirMonitor:
         self.store = store
         self._lock = threading.Lock()
         self._device_sigs: dict[str, tuple[int, int, int]] | None = None
+        self._root = Path(os.path.abspath(store.root))
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[StateStore]:
@@ -55,7 +56,8 @@ class StateDirMonitor:
 
     @property
     def root(self) -> Path:
-        return self.store.root
+        """The directory as an absolute path: watch events come back in this form."""
+        return self._root
 
     def _delta(self, scan: ScanDelta, *, devices: bool) -> MonitorDelta:
         entries = self.store.entries
@@ -73,7 +75,7 @@ class StateDirMonitor:
     def initial_batches(self, batch: int = 500) -> Iterator[MonitorDelta]:
         """The first scan in batches, so the first rows reach the screen before the last file is read."""
         try:
-            names = sorted(n for n in os.listdir(self.root) if is_candidate_state_file(n))
+            names = sorted(n for n in os.listdir(self.store.root) if is_candidate_state_file(n))
         except OSError:
             names = []
         first = True

@@ -11,8 +11,10 @@ from app.dashboard import DashboardOptions, ExpwatchApp
 from tests.dashboard.conftest import FROZEN, ScriptedProbe, StaticGpuSource
 
 
-def make_app(root: Path, *, read_only: bool = False, gpus: bool = False, probe=None, watch: bool = True) -> ExpwatchApp:
-    options = DashboardOptions(state_dir=root, read_only=read_only, watch=watch, gpus=gpus, refresh=0.2)
+def make_app(
+    root: Path, *, read_only: bool = False, gpus: bool = False, probe=None, watch: bool = True, refresh: float = 0.2
+) -> ExpwatchApp:
+    options = DashboardOptions(state_dir=root, read_only=read_only, watch=watch, gpus=gpus, refresh=refresh)
     return ExpwatchApp(options, clock=lambda: FROZEN, probe=probe or ScriptedProbe(), gpu_source=StaticGpuSource())
 
 

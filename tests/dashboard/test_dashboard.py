@@ -189,3 +189,95 @@ async def test_read_only_creates_no_sidecar(tmp_path: Path):
         await pilot.press("S")
         await pilot.pause(0.1)
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+async def test_watcher_with_a_relative_state_dir(tmp_path: Path, monkeypatch):
+    """Watch events carry absolute paths; a relative state dir must still match them."""
+    (tmp_path / "state").mkdir()
+    monkeypatch.chdir(tmp_path)
+    app = make_app(Path("state"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        StateStore(Path("state"), durable=False).create(native_doc("relative", "running", pid=ALIVE_PID))
+        # Well under the 30 s reconciliation: only the watcher can have seen it.
+        await wait_for(pilot, lambda: "relative" in shown_ids(app), timeout=5, what="watch event on a relative dir")
+
+
+async def test_mark_stale_key_confirms_then_writes_and_journals(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        assert table(app).cursor_key == "sweep-dead"
+        await pilot.press("S")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        await pilot.press("n")  # cancel: nothing changes
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="dialog closed")
+        assert ExperimentDoc.model_validate_json((state_dir / "sweep-dead.json").read_bytes()).status == "running"
+        await pilot.press("S")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.entries["sweep-dead"].status == "interrupted", what="row turns interrupted")
+    doc = ExperimentDoc.model_validate_json((state_dir / "sweep-dead.json").read_bytes())
+    assert doc.status == "interrupted"
+    assert doc.history[-1].to == "interrupted"
+    journal = (state_dir / ".expwatch" / "journal.jsonl").read_text()
+    assert "sweep-dead" in journal and "mark-stale" in journal
+
+
+async def test_mark_stale_refused_for_a_live_owner(state_dir: Path):
+    app = make_app(state_dir)
+    before = (state_dir / "sweep-alive.json").read_bytes()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        table(app).move_cursor_to_key("sweep-alive")
+        await pilot.press("S")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        assert app.screen.refusal and "alive" in app.screen.refusal
+        assert not app.screen.query("#confirm")
+        await pilot.press("y")  # no confirm button: y does nothing
+        assert app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("escape")
+    assert (state_dir / "sweep-alive.json").read_bytes() == before
+
+
+async def test_resume_key_shows_the_dry_run_and_refuses_a_live_experiment(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        table(app).move_cursor_to_key("sweep-alive")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="resume dialog")
+        assert app.screen.refusal is not None
+        await pilot.press("escape")
+        table(app).move_cursor_to_key("lem-interrupted")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="resume dialog")
+        text = "\n".join(app.screen.lines) + str(app.screen.refusal)
+        assert "lem-interrupted" in text
+        await pilot.press("escape")
+
+
+async def test_cleanup_key_lists_dead_experiments(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        await pilot.press("C")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="cleanup dialog")
+        assert any("sweep-dead" in line for line in app.screen.lines)
+        assert not any("sweep-alive" in line for line in app.screen.lines)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.entries["sweep-dead"].status == "interrupted", what="cleaned")
+        assert app.entries["sweep-alive"].status == "running"
+
+
+async def test_command_palette_offers_actions_for_the_selection(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        titles = [c.title for c in app.get_system_commands(app.screen_stack[0])]
+        assert "Inspect sweep-dead" in titles and "Resume sweep-dead" in titles and "Copy id sweep-dead" in titles
+    ro = make_app(state_dir, read_only=True)
+    async with ro.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: ro.scan_complete)
+        titles = [c.title for c in ro.get_system_commands(ro.screen_stack[0])]
+        assert "Inspect sweep-dead" in titles and not any(t.startswith(("Resume", "Mark")) for t in titles)

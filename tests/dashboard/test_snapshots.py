@@ -32,12 +32,12 @@ async def _settled(pilot) -> None:
 
 
 def test_main_screen_80x24(snap_compare, relative_state: Path):
-    app = make_app(relative_state, gpus=True, watch=False)
+    app = make_app(relative_state, gpus=True, watch=False, refresh=3600)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
 
 
 def test_main_screen_160x48(snap_compare, relative_state: Path):
-    app = make_app(relative_state, gpus=True, watch=False)
+    app = make_app(relative_state, gpus=True, watch=False, refresh=3600)
     assert snap_compare(app, terminal_size=(160, 48), run_before=_settled)
 
 

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="the study file (a Python module with `steps` and `grid`)")
     parser.add_argument("--processes", "-p", type=int, default=None, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--gpus", default=None, metavar="0,1,...",
-                        help="GPU ids: worker i gets gpus[i % len] as its CUDA_VISIBLE_DEVICES")
+                        help="GPU ids: worker i gets gpus[i %% len] as its CUDA_VISIBLE_DEVICES")
     parser.add_argument("--name", default=None, help="a readable name for the experiment")
     parser.add_argument("--id", dest="experiment_id", default=None, help="the experiment id (default: generated)")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")

@@ -179,7 +179,12 @@ def parse_state(data: bytes) -> tuple[StateFormat, StateModel]:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
+    """Local-aware time; years 1 and 9999 are refused, as any time-zone shift would leave the range."""
+    if value is None:
+        return value
+    if not 1 < value.year < 9999:
+        raise BrokenStateFile(f"date out of range ({value.isoformat()})")
+    if value.tzinfo is not None:
         return value
     return value.astimezone()
 

@@ -262,11 +262,11 @@ class StateStore:
             return BrokenRecord(key, path, f"cannot read: {exc.strerror}", sig)
         try:
             fmt, model = parse_state(data)
+            return summarize(key, path, sig, fmt, model)
         except NotAnExperiment:
             return None
         except BrokenStateFile as exc:
             return BrokenRecord(key, path, exc.reason, sig)
-        return summarize(key, path, sig, fmt, model)
 
     def _set(self, key: str, entry: Entry | None, sig: tuple[int, int, int] | None) -> str | None:
         existed = key in self.entries

@@ -1,0 +1,137 @@
+"""The experiment commands: list, show, mark-stale, resume --dry-run; output forms and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE, main
+from runtime.liveness import identity_of
+from state.transitions import ExperimentStatus
+
+from tests.runtime.helpers import expwatch, journal, make_lem, make_native, read_doc, write_study
+
+
+@pytest.fixture
+def populated(tmp_path: Path, state_dir: Path) -> Path:
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "native-dead", status="running", completed=range(5), failed=[5])
+    make_native(state_dir, study, "native-live", status="running", owner=identity_of())
+    make_native(state_dir, study, "native-done", status="completed", completed=range(20))
+    make_lem(state_dir, "lem-int")
+    (state_dir / "broken.json").write_text('{"experiment_id": "x", "status": ')
+    (state_dir / "campaign_manifest.json").write_text("{}")
+    return state_dir
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_json_has_one_object_per_experiment(populated: Path, capsys):
+    code, out, _ = cli(capsys, "list", "--json", "--state-dir", populated)
+    assert code == 0
+    rows = {row["experiment_id"]: row for row in json.loads(out)}
+    assert set(rows) == {"native-dead", "native-live", "native-done", "lem-int", "broken"}
+    assert rows["native-dead"]["status"] == "running" and rows["native-dead"]["format"] == "expwatch-1"
+    assert rows["native-dead"]["verdict"]["liveness"] == "dead"
+    assert rows["native-live"]["verdict"]["liveness"] == "alive"
+    assert rows["native-done"]["verdict"] is None
+    assert (rows["native-dead"]["runs_done"], rows["native-dead"]["runs_failed"], rows["native-dead"]["runs_total"]) == (5, 1, 20)
+    assert rows["lem-int"]["format"] == "llenergymeasure-v1" and rows["lem-int"]["status"] == "interrupted"
+    broken = rows["broken"]
+    assert broken["status"] == "broken" and broken["path"].endswith("broken.json")
+    assert broken["error"].startswith("truncated JSON")
+
+
+def test_list_status_filter_and_table_forms(populated: Path, capsys):
+    code, out, _ = cli(capsys, "list", "--json", "--status", "running,broken", "--state-dir", populated)
+    assert code == 0 and {r["experiment_id"] for r in json.loads(out)} == {"native-dead", "native-live", "broken"}
+    code, out, _ = cli(capsys, "list", "--status", "completed", "--status", "interrupted", "--state-dir", populated)
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["lem-int", "native-done"]
+    code, out, _ = cli(capsys, "list", "--state-dir", populated)
+    dead = next(line for line in out.splitlines() if line.startswith("native-dead"))
+    assert "STALE" in dead and "5/20 (1 failed)" in dead
+    live = next(line for line in out.splitlines() if line.startswith("native-live"))
+    assert "running (alive)" in live
+    assert "broken: truncated JSON" in out and "campaign_manifest" not in out
+    code, out, _ = cli(capsys, "list", "--md", "--state-dir", populated)
+    md = out.splitlines()
+    assert md[0] == "| ID | STATUS | RUNS | PROCS | AGE | FORMAT |" and md[1] == "|---|---|---|---|---|---|"
+    assert len(md) == 2 + 5
+    assert cli(capsys, "list", "--status", "weird", "--state-dir", populated)[0] == EXIT_USAGE
+
+
+def test_list_on_a_missing_directory_is_not_found(tmp_path: Path, capsys):
+    code, _, err = cli(capsys, "list", "--state-dir", tmp_path / "nowhere")
+    assert code == EXIT_NOT_FOUND and "no state directory" in err
+
+
+def test_show_json_and_text(populated: Path, capsys):
+    code, out, _ = cli(capsys, "show", "native-dead", "--json", "--state-dir", populated)
+    assert code == 0
+    data = json.loads(out)
+    assert data["experiment_id"] == "native-dead" and data["format"] == "expwatch-1"
+    assert data["verdict"]["liveness"] == "dead" and data["state"]["schema"] == "expwatch.experiment/1"
+    assert len(data["state"]["runs"]) == 20
+    code, out, _ = cli(capsys, "show", "native-dead", "--state-dir", populated)
+    assert "owner        dead" in out and "failed runs (1):" in out and "earlier failure" in out
+    assert "history:" in out
+    code, out, _ = cli(capsys, "show", "lem-int", "--state-dir", populated)
+    assert code == 0 and "llenergymeasure-v1" in out
+
+
+def test_errors_are_one_line_with_exit_codes(populated: Path):
+    missing = expwatch("show", "nope", "--state-dir", populated)
+    assert missing.returncode == EXIT_NOT_FOUND
+    assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+    broken = expwatch("show", "broken", "--state-dir", populated)
+    assert broken.returncode == 1 and "truncated JSON" in broken.stderr and broken.stderr.count("\n") == 1
+    refused = expwatch("mark-stale", "native-live", "--state-dir", populated)
+    assert refused.returncode == EXIT_REFUSED and "owner is alive" in refused.stderr
+
+
+def test_mark_stale_command(populated: Path, capsys):
+    before = (populated / "native-dead.json").read_bytes()
+    code, out, _ = cli(capsys, "mark-stale", "native-dead", "--dry-run", "--state-dir", populated)
+    assert code == 0 and out.startswith("would mark native-dead interrupted")
+    assert (populated / "native-dead.json").read_bytes() == before
+    code, out, _ = cli(capsys, "mark-stale", "--all", "--dry-run", "--state-dir", populated)
+    assert code == 0 and out.splitlines() == [line for line in out.splitlines() if "native-dead" in line] and out
+    code, out, _ = cli(capsys, "mark-stale", "native-dead", "--state-dir", populated)
+    assert code == 0 and "running -> interrupted" in out
+    assert read_doc(populated, "native-dead").status is ExperimentStatus.INTERRUPTED
+    code, _, err = cli(capsys, "mark-stale", "native-dead", "--state-dir", populated)
+    assert code == EXIT_REFUSED and "not running" in err
+    code, out, _ = cli(capsys, "mark-stale", "--all", "--state-dir", populated)
+    assert code == 0 and "no running experiment has a dead owner" in out
+    assert cli(capsys, "mark-stale", "--state-dir", populated)[0] == EXIT_USAGE
+    assert [e["action"] for e in journal(populated)] == ["mark-stale"]
+
+
+def test_resume_dry_run_output_and_refusals(populated: Path, capsys):
+    code, out, _ = cli(capsys, "resume", "native-dead", "--dry-run", "--state-dir", populated)
+    assert code == 0
+    assert out.splitlines()[0] == "Resume native-dead (expwatch-1), now running"
+    assert "First marked interrupted" in out and "14 to run, 5 completed (skipped)" in out
+    assert "Failed runs kept as failed: 1" in out
+    code, out, _ = cli(capsys, "resume", "native-live", "--dry-run", "--state-dir", populated)
+    assert code == EXIT_REFUSED and "Refused: already running" in out
+    code, _, err = cli(capsys, "resume", "native-done", "--state-dir", populated)
+    assert code == EXIT_REFUSED and "already completed" in err
+    assert journal(populated) == []
+
+
+def test_run_with_an_existing_id_is_a_conflict(tmp_path: Path, state_dir: Path, capsys):
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "taken", status="completed", completed=range(20))
+    code, _, err = cli(capsys, "run", study, "--id", "taken", "--state-dir", state_dir)
+    assert code == EXIT_CONFLICT and "already exists" in err
+    code, _, err = cli(capsys, "run", study, "--id", "../escape", "--state-dir", state_dir)
+    assert code == 1 and "--id" in err

@@ -29,6 +29,8 @@ class DevicePanel(Static):
         border-title-color: $text-muted;
         padding: 0 1;
         overflow-y: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -58,7 +60,7 @@ def _details(details: Mapping[str, object]) -> str:
 def render_devices(
     snapshots: Sequence[DeviceSnapshot], errors: Sequence[str], colours: Mapping[str, str], now: datetime
 ) -> Text:
-    out = Text()
+    out = Text(no_wrap=True, overflow="ellipsis")
     if not snapshots and not errors:
         return Text("no lab devices published", style=colours.get("$text-muted", ""))
     first = True
@@ -68,13 +70,13 @@ def render_devices(
                 out.append("\n")
             first = False
             symbol, colour = _LOOK.get(dev.status, ("?", "$text"))
-            out.append(f"{symbol} {dev.status.value:<12}", style=colours.get(colour, ""))
-            out.append(f" {dev.name:<14.14} ", style="bold")
-            out.append(f"{dev.type:<14.14} ")
+            out.append(f"{symbol} ", style=colours.get(colour, ""))
+            out.append(f"{dev.name:<15.15} ", style="bold")
+            out.append(f"{dev.status.value:<10} ", style=colours.get(colour, ""))
             detail = dev.error if dev.error else _details(dev.details)
-            out.append(detail, style=colours.get("$error", "") if dev.error else "")
             updated = dev.updated_at if dev.updated_at.tzinfo else dev.updated_at.astimezone()
-            out.append(f"  ({fmt.age(now, updated)} ago)", style=colours.get("$text-muted", ""))
+            out.append(f"{fmt.age(now, updated):>5} ", style=colours.get("$text-muted", ""))
+            out.append(detail, style=colours.get("$error", "") if dev.error else "")
     for error in errors:
         if not first:
             out.append("\n")

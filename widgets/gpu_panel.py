@@ -20,6 +20,8 @@ class GpuPanel(Static):
         border-title-color: $text-muted;
         padding: 0 1;
         overflow-y: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -58,7 +60,7 @@ def render_gpus(
         return Text(f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.", style=colours.get("$warning", ""))
     if not snapshot.gpus:
         return Text("no GPUs found", style=colours.get("$text-muted", ""))
-    out = Text()
+    out = Text(no_wrap=True, overflow="ellipsis")
     # Fixed part: index, sparkline, util, memory, power, temperature (~44 cells); the name gets the rest.
     spark_width = 10 if width >= 90 else 5
     name_width = max(0, min(20, width - 44 - spark_width))

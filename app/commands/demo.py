@@ -1,0 +1,70 @@
+"""``expwatch demo``: the dashboard on a live demo (real runners, simulated GPUs and devices)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NAME = "demo"
+HELP = "start real runner processes on demo studies and open the dashboard on them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", type=Path, help="where to put the demo (default: a new temporary folder)")
+    parser.add_argument("--headless", action="store_true", help="no dashboard: run the demo, print a summary, stop")
+    parser.add_argument("--seconds", type=float, default=15.0, help="with --headless: how long to let the demo run")
+    parser.add_argument("--read-only", action="store_true", help="open the dashboard in observer mode")
+
+
+def _summary(state_dir: Path) -> list[str]:
+    from runtime.actions import verdict_for
+    from state.record import BrokenRecord
+    from state.store import StateStore
+
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    lines = []
+    for key in sorted(store.entries):
+        entry = store.entries[key]
+        if isinstance(entry, BrokenRecord):
+            lines.append(f"  {key:<28} broken: {entry.reason}")
+            continue
+        status = entry.status
+        if status == "running" and verdict_for(entry).is_dead:
+            status = "running (STALE: owner dead)"
+        runs = f"{entry.runs_done}/{entry.runs_failed}/{entry.runs_total} runs ok/failed/all" if entry.runs_total else ""
+        lines.append(f"  {entry.experiment_id:<28} {status:<28} {runs}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from runtime.demo import DEMO_GPUS, DemoFleet, DemoGpuSource
+
+    root = args.directory or Path(tempfile.mkdtemp(prefix="expwatch-demo-"))
+    fleet = DemoFleet(root)
+    fleet.prepare()
+    fleet.plan()
+    print(f"expwatch demo in {fleet.root} (state directory {fleet.state_dir})", flush=True)
+    fleet.start()
+    try:
+        if args.headless:
+            deadline = time.monotonic() + max(0.0, args.seconds)
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+            for event in fleet.events:
+                print(f"  {event}")
+            print("experiments:")
+            for line in _summary(fleet.state_dir):
+                print(line)
+        else:
+            from app.dashboard import DashboardOptions, ExpwatchApp
+
+            options = DashboardOptions(state_dir=fleet.state_dir, read_only=args.read_only, simulate_gpus=DEMO_GPUS)
+            ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir)).run()
+    finally:
+        stopped = fleet.stop()
+        print(f"demo stopped ({len(stopped)} process group(s) ended); its files stay in {fleet.root}", file=sys.stderr)
+    return 0

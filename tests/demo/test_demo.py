@@ -1,0 +1,47 @@
+"""The demo as CI runs it: real runner processes, a summary, and no process left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if text in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.info['pid']}: {cmd}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_headless_demo_runs_every_case_and_leaves_no_orphans(tmp_path: Path):
+    demo = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo", str(demo), "--headless", "--seconds", "12"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 1}
+    assert "completed" in lines["quick-baseline"]
+    assert "failed" in lines["oom-sweep"] and "/1/" in lines["oom-sweep"]
+    assert "STALE" in lines["killed-sweep"]
+    assert "interrupted" in lines["ctrl-c-sweep"]
+    assert "interrupted" in lines["lem-llama2-7b-batch-sweep"]
+    assert "running" in lines["live-sweep"] and "running" in lines["lab-protocol"]
+    # The lab runner published its three simulated PyLabRobot devices.
+    from state.devices import read_device_snapshots
+
+    snapshots = read_device_snapshots(demo / ".state" / ".expwatch" / "devices")
+    assert {d.name for s in snapshots for d in s.devices} == {"liquid_handler", "heater_shaker", "plate_reader"}
+    # Every process the demo started is gone.
+    assert _processes_mentioning(str(demo)) == []

@@ -38,6 +38,7 @@ from runtime import protocol
 from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
 from runtime.liveness import identity_of
 from runtime.study import Study, StudyError, load_study
+from state.devices import DeviceSnapshot, device_snapshot_path
 from state.hashing import compute_config_hash
 from state.journal import current_user
 from state.mutations import apply_transition
@@ -90,6 +91,7 @@ class RunnerOptions:
     kill_after_s: float = 5.0
     max_restarts: int = 2
     workcell: Path | None = None
+    workcell_name: str | None = None
 
 
 @dataclass
@@ -197,6 +199,7 @@ class Coordinator:
         self._log_fd: int | None = None
         self._energy = None
         self._energy_gpus: list[int] = []
+        self._devices_sig: tuple[int, int, int] | None = None
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -266,7 +269,7 @@ class Coordinator:
         if gpu is not None:
             cmd += ["--gpu", str(gpu)]
         if self.options.workcell is not None:
-            cmd += ["--workcell", str(self.options.workcell), "--publish-dir", str(self.store.devices_dir)]
+            cmd += ["--workcell", str(self.options.workcell), "--publish-dir", str(self.store.devices_dir.resolve())]
         extra = {"EXPWATCH_EXPERIMENT_ID": self.doc.experiment_id, "EXPWATCH_PROCESS_INDEX": str(index)}
         if gpu is not None:
             extra["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -564,6 +567,25 @@ class Coordinator:
         self.doc.energy.latest_mj = {str(k): int(v) for k, v in readings.items()}
         self.doc.energy.updated_at = _now()
 
+    def _refresh_devices(self) -> None:
+        """Copy the workcell's latest published snapshot (written by the worker that owns it)."""
+        if not self.options.workcell_name:
+            return
+        path = device_snapshot_path(self.store.devices_dir, self.options.workcell_name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if sig == self._devices_sig:
+            return
+        try:
+            snapshot = DeviceSnapshot.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            return
+        self._devices_sig = sig
+        self.doc.devices = list(snapshot.devices)
+
     def write(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and (not self.dirty or now < self.next_write_at):
@@ -571,6 +593,7 @@ class Coordinator:
                 return
         self._refresh_progress()
         self._refresh_energy()
+        self._refresh_devices()
         self.doc.heartbeat_at = _now()
         self.doc.revision += 1
         started = time.perf_counter()
@@ -641,6 +664,11 @@ class Coordinator:
             readings = source.read_energy_mj(gpus)
         except Exception as exc:
             self.log(f"no GPU energy counters: {type(exc).__name__}: {exc}")
+            return
+        if not readings:
+            self.log(f"no GPU energy counters for GPUs {gpus} (no NVML, or no such GPU)")
+            with contextlib.suppress(Exception):
+                source.close()
             return
         self._energy = source
         self._energy_gpus = gpus
@@ -799,9 +827,22 @@ def merge_options(study: Study, **given: Any) -> RunnerOptions:
             "--workcell needs a single worker process (lab devices have one owner); "
             f"got --processes {options.processes}"
         )
+    check_workcell(options)
     if options.heartbeat_s <= 0 or options.grace_s < 0:
         raise RunnerError("heartbeat must be positive and grace not negative")
     return options
+
+
+def check_workcell(options: RunnerOptions) -> None:
+    """Read the workcell file now, so a bad one is refused before anything starts."""
+    if options.workcell is None:
+        return
+    from runtime.devices import WorkcellError, load_workcell
+
+    try:
+        options.workcell_name = load_workcell(options.workcell).name
+    except WorkcellError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def parse_gpus(value: Any) -> tuple[int, ...]:
@@ -1018,6 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
             options.heartbeat_s = args.heartbeat
         if args.workcell:
             options.workcell = Path(args.workcell)
+            check_workcell(options)
         outcome = adopt_and_run(args.resume, args.state_dir, options)
     except (RunnerError, StoreError) as exc:
         print(f"expwatch runner: {exc}", file=sys.stderr)

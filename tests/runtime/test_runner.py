@@ -233,3 +233,42 @@ def test_an_existing_id_is_a_conflict(tmp_path: Path, state_dir: Path):
     again = expwatch("run", study, "--state-dir", state_dir, "--id", "twice")
     assert again.returncode == 5
     assert "already exists" in again.stderr
+
+
+def test_gpu_energy_counters_are_recorded_from_a_simulated_source(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path, COUNTING_STUDY)
+    env = cli_env(EXEC_LOG=str(tmp_path / "exec.log"), RUNS="4", STEP_MIN_S="0.1", STEP_MAX_S="0.1",
+                  EXPWATCH_SIMULATE_GPUS="2")
+    done = expwatch("run", study, "--state-dir", state_dir, "--id", "energy", "-p", "2", "--gpus", "0,1",
+                    cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    doc = read_doc(state_dir, "energy")
+    energy = doc.energy
+    assert energy is not None and energy.simulated and energy.gpu_ids == [0, 1]
+    assert set(energy.start_mj) == set(energy.latest_mj) == {"0", "1"}
+    assert all(energy.latest_mj[k] >= energy.start_mj[k] for k in energy.start_mj)
+    assert doc.resume.env.get("EXPWATCH_SIMULATE_GPUS") == "2"
+
+
+def test_workcell_devices_are_handed_to_steps_and_recorded(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path, """
+        def heat(run):
+            run.devices["incubator_block"].set_temperature(run.params.t)
+            run.fields.set_to = run.params.t
+
+        steps = [heat]
+        grid = {"t": [30.0, 37.0]}
+    """)
+    cell = tmp_path / "cell.json"
+    demo = json.loads((Path(__file__).resolve().parents[2] / "runtime/workcells/demo.json").read_text())
+    demo["devices"] = [d for d in demo["devices"] if d["name"] == "incubator_block"]
+    cell.write_text(json.dumps(demo))
+    done = expwatch("run", study, "--state-dir", state_dir, "--id", "lab", "--workcell", cell, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = read_doc(state_dir, "lab")
+    assert [r.fields["set_to"] for r in doc.runs] == [30.0, 37.0]
+    block = next(d for d in doc.devices if d.name == "incubator_block")
+    assert block.details["target_c"] == 37.0
+    assert (state_dir / ".expwatch" / "devices" / "demo.json").is_file()
+    assert "[incubator_block]" in (state_dir / ".expwatch" / "logs" / "lab.log").read_text()
+    assert "--workcell" in doc.resume.argv

@@ -143,3 +143,34 @@ def test_missing_directory_scans_empty(tmp_path: Path) -> None:
     assert store.scan() == ScanDelta()
     assert store.records() == []
     assert not (tmp_path / "nope").exists()
+
+
+def test_symlink_inside_the_directory_follows_its_target(state_dir: Path) -> None:
+    write_lem(state_dir, lem_v1("target-a", status="running"))
+    write_lem(state_dir, lem_v1("target-b", status="failed"))
+    link = state_dir / "alias.json"
+    link.symlink_to("target-a.json")
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    assert store.entries["alias"].status == "running"
+    assert store.scan() == ScanDelta()
+
+    write_lem(state_dir, lem_v1("target-a", status="completed"))  # the target changes, the link does not
+    delta = store.scan()
+    assert sorted(delta.changed) == ["alias", "target-a"] and not delta.added and not delta.removed
+    assert store.entries["alias"].status == "completed"
+
+    link.unlink()
+    link.symlink_to("target-b.json")
+    assert store.scan() == ScanDelta(changed=("alias",))
+    assert store.entries["alias"].status == "failed"
+
+
+def test_same_number_of_files_after_a_delete_and_an_add(state_dir: Path) -> None:
+    populate(state_dir, 3)
+    (state_dir / "notes.txt").write_text("not json")
+    store = StateStore(state_dir, read_only=True)
+    store.scan()
+    (state_dir / "exp-000.json").unlink()
+    write_lem(state_dir, lem_v1("exp-999"))
+    assert store.scan() == ScanDelta(added=("exp-999",), removed=("exp-000",))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from runtime.actions import (
     ActionRefused,
     ResumeResult,
@@ -172,11 +173,12 @@ def test_dry_run_changes_nothing(tmp_path: Path, state_dir: Path):
     assert journal(state_dir) == []
 
 
-def test_completed_and_unknown_are_refused(tmp_path: Path, state_dir: Path):
+def test_completed_and_unknown_are_refused(tmp_path: Path, state_dir: Path, capsys):
     study = write_study(tmp_path)
     make_native(state_dir, study, "done", status="completed", completed=range(20))
-    assert expwatch("resume", "done", "--state-dir", state_dir).returncode == 4
-    assert expwatch("resume", "nope", "--state-dir", state_dir).returncode == 3
+    assert main(["resume", "done", "--state-dir", str(state_dir)]) == 4
+    assert main(["resume", "nope", "--state-dir", str(state_dir)]) == 3
+    assert "already completed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("callers", ["threads", "processes"])
@@ -350,7 +352,8 @@ def test_lem_initialised_or_live_pid_is_refused(tmp_path: Path, state_dir: Path,
 
 
 # -- read-only stores ---------------------------------------------------------------
-def test_read_only_store_refuses_every_action_and_writes_nothing(tmp_path: Path, state_dir: Path, fake_lem: Path):
+def test_read_only_store_refuses_every_action_and_writes_nothing(tmp_path: Path, state_dir: Path, fake_lem: Path,
+                                                                  capsys):
     study = write_study(tmp_path)
     make_native(state_dir, study, "ro", status="running", completed=range(3))
     make_lem(state_dir, "ro-lem")
@@ -371,9 +374,9 @@ def test_read_only_store_refuses_every_action_and_writes_nothing(tmp_path: Path,
         plan_cleanup(store)
     with pytest.raises(ActionRefused, match="read-only"):
         cleanup_stale(store)
-    for args in (["resume", "ro"], ["mark-stale", "ro"], ["mark-stale", "--all"]):
-        out = expwatch(*args, "--read-only", "--state-dir", state_dir)
-        assert out.returncode == 4 and "read-only" in out.stderr
+    for args in (["resume", "ro"], ["resume", "ro-lem"], ["mark-stale", "ro"], ["mark-stale", "--all"]):
+        assert main([*args, "--read-only", "--state-dir", str(state_dir)]) == 4
+        assert "read-only" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in state_dir.glob("*.json")} == files
     assert not sidecar.exists()
     assert fake_lem_calls(fake_lem) == []

@@ -196,6 +196,7 @@ class DemoFleet:
                 continue
             if launch.then == "kill":
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()  # reap it: a dead owner, not a zombie child of the demo
                 self.events.append(f"SIGKILL {launch.experiment_id} (pid {proc.pid}): it will show as stale")
             else:
                 os.kill(proc.pid, signal.SIGINT)

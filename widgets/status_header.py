@@ -20,6 +20,8 @@ class StatusHeader(Static):
         background: $panel;
         color: $foreground;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -48,17 +50,18 @@ class StatusHeader(Static):
         if self.read_only:
             text.append(" READ-ONLY ", style=f"bold reverse {colours['$warning']}")
             text.append(" ")
-        text.append(self.state_dir, style=colours["$text-muted"])
         total = sum(self.counts.values())
-        text.append(f"  {total} exp", style="bold")
+        text.append(f"{total} exp", style="bold")
         shown = [(s, self.counts.get(s, 0)) for s in ORDER if self.counts.get(s, 0)]
-        wordy = text.cell_len + sum(len(s) + len(str(n)) + 4 for s, n in shown) + len(self.note) + 4 <= (self.size.width or 80)
+        width = self.size.width or 80
+        wordy = text.cell_len + sum(len(s) + len(str(n)) + 4 for s, n in shown) + len(self.note) + 4 <= width
         for status, n in shown:
             symbol, colour = fmt.STATUS_LOOK.get(status, ("?", "$text"))
             label = f"  {symbol}{n} {status}" if wordy else f" {symbol}{n}"
             text.append(label, style=colours.get(colour, ""))
         if self.note:
             text.append(f"  {self.note}", style=colours["$warning"])
+        text.append(f"  {self.state_dir}", style=colours["$text-muted"])
         if text != getattr(self, "_shown", None):
             self._shown = text
             self.update(text)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/expwatch demo
+
+screenshot: $(STAMP)
+	$(BIN)/expwatch demo --screenshot docs/screenshot.svg --seconds 12
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

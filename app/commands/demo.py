@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true", help="no dashboard: run the demo, print a summary, stop")
     parser.add_argument("--seconds", type=float, default=15.0, help="with --headless: how long to let the demo run")
     parser.add_argument("--read-only", action="store_true", help="open the dashboard in observer mode")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE.svg", help="let the demo run --seconds, save the dashboard as SVG, stop")
 
 
 def _summary(state_dir: Path) -> list[str]:
@@ -40,6 +41,28 @@ def _summary(state_dir: Path) -> list[str]:
     return lines
 
 
+def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
+    """The dashboard saves its own SVG (Textual's screenshot) on the running demo."""
+    import asyncio
+
+    from app.dashboard import DashboardOptions, ExpwatchApp
+    from runtime.demo import DEMO_GPUS, DemoGpuSource
+
+    async def shoot() -> None:
+        options = DashboardOptions(state_dir=fleet.state_dir, simulate_gpus=DEMO_GPUS, watch=False)
+        app = ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir))
+        async with app.run_test(size=size) as pilot:
+            for _ in range(200):
+                if app.scan_complete and app._gpu_sampler is not None and app._gpu_sampler.ticks >= 3:
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot(filename=path.name, path=str(path.parent))
+
+    asyncio.run(shoot())
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.demo import DEMO_GPUS, DemoFleet, DemoGpuSource
 
@@ -50,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"expwatch demo in {fleet.root} (state directory {fleet.state_dir})", flush=True)
     fleet.start()
     try:
-        if args.headless:
+        if args.screenshot:
+            time.sleep(max(0.0, args.seconds))
+            _screenshot(fleet, args.screenshot)
+            print(f"saved {args.screenshot}")
+        elif args.headless:
             deadline = time.monotonic() + max(0.0, args.seconds)
             while time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -70,13 +70,20 @@ def _default(value: Any) -> Any:
     return converted
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """One message as a line; NaN and infinities become strings instead of invalid JSON."""
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes; NaN and infinities become strings instead of invalid JSON."""
     try:
-        text = json.dumps(message, default=_default, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        text = json.dumps(_scrub(message), default=_default, separators=(",", ":"))
-    return text.encode("utf-8", "surrogatepass") + b"\n"
+        text = json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        text = json.dumps(_scrub(value), default=_default, separators=(",", ":"))
+    return text.encode("utf-8", "replace")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as a line."""
+    return dumps(message) + b"\n"
 
 
 def _scrub(value: Any) -> Any:

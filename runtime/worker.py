@@ -150,21 +150,43 @@ class Worker:
             self._wake.wait(self.flush_s)
             self._wake.clear()
             closing = self._closing
-            self._flush()
+            try:
+                self._flush()
+            except Exception:  # never let the reporter die: the coordinator would hear nothing
+                traceback.print_exc()
             if closing:
                 for message in self._final:
                     self._send(message)
                 self._send({"t": "bye"})
                 return
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any] | bytes) -> None:
         if self._send_broken:
             return
+        data = message if isinstance(message, bytes) else protocol.encode(message)
         try:
-            self.sock.sendall(protocol.encode(message))
+            self.sock.sendall(data)
             self._last_sent = time.monotonic()
         except OSError:
             self._send_broken = True
+
+    @staticmethod
+    def _encode_result(result: dict[str, Any]) -> bytes:
+        """A result as JSON; a run whose fields cannot be stored fails, saying why."""
+        try:
+            return protocol.dumps(result)
+        except Exception as exc:
+            return protocol.dumps({
+                **result,
+                "s": "failed" if result["s"] == "completed" else result["s"],
+                "f": {},
+                "st": {},
+                "e": result["e"] or {
+                    "type": "FieldsNotStorable",
+                    "message": f"the run's fields or state cannot be written as JSON: {type(exc).__name__}: {exc}",
+                    "traceback": "",
+                },
+            })
 
     def _flush(self) -> None:
         done = []
@@ -176,24 +198,29 @@ class Worker:
         asked = self._need_asked
         need = asked != self._need_sent
         self._need_sent = asked
-        cur_msg = None
-        cur_bytes = None
+        cur_bytes = b"null"
         current = self._current
         if current is not None:
             index, run, t0 = current
-            cur_msg = {"i": index, "step": run.current_step, "t0": t0}
+            cur_msg: dict[str, Any] = {"i": index, "step": run.current_step, "t0": t0}
+            cur_bytes = protocol.dumps(cur_msg)
             if time.time() - t0 > 2 * self.flush_s:
+                # Fields of a long run, readable before it ends; a step may be changing
+                # them right now, in which case the next flush sends them.
                 try:
-                    cur_msg["f"] = dict(run.fields)
-                except RuntimeError:  # changed size while copying: next flush
+                    cur_bytes = protocol.dumps({**cur_msg, "f": dict(run.fields)})
+                except Exception:
                     pass
-            cur_bytes = protocol.encode(cur_msg)
         cur_changed = cur_bytes != self._last_cur
         heartbeat_due = time.monotonic() - self._last_sent >= self.heartbeat_s
         if not (done or need or cur_changed or heartbeat_due):
             return
         self._last_cur = cur_bytes
-        self._send({"t": "batch", "at": time.time(), "done": done, "cur": cur_msg, "need": need})
+        results = b",".join(self._encode_result(r) for r in done)
+        self._send(
+            b'{"t":"batch","at":%s,"done":[%s],"cur":%s,"need":%s}\n'
+            % (repr(time.time()).encode(), results, cur_bytes, b"true" if need else b"false")
+        )
 
     # -- the run loop ----------------------------------------------------------
     def _on_sigterm(self, signum: int, frame: Any) -> None:

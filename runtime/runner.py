@@ -282,6 +282,9 @@ class Coordinator:
                 stderr=self._log_fd,
                 env=python_env(extra),
                 close_fds=True,
+                # Own process group: a terminal's Ctrl-C reaches the coordinator only, which
+                # stops the workers at a run boundary.
+                process_group=0,
             )
         finally:
             child.close()

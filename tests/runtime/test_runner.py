@@ -294,3 +294,45 @@ def test_odd_field_values_are_stored_and_unstorable_ones_fail_the_run(tmp_path: 
     assert ok.fields == {"nan": "nan", "pair": [1, 2], "where": "/x/y"} and ok.state == {"phase": "done"}
     assert bad.status is RunStatus.FAILED and bad.exception.type == "FieldsNotStorable"
     assert "no repr" in bad.exception.message
+
+
+def test_after_the_grace_period_busy_workers_are_terminated(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path, COUNTING_STUDY)
+    env = cli_env(EXEC_LOG=str(tmp_path / "exec.log"), RUNS="4", STEP_MIN_S="60", STEP_MAX_S="60")
+    proc = start_expwatch("run", study, "--state-dir", state_dir, "--id", "grace", "-p", "2", "--grace", "0.3",
+                          cwd=tmp_path, env=env)
+    try:
+        wait_for(lambda: (d := read_doc(state_dir, "grace")) and len(d.processes) == 2
+                 and all(p.current_step == "work" for p in d.processes.values()), what="both workers busy")
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    doc = read_doc(state_dir, "grace")
+    assert doc.status is ExperimentStatus.INTERRUPTED
+    assert all(r.status is RunStatus.PENDING for r in doc.runs)
+    begun = [r for r in doc.runs if "token" in r.fields]
+    assert len(begun) == 2  # the interrupted runs keep the fields they had set
+    log = (state_dir / ".expwatch" / "logs" / "grace.log").read_text()
+    assert "still busy after the grace period: SIGTERM" in log
+
+
+def test_a_second_sigint_does_not_wait_for_the_grace_period(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path, COUNTING_STUDY)
+    env = cli_env(EXEC_LOG=str(tmp_path / "exec.log"), RUNS="2", STEP_MIN_S="60", STEP_MAX_S="60")
+    proc = start_expwatch("run", study, "--state-dir", state_dir, "--id", "twice", cwd=tmp_path, env=env)
+    try:
+        wait_for(lambda: (d := read_doc(state_dir, "twice")) and "0" in d.processes
+                 and d.processes["0"].current_step == "work", what="the worker busy")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "stopping: interrupted by SIGINT" in
+                 (state_dir / ".expwatch" / "logs" / "twice.log").read_text(), what="the first SIGINT handled")
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=8)  # far less than the default 10 s grace
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert read_doc(state_dir, "twice").status is ExperimentStatus.INTERRUPTED

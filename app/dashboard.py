@@ -187,6 +187,11 @@ class ExpwatchApp(App[None]):
     def table(self) -> ExperimentTable:
         return self.screen_stack[0].query_one(ExperimentTable)
 
+    @property
+    def has_main_screen(self) -> bool:
+        """False while the app is starting up or shutting down (messages may still arrive)."""
+        return bool(self.screen_stack) and isinstance(self.screen_stack[0], MainScreen)
+
     def start(self) -> None:
         """Called once the main screen is mounted: start scanning, watching and sampling."""
         self.title = f"expwatch — {self.options.state_dir}"
@@ -278,6 +283,8 @@ class ExpwatchApp(App[None]):
             self._refresh_verdicts(running)
 
     def _clock_tick(self) -> None:
+        if not self.has_main_screen:
+            return
         if self.loaded:
             self.table.refresh_if_changed()
             self.screen_stack[0].query_one(ProcessTable).refresh_if_changed()
@@ -304,6 +311,8 @@ class ExpwatchApp(App[None]):
         return needle in hay.lower()
 
     def _apply_order(self) -> None:
+        if not self.has_main_screen:
+            return
         rows = {k: self._row(k) for k in self.entries}
         shown = [k for k, r in rows.items() if self._matches(r)]
         by = sort_key(self.sort_mode, self.clock())
@@ -313,6 +322,8 @@ class ExpwatchApp(App[None]):
         self._show_selected()
 
     def _update_header(self) -> None:
+        if not self.has_main_screen:
+            return
         counts: Counter[str] = Counter()
         for key, entry in self.entries.items():
             if isinstance(entry, BrokenRecord):
@@ -373,6 +384,8 @@ class ExpwatchApp(App[None]):
                 self._show_selected()
 
     def on_store_changed(self, message: StoreChanged) -> None:
+        if not self.has_main_screen:
+            return
         delta = message.delta
         self._apply(delta.upserts, delta.removed, message.verdicts)
         if delta.devices is not None:
@@ -389,21 +402,31 @@ class ExpwatchApp(App[None]):
                 self._reattribute_gpus()
 
     def on_verdicts_changed(self, message: VerdictsChanged) -> None:
+        if not self.has_main_screen:
+            return
         changed = {k: v for k, v in message.verdicts.items() if self.verdicts.get(k) != v and k in self.entries}
         if changed:
             self._apply({}, (), changed)
 
     def on_gpu_sampled(self, message: GpuSampled) -> None:
+        if not self.has_main_screen:
+            return
         self.screen_stack[0].query_one(GpuPanel).show(message.snapshot, message.history, message.attributions)
 
     def _show_devices(self) -> None:
+        if not self.has_main_screen:
+            return
         self.screen_stack[0].query_one(DevicePanel).show(self.device_snapshots, self.device_errors, self.clock())
 
     @on(ExperimentTable.CursorMoved, "#experiments")
     def _cursor_moved(self, event: ExperimentTable.CursorMoved) -> None:
+        if not self.has_main_screen:
+            return
         self._show_selected()
 
     def _show_selected(self) -> None:
+        if not self.has_main_screen:
+            return
         entry = self.selected_entry
         processes = self.screen_stack[0].query_one(ProcessTable)
         if isinstance(entry, ExperimentRecord):

@@ -252,7 +252,7 @@ class ResumePlan:
     retry_failed: bool = False
     runs_failed_kept: int = 0
     attempt: int | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def describe(self) -> list[str]:
         """Human lines for the dry-run preview and the confirmation modal."""

@@ -58,7 +58,8 @@ def machine_facts() -> list[tuple[str, str]]:
 
 
 def scripts(only: list[str] | None) -> list[Path]:
-    found = {p.stem: p for p in HERE.glob("*.py") if p.stem not in ("run_all", "__init__") and not p.stem.startswith("_")}
+    # Benchmarks print tables; stress scripts (stress_*) are load tests and are left out.
+    found = {p.stem: p for p in HERE.glob("*.py") if p.stem.startswith("bench_") or p.stem == "fuzz_state"}
     names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
     if only:
         names = [n for n in names if n in only]

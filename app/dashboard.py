@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -174,6 +175,8 @@ class ExpwatchApp(App[None]):
         self.loaded = False
         self.scan_complete = False
         self._order_dirty = False
+        self._order_cost = 0.0
+        self._order_done_at = 0.0
         self._stop_watch = asyncio.Event()
         self._busy: set[str] = set()
         self._gpu_sampler: Any = None
@@ -291,8 +294,19 @@ class ExpwatchApp(App[None]):
 
     def _order_tick(self) -> None:
         if self._order_dirty:
+            self._request_order()
+
+    def _request_order(self) -> None:
+        """Reorder now, or later when the last reorder was costly (at most ~20% of the time)."""
+        since = time.perf_counter() - self._order_done_at
+        if since >= max(ORDER_SECONDS, 4 * self._order_cost):
             self._order_dirty = False
+            started = time.perf_counter()
             self._apply_order()
+            self._order_done_at = time.perf_counter()
+            self._order_cost = self._order_done_at - started
+        else:
+            self._order_dirty = True
 
     # -- applying changes (event loop only) ---------------------------------------
     def _row(self, key: str) -> ExperimentRow:
@@ -373,8 +387,9 @@ class ExpwatchApp(App[None]):
             changed[key] = new
         self._records_for_threads = tuple(e for e in self.entries.values() if isinstance(e, ExperimentRecord))
         if membership and self.loaded:
-            # Rows that come or go show at once; mere moves are coalesced by the order tick.
-            self._apply_order()
+            # Rows that come or go show at once unless reordering is busy (a big first scan);
+            # mere moves are coalesced by the order tick.
+            self._request_order()
         elif reorder:
             self._order_dirty = True
         if changed:
@@ -397,6 +412,9 @@ class ExpwatchApp(App[None]):
             self._apply_order()
         if message.complete:
             self.scan_complete = True
+            if self._order_dirty:
+                self._order_dirty = False
+                self._apply_order()
             self._update_header()
             if self._gpu_sampler is not None:
                 self._reattribute_gpus()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import protocol
+from runtime.actions import resolve_key
 from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
 from runtime.liveness import identity_of
 from runtime.study import Study, StudyError, load_study
@@ -54,7 +55,7 @@ from state.native import (
     RunStatus,
     StepInfo,
 )
-from state.paths import unsafe_id_reason
+from state.paths import state_file_for, unsafe_id_reason
 from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
 
@@ -886,8 +887,6 @@ def create_experiment(
     processes = min(options.processes, len(runs))
     now = _now()
     root = store.root.resolve()
-    from state.paths import state_file_for
-
     key = state_file_for(root, experiment_id).name[:-5]
     log_path = log_path_for(store.logs_dir, key).resolve()
     doc = ExperimentDoc(
@@ -1001,8 +1000,6 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
     Anything else is refused: the runner never takes an experiment over by itself.
     """
     store = StateStore(state_dir)
-    from runtime.actions import resolve_key
-
     key = resolve_key(store, ident)
     with store.lock(key, timeout=60.0):
         loaded = store.load(key)

@@ -39,6 +39,7 @@ from runtime.actions import resolve_key
 from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
 from runtime.liveness import identity_of
 from runtime.study import Study, StudyError, load_study
+from state.detect import MAX_STATE_FILE_BYTES
 from state.devices import DeviceSnapshot, device_snapshot_path
 from state.hashing import compute_config_hash
 from state.journal import current_user
@@ -63,6 +64,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFLICT = 5
 EXIT_INTERRUPTED = 130
+
+#: About 450 bytes a run record as written: beyond this a state file nears the readers' size limit.
+MAX_RUNS = 30_000
 
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
@@ -882,6 +886,11 @@ def create_experiment(
         axes, params = study.expand_grid()
     except StudyError as exc:
         raise RunnerError(f"{study.path.name}: {exc}") from None
+    if len(params) > MAX_RUNS:
+        raise RunnerError(
+            f"{study.path.name}: {len(params):,} runs is more than one state file holds "
+            f"({MAX_RUNS:,}; the file is limited to {MAX_STATE_FILE_BYTES // 2**20} MiB): split the grid"
+        )
     width = max(4, len(str(len(params) - 1)))
     runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     processes = min(options.processes, len(runs))

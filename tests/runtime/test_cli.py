@@ -135,3 +135,10 @@ def test_run_with_an_existing_id_is_a_conflict(tmp_path: Path, state_dir: Path, 
     assert code == EXIT_CONFLICT and "already exists" in err
     code, _, err = cli(capsys, "run", study, "--id", "../escape", "--state-dir", state_dir)
     assert code == 1 and "--id" in err
+
+
+def test_a_grid_too_large_for_one_state_file_is_refused(tmp_path: Path, state_dir: Path, capsys):
+    study = write_study(tmp_path, "def s(run):\n    pass\n\nsteps = [s]\ngrid = {'a': range(200), 'b': range(200)}\n")
+    code, _, err = cli(capsys, "run", study, "--state-dir", state_dir)
+    assert code == 1 and "40,000 runs is more than one state file holds" in err
+    assert list(state_dir.glob("*.json")) == []

@@ -9,6 +9,7 @@ code the CLI uses, and is refused in code (not only hidden) in read-only mode.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections import Counter
@@ -412,6 +413,10 @@ class ExpwatchApp(App[None]):
             self._apply_order()
         if message.complete:
             self.scan_complete = True
+            # Tens of thousands of long-lived records would make every full GC pass walk
+            # them again; park them outside the collector's generations.
+            gc.collect()
+            gc.freeze()
             if self._order_dirty:
                 self._order_dirty = False
                 self._apply_order()

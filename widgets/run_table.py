@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import chain
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -27,8 +29,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-
-from state.native import RunRecord
 
 #: Widest a column may grow; longer cells end in an ellipsis.
 MAX_COLUMN_WIDTH = 32
@@ -51,31 +51,33 @@ class TableRow:
     cells: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunTableData:
     """Everything the table shows, prepared in a worker thread."""
 
     columns: tuple[TableColumn, ...] = ()
     rows: tuple[TableRow, ...] = ()
-    search: tuple[str, ...] = ()
-    """Per row, the lower-cased text the filter matches against."""
     status_column: int = 0
+
+    @cached_property
+    def search(self) -> tuple[str, ...]:
+        """Per row, the lower-cased text the filter matches against (built on first use)."""
+        return tuple("\t".join(row.cells).lower() for row in self.rows)
 
     @classmethod
     def from_rows(
         cls, labels: Sequence[str], rows: Sequence[TableRow], *, status_column: int = 0
     ) -> RunTableData:
-        widths = [cell_width(label) for label in labels]
-        for row in rows:
-            for i, cell in enumerate(row.cells):
-                w = len(cell) if cell.isascii() else cell_len(cell)
-                if w > widths[i]:
-                    widths[i] = w
-        columns = tuple(
-            TableColumn(label, min(width, MAX_COLUMN_WIDTH)) for label, width in zip(labels, widths)
-        )
-        search = tuple("\t".join(row.cells).lower() for row in rows)
-        return cls(columns, tuple(rows), search, status_column)
+        widths = []
+        for i, label in enumerate(labels):
+            column = [row.cells[i] for row in rows]
+            if all(map(str.isascii, column)):
+                width = max(map(len, column), default=0)
+            else:
+                width = max(map(cell_width, column), default=0)
+            widths.append(min(max(width, cell_width(label)), MAX_COLUMN_WIDTH))
+        columns = tuple(TableColumn(label, width) for label, width in zip(labels, widths))
+        return cls(columns, tuple(rows), status_column)
 
 
 def cell_width(text: str) -> int:
@@ -84,6 +86,11 @@ def cell_width(text: str) -> int:
 
 def format_value(value: Any) -> str:
     """One-line text for a param or field value."""
+    kind = type(value)
+    if kind is str:
+        return value if "\n" not in value else value.replace("\n", " ")
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -97,47 +104,52 @@ def format_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
-def _ordered_keys(dicts: Iterable[Mapping[str, Any]], limit: int, prefer: Sequence[str] = ()) -> list[str]:
-    keys: dict[str, None] = dict.fromkeys(prefer)
-    for d in dicts:
-        if len(keys) >= limit:
-            break
-        for k in d:
-            keys.setdefault(k, None)
-    return list(keys)[:limit]
+def _ordered_keys(dicts: Iterable[Any], limit: int, prefer: Sequence[str] = ()) -> list[str]:
+    """The first ``limit`` distinct keys, ``prefer`` first, then in order of appearance."""
+    seen = dict.fromkeys(prefer)
+    seen.update(dict.fromkeys(chain.from_iterable(d for d in dicts if type(d) is dict)))
+    return [str(k) for k in seen][:limit]
 
 
-def build_run_table(
-    runs: Sequence[RunRecord], *, grid_keys: Sequence[str] = ()
-) -> RunTableData:
-    """Rows for expwatch runs: status, id, process, attempt, step, params, key fields.
+def build_run_table(runs: Sequence[Any], *, grid_keys: Sequence[str] = ()) -> RunTableData:
+    """Rows for expwatch runs (decoded JSON objects): status, id, process, attempt, step, params, key fields, error.
 
-    Param columns follow the grid's order; field columns are the first few
-    field names seen. Pure: safe to call from a worker thread.
+    Works on the decoded JSON rather than validated models so the table can be
+    shown before a big file has been validated; anything malformed shows as
+    ``?`` rather than failing (validation reports it). Row keys are the run
+    ids, made unique, in file order. Param columns follow the grid's order;
+    field columns are the first few field names seen. Pure and thread-safe.
     """
-    params = _ordered_keys((r.params for r in runs), MAX_PARAM_COLUMNS, grid_keys)
-    fields = _ordered_keys((r.fields for r in runs), MAX_FIELD_COLUMNS)
+    params = _ordered_keys((r.get("params") for r in runs if type(r) is dict), MAX_PARAM_COLUMNS, grid_keys)
+    fields = _ordered_keys((r.get("fields") for r in runs if type(r) is dict), MAX_FIELD_COLUMNS)
     labels = ["status", "run", "proc", "try", "step", *params, *fields, "error"]
     rows = []
-    for run in runs:
-        p, f = run.params, run.fields
-        exc = run.exception
-        rows.append(
-            TableRow(
-                run.id_run,
-                run.status.value,
-                (
-                    run.status.value,
-                    run.id_run,
-                    "" if run.process_index is None else str(run.process_index),
-                    str(run.attempt),
-                    run.current_step or "",
-                    *(format_value(p.get(k)) for k in params),
-                    *(format_value(f.get(k)) for k in fields),
-                    f"{exc.type}: {exc.message}".replace("\n", " ") if exc else "",
-                ),
-            )
-        )
+    seen: set[str] = set()
+    fmt = format_value
+    empty: dict[str, Any] = {}
+    for n, run in enumerate(runs):
+        if type(run) is not dict:
+            run = empty
+        run_id = run.get("id_run")
+        run_id = run_id if type(run_id) is str else f"?{n}"
+        key = run_id if run_id not in seen else f"{run_id}@{n}"
+        seen.add(key)
+        status = fmt(run.get("status", "pending"))
+        p = run.get("params")
+        f = run.get("fields")
+        p = p if type(p) is dict else empty
+        f = f if type(f) is dict else empty
+        exc = run.get("exception")
+        error = ""
+        if type(exc) is dict:
+            error = fmt(f"{exc.get('type', '?')}: {exc.get('message', '')}")
+        cells = [status, run_id, fmt(run.get("process_index")), fmt(run.get("attempt", 0)), fmt(run.get("current_step"))]
+        for source, keys in ((p, params), (f, fields)):
+            for k in keys:
+                v = source.get(k)
+                cells.append(v if type(v) is str and "\n" not in v else fmt(v))
+        cells.append(error)
+        rows.append(TableRow(key, status, tuple(cells)))
     return RunTableData.from_rows(labels, rows)
 
 
@@ -291,11 +303,11 @@ class RunTable(ScrollView, can_focus=True):
 
     def _apply_filter(self, keep_key: str | None) -> None:
         terms = self._filter.lower().split()
-        search = self._data.search
         if terms:
+            search = self._data.search
             self._visible = [i for i, text in enumerate(search) if all(t in text for t in terms)]
         else:
-            self._visible = list(range(len(search)))
+            self._visible = list(range(len(self._data.rows)))
         rows = self._data.rows
         self._index_of = {rows[i].key: n for n, i in enumerate(self._visible)}
         self.virtual_size = Size(self._total_width, len(self._visible) + 1)

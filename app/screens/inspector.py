@@ -19,6 +19,7 @@ import ast
 import os
 import shlex
 import stat
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
@@ -37,6 +39,7 @@ from textual.content import Content
 from textual.highlight import highlight
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -44,7 +47,7 @@ from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, NotAnExperiment,
 from state.hashing import source_hash
 from state.journal import JournalEntry
 from state.lem import LemExperimentState, LemV2ExperimentState
-from state.native import ExperimentDoc, RunRecord, StepInfo
+from state.native import SCHEMA_PREFIX, ExperimentDoc, RunRecord, StepInfo
 from state.paths import UnsafePathError, ensure_inside
 from state.record import ExperimentRecord, FileVersion, StateFormat
 from state.store import StateStore
@@ -65,6 +68,10 @@ Clock = Callable[[], datetime]
 EXTRAS_INTERVAL_S = 5.0
 #: Study files larger than this are not read to compare step sources.
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
+#: Files at least this big open in two steps: the runs table first, then the validated rest.
+PREVIEW_BYTES = 512 * 1024
+#: How long the worker lets the first frame draw before validating (validation holds the GIL).
+PREVIEW_FRAME_WAIT_S = 0.5
 
 
 class Section(str, Enum):
@@ -107,6 +114,8 @@ class Snapshot:
     run_index: Mapping[str, int] = field(default_factory=dict)
     process_columns: tuple[str, ...] = ()
     processes: tuple[ProcessLine, ...] = ()
+    preview: bool = False
+    """Only ``runs`` is filled in: the validated snapshot follows."""
 
     @property
     def doc(self) -> ExperimentDoc | None:
@@ -166,8 +175,37 @@ def read_bytes(path: Path, limit: int) -> tuple[bytes, FileVersion]:
         os.close(fd)
 
 
-def read_snapshot(store: StateStore, key: str) -> Snapshot:
-    """Read and parse the experiment file; every failure becomes a ``reason``, never an exception."""
+def runs_from_json(data: bytes) -> RunTableData | None:
+    """The runs table straight from the JSON, before (and apart from) validation.
+
+    Validating 10,000 runs costs a few hundred milliseconds; the table needs
+    only the decoded objects. None when the data is not an expwatch document.
+    """
+    try:
+        value = from_json(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    schema = value.get("schema")
+    if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
+        return None
+    runs = value.get("runs")
+    grid = value.get("grid")
+    return build_run_table(
+        runs if isinstance(runs, list) else [],
+        grid_keys=[str(k) for k in grid] if isinstance(grid, dict) else [],
+    )
+
+
+def read_snapshot(
+    store: StateStore, key: str, *, on_preview: Callable[[Snapshot], None] | None = None
+) -> Snapshot:
+    """Read and parse the experiment file; every failure becomes a ``reason``, never an exception.
+
+    For a big expwatch file, ``on_preview`` first gets a snapshot holding only
+    the runs table (``preview=True``), built before the slow validation.
+    """
     try:
         path = store.path_for(key)
         ensure_inside(store.root, path)
@@ -179,6 +217,9 @@ def read_snapshot(store: StateStore, key: str) -> Snapshot:
         return Snapshot(key, path, None, "", reason="the file no longer exists")
     except OSError as exc:
         return Snapshot(key, path, stat_version(path), "", reason=f"cannot read: {exc.strerror or exc}")
+    runs = runs_from_json(data) if SCHEMA_PREFIX.encode() in data[:4096] else None
+    if runs is not None and on_preview is not None and len(data) >= PREVIEW_BYTES:
+        on_preview(Snapshot(key, path, version, "", len(data), format=StateFormat.EXPWATCH, runs=runs, preview=True))
     text = data.decode("utf-8", errors="replace")
     try:
         fmt, model = parse_state(data)
@@ -187,13 +228,15 @@ def read_snapshot(store: StateStore, key: str) -> Snapshot:
     except NotAnExperiment as exc:
         return Snapshot(key, path, version, text, len(data), reason=f"not an experiment file ({exc})")
     record = summarize(key, path, version, fmt, model)
-    runs: RunTableData | None = None
     run_index: dict[str, int] = {}
     if isinstance(model, ExperimentDoc):
-        runs = build_run_table(model.runs, grid_keys=list(model.grid))
-        run_index = {run.id_run: n for n, run in enumerate(model.runs)}
+        if runs is None or len(runs.rows) != len(model.runs):
+            runs = runs_from_json(data) or RunTableData()
+        run_index = {row.key: n for n, row in enumerate(runs.rows)}
     elif isinstance(model, LemExperimentState) and (model.completed_runs or model.failed_runs):
         runs = build_legacy_run_table(model.completed_runs, model.failed_runs)
+    else:
+        runs = None
     columns, processes = process_lines(model)
     return Snapshot(
         key, path, version, text, len(data),
@@ -390,7 +433,7 @@ class ExtrasReader:
         now_hash = source_hash(current)
         if now_hash == step.source_hash:
             return SourceCheck.SAME, ""
-        return SourceCheck.CHANGED, f"hash {step.source_hash} at start, {now_hash} now"
+        return SourceCheck.CHANGED, f"source hash {step.source_hash[:8]} at start, {now_hash[:8]} now"
 
     def step_views(self, doc: ExperimentDoc) -> tuple[StepView, ...]:
         cwd = Path(doc.resume.cwd) if doc.resume else self.base
@@ -629,6 +672,16 @@ def visible_sections(snap: Snapshot) -> set[Section]:
 
 # -- the screen ---------------------------------------------------------------
 
+SECTION_TITLES = {
+    Section.OVERVIEW: "Overview",
+    Section.PROCESSES: "Processes",
+    Section.RUNS: "Runs",
+    Section.RUN: "Run",
+    Section.STEPS: "Steps",
+    Section.HISTORY: "History",
+    Section.RAW: "Raw",
+}
+
 
 class InspectorScreen(Screen[None]):
     """Everything one experiment file holds, in tabs, following the file while open."""
@@ -643,11 +696,15 @@ class InspectorScreen(Screen[None]):
     ]
 
     class Loaded(Message):
-        """A fresh read of the file (posted from the worker thread)."""
+        """A fresh read of the file (posted from the worker thread).
 
-        def __init__(self, snapshot: Snapshot) -> None:
+        ``drawn`` (previews only) is set once the screen has refreshed with it.
+        """
+
+        def __init__(self, snapshot: Snapshot, drawn: threading.Event | None = None) -> None:
             super().__init__()
             self.snapshot = snapshot
+            self.drawn = drawn
 
     class ExtrasLoaded(Message):
         """Verdict, journal, step checks and the raw text (posted from the worker thread)."""
@@ -686,41 +743,87 @@ class InspectorScreen(Screen[None]):
         self._loader: Worker[Snapshot | None] | None = None
         self._extras_at = 0.0
         self._shown: set[Section] | None = None
+        self._ready: set[Section] = set()
+        """Tabs whose content is mounted."""
         self._process_columns: tuple[tuple[str, int], ...] = ()
 
     # -- layout ---------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        """All tabs, but only the first one's content: the others mount when first shown."""
         yield Static(Content.styled(f"loading {self.key}…", MUTED), id="inspector-title")
         with TabbedContent(initial=self.initial_section.value, id="sections"):
-            with TabPane("Overview", id=Section.OVERVIEW.value):
-                with VerticalScroll(id="overview-scroll"):
-                    yield OverviewPanel(id="overview-panel")
-            with TabPane("Processes", id=Section.PROCESSES.value):
-                yield DataTable(id="process-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Runs", id=Section.RUNS.value):
-                with Horizontal(id="runs-bar"):
-                    yield Input(placeholder="filter runs: status, id, params… (/)", id="run-filter")
-                    yield Static(id="run-count")
-                yield RunTable(id="run-table")
-            with TabPane("Run", id=Section.RUN.value):
-                yield Static(id="run-header")
-                with Horizontal(id="run-body"):
-                    yield FieldTree(id="run-fields")
-                    with VerticalScroll(id="run-exception-scroll"):
-                        yield Static(id="run-exception")
-            with TabPane("Steps", id=Section.STEPS.value):
-                yield VerticalScroll(id="step-list")
-            with TabPane("History", id=Section.HISTORY.value):
-                yield HistoryLog(id="history-log")
-            with TabPane("Raw", id=Section.RAW.value):
-                with Horizontal(id="raw-bar"):
-                    yield Input(placeholder="search the file (/)", id="raw-search")
-                    yield Static(id="raw-matches")
-                yield RawJsonView(id="raw-view")
+            for section in Section:
+                with TabPane(SECTION_TITLES[section], id=section.value):
+                    if section is self.initial_section:
+                        yield from self._section_widgets(section)
+        self._ready.add(self.initial_section)
         yield Footer()
 
+    def _section_widgets(self, section: Section) -> list[Widget]:
+        if section is Section.OVERVIEW:
+            return [VerticalScroll(OverviewPanel(id="overview-panel"), id="overview-scroll")]
+        if section is Section.PROCESSES:
+            return [DataTable(id="process-table", cursor_type="row", zebra_stripes=True)]
+        if section is Section.RUNS:
+            bar = Horizontal(
+                Input(placeholder="filter runs: status, id, params… (/)", id="run-filter"),
+                Static(id="run-count"),
+                id="runs-bar",
+            )
+            return [bar, RunTable(id="run-table")]
+        if section is Section.RUN:
+            exception = VerticalScroll(Static(id="run-exception"), id="run-exception-scroll")
+            return [Static(id="run-header"), Horizontal(FieldTree(id="run-fields"), exception, id="run-body")]
+        if section is Section.STEPS:
+            return [VerticalScroll(id="step-list")]
+        if section is Section.HISTORY:
+            return [HistoryLog(id="history-log")]
+        bar = Horizontal(Input(placeholder="search the file (/)", id="raw-search"), Static(id="raw-matches"), id="raw-bar")
+        return [bar, RawJsonView(id="raw-view")]
+
+    async def _ensure_section(self, section: Section) -> None:
+        """Mount a tab's content the first time it is shown, filled from the current read."""
+        if section in self._ready:
+            return
+        self._ready.add(section)
+        await self.query_one(f"#{section.value}", TabPane).mount_all(self._section_widgets(section))
+        self._fill(section)
+
+    @on(TabbedContent.TabActivated, "#sections")
+    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            await self._ensure_section(Section(event.pane.id))
+
+    async def show_section(self, section: Section) -> None:
+        """Switch to a tab (if the file has it), its content mounted."""
+        if self._shown is not None and section not in self._shown:
+            return
+        self.query_one(TabbedContent).active = section.value
+        await self._ensure_section(section)
+
+    def _fill(self, section: Section) -> None:
+        """Show the current read (and extras) in one mounted tab; each widget skips unchanged data."""
+        snap, extras = self.snapshot, self.extras
+        if section is Section.OVERVIEW and snap is not None:
+            self._render_overview(snap)
+        elif section is Section.PROCESSES and snap is not None:
+            self._apply_processes(snap)
+        elif section is Section.RUNS and snap is not None:
+            self.query_one(RunTable).set_data(snap.runs or RunTableData())
+            self._update_run_count()
+        elif section is Section.RUN:
+            self._render_run_detail()
+        elif section is Section.STEPS and extras is not None:
+            self._apply_steps(extras.steps)
+        elif section is Section.HISTORY and extras is not None:
+            self.query_one(HistoryLog).set_rows(extras.history)
+        elif section is Section.RAW and extras is not None and extras.raw is not None:
+            view = self.query_one(RawJsonView)
+            if view.raw is not extras.raw:
+                view.set_raw(extras.raw)
+
     def on_mount(self) -> None:
-        self._render_run_detail()
+        self._fill(self.initial_section)
         self._start_load(force=True)
         self.set_interval(self.poll_interval, self._poll)
 
@@ -750,7 +853,13 @@ class InspectorScreen(Screen[None]):
         snap = previous
         changed = force or previous is None or stat_version(previous.path) != previous.version
         if changed:
-            snap = read_snapshot(self.store, self.key)
+
+            def preview(early: Snapshot) -> None:
+                drawn = threading.Event()
+                self.post_message(self.Loaded(early, drawn))
+                drawn.wait(PREVIEW_FRAME_WAIT_S)
+
+            snap = read_snapshot(self.store, self.key, on_preview=preview if previous is None else None)
             if worker.is_cancelled:
                 return snap
             self.post_message(self.Loaded(snap))
@@ -771,6 +880,11 @@ class InspectorScreen(Screen[None]):
             )
 
     def on_inspector_screen_loaded(self, message: Loaded) -> None:
+        if message.snapshot.preview:
+            self._apply_preview(message.snapshot)
+            if message.drawn is not None:
+                self.call_after_refresh(message.drawn.set)
+            return
         self.snapshot = message.snapshot
         self.load_count += 1
         self._apply_snapshot(message.snapshot)
@@ -781,24 +895,26 @@ class InspectorScreen(Screen[None]):
             extras = Extras(**{**extras.__dict__, "raw": self.extras.raw})
         self.extras = extras
         self._extras_at = time.monotonic()
-        if extras.raw is not None:
-            self.query_one(RawJsonView).set_raw(extras.raw)
-        self._apply_steps(extras.steps)
-        self.query_one(HistoryLog).set_rows(extras.history)
-        if self.snapshot is not None:
-            self._render_overview(self.snapshot)
+        for section in (Section.OVERVIEW, Section.STEPS, Section.HISTORY, Section.RAW):
+            if section in self._ready:
+                self._fill(section)
 
     # -- applying a read ------------------------------------------------------
     def _apply_snapshot(self, snap: Snapshot) -> None:
         self._update_title(snap)
         self._update_sections(visible_sections(snap))
-        self._render_overview(snap)
-        self._apply_processes(snap)
+        for section in (Section.OVERVIEW, Section.PROCESSES, Section.RUNS, Section.RUN):
+            if section in self._ready:
+                self._fill(section)
+
+    def _apply_preview(self, snap: Snapshot) -> None:
+        if self.snapshot is not None or Section.RUNS not in self._ready:
+            return
         self.query_one(RunTable).set_data(snap.runs or RunTableData())
         self._update_run_count()
-        self._render_run_detail()
-        if snap.model is None and self.extras is None:
-            self.query_one(RawJsonView).set_raw(RawText.from_text(snap.text) if len(snap.text) < 1 << 20 else EMPTY_RAW)
+        total = len(snap.runs.rows) if snap.runs else 0
+        reading = f"reading {snap.path.name} ({snap.size / 1e6:.1f} MB, {total:,} runs)…"
+        self.query_one("#inspector-title", Static).update(Content.styled(reading, MUTED))
 
     def _update_title(self, snap: Snapshot) -> None:
         title = self.query_one("#inspector-title", Static)
@@ -829,6 +945,8 @@ class InspectorScreen(Screen[None]):
             tabs.active = Section.OVERVIEW.value
 
     def _render_overview(self, snap: Snapshot) -> None:
+        if Section.OVERVIEW not in self._ready:
+            return
         sections = overview_sections(
             snap, self.extras, now=self.now(), base=self._reader.base, has_verdict=self.verdict_provider is not None
         )
@@ -868,12 +986,16 @@ class InspectorScreen(Screen[None]):
                 table.add_row(*line.cells, key=line.key)
 
     def _update_run_count(self) -> None:
+        if Section.RUNS not in self._ready:
+            return
         table = self.query_one(RunTable)
         total = table.total_rows
         text = f"{total:,} runs" if not table.filter_text else f"{table.row_count:,} of {total:,} runs"
         self.query_one("#run-count", Static).update(text)
 
     def _render_run_detail(self) -> None:
+        if Section.RUN not in self._ready:
+            return
         snap = self.snapshot
         header = self.query_one("#run-header", Static)
         tree = self.query_one(FieldTree)
@@ -903,10 +1025,12 @@ class InspectorScreen(Screen[None]):
             for panel, view in zip(panels, views):
                 panel.update(view)
             return
+        if not views and not panels and container.query_children(".empty-note"):
+            return
         container.remove_children()
         if views:
             container.mount_all([StepSource(view) for view in views])
-        elif self.snapshot is not None and self.snapshot.doc is not None:
+        else:
             container.mount(Static(Content.styled("no steps recorded", f"italic {MUTED}"), classes="empty-note"))
 
     # -- interaction ------------------------------------------------------------
@@ -920,13 +1044,13 @@ class InspectorScreen(Screen[None]):
         self.query_one(RunTable).focus()
 
     @on(RunTable.RunSelected)
-    def _open_run(self, event: RunTable.RunSelected) -> None:
+    async def _open_run(self, event: RunTable.RunSelected) -> None:
         snap = self.snapshot
         if snap is None or snap.run(event.key) is None:
             return
         self.selected_run = event.key
+        await self.show_section(Section.RUN)
         self._render_run_detail()
-        self.query_one(TabbedContent).active = Section.RUN.value
 
     @on(Input.Changed, "#raw-search")
     def _search_raw(self, event: Input.Changed) -> None:
@@ -953,21 +1077,21 @@ class InspectorScreen(Screen[None]):
     def action_reload(self) -> None:
         self._start_load(force=True)
 
-    def action_show_section(self, number: int) -> None:
+    async def action_show_section(self, number: int) -> None:
         sections = list(Section)
-        if 1 <= number <= len(sections) and sections[number - 1] in (self._shown or {Section.OVERVIEW}):
-            self.query_one(TabbedContent).active = sections[number - 1].value
+        if 1 <= number <= len(sections):
+            await self.show_section(sections[number - 1])
 
-    def action_find(self) -> None:
-        tabs = self.query_one(TabbedContent)
+    async def action_find(self) -> None:
+        """``/``: the runs filter, or the raw search on the Raw tab (or when there are no runs)."""
+        active = self.query_one(TabbedContent).active
         shown = self._shown or set()
-        if tabs.active == Section.RAW.value or (tabs.active != Section.RUNS.value and Section.RUNS not in shown):
-            if Section.RAW in shown:
-                tabs.active = Section.RAW.value
-                self.query_one("#raw-search", Input).focus()
-            return
-        tabs.active = Section.RUNS.value
-        self.query_one("#run-filter", Input).focus()
+        if Section.RUNS in shown and (active == Section.RUNS.value or active != Section.RAW.value):
+            await self.show_section(Section.RUNS)
+            self.query_one("#run-filter", Input).focus()
+        elif Section.RAW in shown:
+            await self.show_section(Section.RAW)
+            self.query_one("#raw-search", Input).focus()
 
 
 __all__ = [

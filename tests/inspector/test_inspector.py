@@ -266,13 +266,15 @@ async def test_llenergymeasure_file_shows_what_it_has_and_no_empty_tabs():
         assert _shown_tabs(screen) == {"overview", "processes", "runs", "history", "raw"}
         text = _overview_text(screen)
         assert LEM_ID in text and "meta-llama/Llama-3-8B" in text and "subprocess_pid" in text
+        await pilot.press("2")
         assert screen.query_one("#process-table", DataTable).get_row("1")[:3] == ["1", "running", "1"]
-        assert screen.query_one(RunTable).visible_keys() == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
-        assert [r.change for r in screen.query_one(HistoryLog).entries] == ["mark-stale: running → interrupted"]
         await pilot.press("3")
         assert _tabs(screen).active == "runs"
+        assert screen.query_one(RunTable).visible_keys() == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
         await pilot.press("4", "5")
         assert _tabs(screen).active == "runs", "run and steps are hidden for llenergymeasure files"
+        await pilot.press("6")
+        assert [r.change for r in screen.query_one(HistoryLog).entries] == ["mark-stale: running → interrupted"]
 
 
 async def test_llenergymeasure_v2_file_has_no_processes_or_runs_tabs():
@@ -296,6 +298,7 @@ async def test_broken_file_shows_the_reason_and_the_raw_bytes():
         text = _overview_text(screen)
         assert "not UTF-8 (byte 0xff at offset 54)" in text
         assert '"status": "runn\ufffd\ufffding",' in text
+        await pilot.press("7")
         view = screen.query_one(RawJsonView)
         assert "\n".join(view.raw.lines) == BROKEN_BYTES.decode("utf-8", errors="replace")
 
@@ -305,6 +308,7 @@ async def test_live_follow_updates_sections_in_place():
     app = InspectorHost(store, key, section=Section.RUNS, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
+        await pilot.press("7", "3")
         table = screen.query_one(RunTable)
         table.move_to_key("r-0002")
         raw_before = screen.query_one(RawJsonView).raw

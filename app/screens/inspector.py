@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -34,7 +34,7 @@ from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
 from textual.message import Message
@@ -46,7 +46,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, NotAnExperiment, StateModel, parse_state, summarize
 from state.hashing import source_hash
 from state.journal import JournalEntry
-from state.lem import LemExperimentState, LemV2ExperimentState
+from state.lem import LemExperimentState
 from state.native import SCHEMA_PREFIX, ExperimentDoc, RunRecord, StepInfo
 from state.paths import UnsafePathError, ensure_inside
 from state.record import ExperimentRecord, FileVersion, StateFormat
@@ -55,7 +55,7 @@ from state.verdict import Liveness, StaleVerdict, human_age
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog, HistoryRow
 from widgets.overview_panel import OverviewPanel, OverviewSection
-from widgets.raw_json import EMPTY_RAW, RawJsonView, RawText
+from widgets.raw_json import RawJsonView, RawText
 from widgets.run_table import RunTable, RunTableData, build_legacy_run_table, build_run_table, format_value
 from widgets.step_source import SourceCheck, StepSource, StepView
 
@@ -892,7 +892,7 @@ class InspectorScreen(Screen[None]):
     def on_inspector_screen_extras_loaded(self, message: ExtrasLoaded) -> None:
         extras = message.extras
         if self.extras is not None and extras.raw is None:
-            extras = Extras(**{**extras.__dict__, "raw": self.extras.raw})
+            extras = replace(extras, raw=self.extras.raw)
         self.extras = extras
         self._extras_at = time.monotonic()
         for section in (Section.OVERVIEW, Section.STEPS, Section.HISTORY, Section.RAW):

@@ -19,7 +19,6 @@ from tests.inspector.fixtures import (
     create_experiment,
     create_lem,
     create_lem_v2,
-    save,
 )
 from tests.inspector.harness import ALIVE, InspectorHost, loaded, wait_for
 from widgets.field_tree import FieldTree

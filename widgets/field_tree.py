@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from widgets.run_table import format_value
+from widgets.run_table import format_value, printable
 
 #: Children shown per node; the rest are summarised in one leaf.
 MAX_CHILDREN = 200
@@ -74,6 +74,7 @@ class FieldTree(Tree[str]):
             yield from self._walk(child)
 
     def _add(self, parent: TreeNode[str], key: str, path: str, value: Any) -> None:
+        key = printable(key)
         if isinstance(value, Mapping | list | tuple):
             label = Text.assemble((key, "bold"), "  ", (_summary(value), "dim"))
             node = parent.add(label, data=path, allow_expand=bool(value))

@@ -13,6 +13,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
+from widgets.run_table import printable
+
 
 LABELS = ("when", "source", "change", "who", "why")
 MAX_WIDTH = 60
@@ -29,8 +31,12 @@ class HistoryRow:
     why: str = ""
 
 
-class HistoryLog(DataTable[str | Text]):
-    """One row per transition or journalled action, oldest first."""
+class HistoryLog(DataTable[Text]):
+    """One row per transition or journalled action, oldest first.
+
+    Cells are ``Text``, never ``str``: a DataTable parses strings as markup, and
+    these come from files.
+    """
 
     DEFAULT_CSS = """
     HistoryLog {
@@ -72,14 +78,22 @@ class HistoryLog(DataTable[str | Text]):
             cursor = None
         for n, row in enumerate(rows[len(old):], start=len(old)):
             when, source, change, who, why = _cells(row)
-            self.add_row(when, Text(source, style="dim" if source == "journal" else ""), change, who, why, key=str(n))
+            self.add_row(
+                Text(when),
+                Text(source, style="dim" if source == "journal" else ""),
+                Text(change),
+                Text(who),
+                Text(why),
+                key=str(n),
+            )
         self._rows = rows
         if cursor is not None and rows:
             self.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
 
 
 def _cells(row: HistoryRow) -> tuple[str, str, str, str, str]:
-    return (row.at, row.source, row.change, row.who, row.why)
+    """The row's texts, terminal-safe (they come from files and the journal)."""
+    return (printable(row.at), row.source, printable(row.change), printable(row.who), printable(row.why))
 
 
 __all__ = ["HistoryLog", "HistoryRow"]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widgets import Static
 
+from widgets.run_table import printable
+
 Value = Content | str
 
 
@@ -31,7 +33,7 @@ def render_sections(sections: Sequence[OverviewSection]) -> Content:
             parts.append("\n\n")
         parts.append((section.title, "bold $text-accent"))
         if section.note is not None:
-            parts += ["\n", section.note]
+            parts += ["\n", section.note if isinstance(section.note, Content) else printable(section.note, keep_newlines=True)]
         width = max((len(label) for label, _ in section.rows), default=0)
         for label, value in section.rows:
             parts += ["\n", (f"  {label:<{width}}  ", "$text-muted")]
@@ -43,7 +45,7 @@ def render_sections(sections: Sequence[OverviewSection]) -> Content:
                         parts += ["\n", indent]
                     parts.append(line)
             else:
-                parts.append(value.replace("\n", "\n" + " " * (width + 4)))
+                parts.append(printable(value, keep_newlines=True).replace("\n", "\n" + " " * (width + 4)))
     return Content.assemble(*parts)
 
 

@@ -12,6 +12,7 @@ filters and reloads.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -84,11 +85,23 @@ def cell_width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` safe to put on a terminal: control characters (escapes, tabs) become spaces."""
+    if text.isprintable():
+        return text
+    if keep_newlines:
+        return "\n".join(_CONTROL.sub(" ", line) for line in text.split("\n"))
+    return _CONTROL.sub(" ", text)
+
+
 def format_value(value: Any) -> str:
-    """One-line text for a param or field value."""
+    """One-line, terminal-safe text for a param or field value."""
     kind = type(value)
     if kind is str:
-        return value if "\n" not in value else value.replace("\n", " ")
+        return value if value.isprintable() else printable(value)
     if kind is int:
         return str(value)
     if value is None:
@@ -98,10 +111,10 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (int, str)):
-        return str(value).replace("\n", " ")
+        return printable(str(value))
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
-    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    return printable(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False))
 
 
 def _ordered_keys(dicts: Iterable[Any], limit: int, prefer: Sequence[str] = ()) -> list[str]:
@@ -131,7 +144,7 @@ def build_run_table(runs: Sequence[Any], *, grid_keys: Sequence[str] = ()) -> Ru
         if type(run) is not dict:
             run = empty
         run_id = run.get("id_run")
-        run_id = run_id if type(run_id) is str else f"?{n}"
+        run_id = fmt(run_id) if type(run_id) is str else f"?{n}"
         key = run_id if run_id not in seen else f"{run_id}@{n}"
         seen.add(key)
         status = fmt(run.get("status", "pending"))
@@ -147,7 +160,7 @@ def build_run_table(runs: Sequence[Any], *, grid_keys: Sequence[str] = ()) -> Ru
         for source, keys in ((p, params), (f, fields)):
             for k in keys:
                 v = source.get(k)
-                cells.append(v if type(v) is str and "\n" not in v else fmt(v))
+                cells.append(v if type(v) is str and v.isprintable() else fmt(v))
         cells.append(error)
         rows.append(TableRow(key, status, tuple(cells)))
     return RunTableData.from_rows(labels, rows)
@@ -155,8 +168,8 @@ def build_run_table(runs: Sequence[Any], *, grid_keys: Sequence[str] = ()) -> Ru
 
 def build_legacy_run_table(completed: Mapping[str, str], failed: Mapping[str, str]) -> RunTableData:
     """Rows for llenergymeasure's ``completed_runs`` / ``failed_runs`` maps."""
-    rows = [TableRow(f"completed:{k}", "completed", ("completed", k, format_value(v))) for k, v in completed.items()]
-    rows += [TableRow(f"failed:{k}", "failed", ("failed", k, format_value(v))) for k, v in failed.items()]
+    rows = [TableRow(f"completed:{k}", "completed", ("completed", printable(k), format_value(v))) for k, v in completed.items()]
+    rows += [TableRow(f"failed:{k}", "failed", ("failed", printable(k), format_value(v))) for k, v in failed.items()]
     return RunTableData.from_rows(["status", "run", "result"], rows)
 
 
@@ -441,4 +454,5 @@ __all__ = [
     "build_legacy_run_table",
     "build_run_table",
     "format_value",
+    "printable",
 ]

@@ -1,13 +1,16 @@
 """The inspector: everything one experiment file holds, kept live while it is open.
 
-Reading is two-phased so a big experiment appears fast: a thread worker reads
-the file once (the raw bytes and the parsed model come from the same read),
-posts what the Overview, Processes and Runs need, then posts the slower rest
-(the raw text split for display, the owner verdict, the journal, the step
-sources compared with the files on disk). A timer polls the file's version
-with ``os.stat`` from a worker, never starting one while another runs; on a
-change everything is re-read and the sections are updated in place, keeping
-the selected tab, the runs cursor and the tree's expanded nodes.
+A thread worker reads the file once (the raw bytes and the parsed model come
+from the same read). For a big expwatch file it first posts the runs table,
+built from the plain decoded JSON, and lets that frame draw before the slower
+validation (which holds the GIL); then it posts the validated read (Overview,
+Processes, Runs, Run), then the rest (the raw text split for display, the
+owner verdict, the journal, the step sources compared with the files on
+disk). Only the first tab's content is composed; the others mount when first
+shown. A timer starts a worker that polls the file's version with ``os.stat``,
+never while another runs; on a change everything is re-read and the sections
+are updated in place, keeping the selected tab, the runs cursor and the
+tree's expanded nodes.
 
 The screen knows nothing of runtime/: the app passes the verdict and the
 resume command as callables, which run in the worker.
@@ -31,6 +34,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 from pydantic_core import from_json
 from rich.cells import cell_len
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -271,6 +275,11 @@ def column_widths(labels: Sequence[str], rows: Sequence[Sequence[str]], *, limit
 
 
 def process_lines(model: StateModel) -> tuple[tuple[str, ...], tuple[ProcessLine, ...]]:
+    columns, lines = _process_lines(model)
+    return columns, tuple(ProcessLine(line.key, tuple(map(format_value, line.cells)), line.status) for line in lines)
+
+
+def _process_lines(model: StateModel) -> tuple[tuple[str, ...], tuple[ProcessLine, ...]]:
     if isinstance(model, ExperimentDoc):
         columns = ("proc", "status", "gpu", "pid", "host", "done/fail/all", "run", "step", "heartbeat", "started", "error")
         lines = []
@@ -956,7 +965,8 @@ class InspectorScreen(Screen[None]):
         """Keyed update: changed cells updated, new processes added, gone ones removed.
 
         Column widths are given, not measured: the table is rebuilt (keeping the
-        cursor row) only when a value no longer fits its column.
+        cursor row) only when a value no longer fits its column. Cells are
+        ``Text`` (a DataTable would parse ``str`` as markup).
         """
         table = self.query_one("#process-table", DataTable)
         widths = column_widths(snap.process_columns, [line.cells for line in snap.processes])
@@ -968,7 +978,7 @@ class InspectorScreen(Screen[None]):
                 table.add_column(label, width=width, key=label)
             self._process_columns = layout
             for line in snap.processes:
-                table.add_row(*line.cells, key=line.key)
+                table.add_row(*map(Text, line.cells), key=line.key)
             if snap.processes:
                 table.move_cursor(row=min(cursor, len(snap.processes) - 1), animate=False)
             return
@@ -980,10 +990,10 @@ class InspectorScreen(Screen[None]):
         for line in snap.processes:
             if line.key in existing:
                 for column, cell in zip(columns, line.cells):
-                    if table.get_cell(line.key, column) != cell:
-                        table.update_cell(line.key, column, cell)
+                    if table.get_cell(line.key, column).plain != cell:
+                        table.update_cell(line.key, column, Text(cell))
             else:
-                table.add_row(*line.cells, key=line.key)
+                table.add_row(*map(Text, line.cells), key=line.key)
 
     def _update_run_count(self) -> None:
         if Section.RUNS not in self._ready:

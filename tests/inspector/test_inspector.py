@@ -8,6 +8,7 @@ import threading
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from app.screens.inspector import InspectorScreen, Section
+from state.journal import JournalEntry
 from state.native import ExperimentDoc, RunStatus
 from state.verdict import StaleVerdict
 from tests.inspector.fixtures import (
@@ -19,6 +20,7 @@ from tests.inspector.fixtures import (
     create_experiment,
     create_lem,
     create_lem_v2,
+    write_journal,
 )
 from tests.inspector.harness import ALIVE, InspectorHost, loaded, wait_for
 from widgets.field_tree import FieldTree
@@ -107,9 +109,11 @@ async def test_processes_are_listed_with_their_progress():
         screen = await loaded(pilot)
         table = screen.query_one("#process-table", DataTable)
         assert table.row_count == 2
-        assert table.get_row("0")[:6] == ["0", "running", "0", "4250", "gpu-node-7", "2/0/3"]
-        assert table.get_row("1")[1] == "failed"
-        assert table.get_row("1")[-1] == "MemoryError: CUDA out of memory"
+        row0 = [cell.plain for cell in table.get_row("0")]
+        row1 = [cell.plain for cell in table.get_row("1")]
+        assert row0[:6] == ["0", "running", "0", "4250", "gpu-node-7", "2/0/3"]
+        assert row1[1] == "failed"
+        assert row1[-1] == "MemoryError: CUDA out of memory"
 
 
 async def test_runs_filter_narrows_the_table_and_counts():
@@ -266,7 +270,7 @@ async def test_llenergymeasure_file_shows_what_it_has_and_no_empty_tabs():
         text = _overview_text(screen)
         assert LEM_ID in text and "meta-llama/Llama-3-8B" in text and "subprocess_pid" in text
         await pilot.press("2")
-        assert screen.query_one("#process-table", DataTable).get_row("1")[:3] == ["1", "running", "1"]
+        assert [c.plain for c in screen.query_one("#process-table", DataTable).get_row("1")[:3]] == ["1", "running", "1"]
         await pilot.press("3")
         assert _tabs(screen).active == "runs"
         assert screen.query_one(RunTable).visible_keys() == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
@@ -360,3 +364,30 @@ async def test_polls_never_pile_up_while_a_read_is_slow():
         release.set()
         await loaded(pilot)
 
+
+
+async def test_hostile_text_from_files_is_shown_literally_and_never_reaches_the_terminal_raw():
+    store, key, _ = create_experiment()
+
+    def hostile(doc: ExperimentDoc) -> ExperimentDoc:
+        runs = list(doc.runs)
+        runs[0] = runs[0].model_copy(update={"params": {"batch_size": "[/bold]\x1b[31mred", "precision": "bf16"}})
+        procs = dict(doc.processes)
+        procs["1"] = procs["1"].model_copy(update={"error_message": "[/oops] \x1b]0;title\x07"})
+        return doc.model_copy(update={"runs": runs, "processes": procs, "name": "[b]x[/c]"})
+
+    store.update(key, hostile)
+    write_journal(store, [JournalEntry("2026-03-14T09:29:00+00:00", "eve", "h", EXPERIMENT_ID, "resume", None, "running", "[/x] \x1b[2J")])
+    app = InspectorHost(store, key, section=Section.RUNS)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        cells = screen.query_one(RunTable).data.rows[0].cells
+        assert "[/bold] [31mred" in cells
+        assert "[b]x[/c]" in _static_text(screen, "#inspector-title")
+        await pilot.press("2")
+        error = screen.query_one("#process-table", DataTable).get_row("1")[-1].plain
+        assert error.startswith("[/oops]") and "\x1b" not in error and "\x07" not in error
+        await pilot.press("6")
+        assert screen.query_one(HistoryLog).entries[-1].why == "[/x] \x1b[2J"
+        shown = screen.query_one(HistoryLog).get_row("6")[-1].plain
+        assert shown == "[/x]  [2J"

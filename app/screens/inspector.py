@@ -203,12 +203,13 @@ def runs_from_json(data: bytes) -> RunTableData | None:
 
 
 def read_snapshot(
-    store: StateStore, key: str, *, on_preview: Callable[[Snapshot], None] | None = None
+    store: StateStore, key: str, *, on_preview: Callable[[Snapshot], bool] | None = None
 ) -> Snapshot:
     """Read and parse the experiment file; every failure becomes a ``reason``, never an exception.
 
     For a big expwatch file, ``on_preview`` first gets a snapshot holding only
-    the runs table (``preview=True``), built before the slow validation.
+    the runs table (``preview=True``), built before the slow validation; if it
+    returns False nobody wants the rest and that preview is returned as is.
     """
     try:
         path = store.path_for(key)
@@ -223,7 +224,9 @@ def read_snapshot(
         return Snapshot(key, path, stat_version(path), "", reason=f"cannot read: {exc.strerror or exc}")
     runs = runs_from_json(data) if SCHEMA_PREFIX.encode() in data[:4096] else None
     if runs is not None and on_preview is not None and len(data) >= PREVIEW_BYTES:
-        on_preview(Snapshot(key, path, version, "", len(data), format=StateFormat.EXPWATCH, runs=runs, preview=True))
+        early = Snapshot(key, path, version, "", len(data), format=StateFormat.EXPWATCH, runs=runs, preview=True)
+        if not on_preview(early):
+            return early
     text = data.decode("utf-8", errors="replace")
     try:
         fmt, model = parse_state(data)
@@ -863,10 +866,11 @@ class InspectorScreen(Screen[None]):
         changed = force or previous is None or stat_version(previous.path) != previous.version
         if changed:
 
-            def preview(early: Snapshot) -> None:
+            def preview(early: Snapshot) -> bool:
                 drawn = threading.Event()
                 self.post_message(self.Loaded(early, drawn))
                 drawn.wait(PREVIEW_FRAME_WAIT_S)
+                return not worker.is_cancelled
 
             snap = read_snapshot(self.store, self.key, on_preview=preview if previous is None else None)
             if worker.is_cancelled:

@@ -7,7 +7,7 @@ import threading
 
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
-from app.screens.inspector import InspectorScreen, Section
+from app.screens.inspector import PREVIEW_BYTES, InspectorScreen, Section
 from state.journal import JournalEntry
 from state.native import ExperimentDoc, RunStatus
 from state.verdict import StaleVerdict
@@ -391,3 +391,38 @@ async def test_hostile_text_from_files_is_shown_literally_and_never_reaches_the_
         assert screen.query_one(HistoryLog).entries[-1].why == "[/x] \x1b[2J"
         shown = screen.query_one(HistoryLog).get_row("6")[-1].plain
         assert shown == "[/x]  [2J"
+
+
+async def test_a_big_file_shows_its_runs_before_validation_then_the_full_view(monkeypatch):
+    store, key, _ = create_experiment()
+
+    def many_runs(doc: ExperimentDoc) -> ExperimentDoc:
+        template = doc.runs[0]
+        runs = [
+            template.model_copy(update={"id_run": f"b-{i:05d}", "index": i, "state": {"seed": i, "note": "x" * 300}})
+            for i in range(1500)
+        ]
+        return doc.model_copy(update={"runs": [*doc.runs, *runs]})
+
+    store.update(key, many_runs)
+    assert (store.root / f"{key}.json").stat().st_size >= PREVIEW_BYTES
+    previews: list[int] = []
+    original = InspectorScreen._apply_preview
+
+    def spy(self, snap):
+        previews.append(len(snap.runs.rows))
+        assert self.snapshot is None, "the preview comes before the validated read"
+        original(self, snap)
+
+    monkeypatch.setattr(InspectorScreen, "_apply_preview", spy)
+    app = InspectorHost(store, key, section=Section.RUNS)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        assert previews == [1506]
+        table = screen.query_one(RunTable)
+        assert table.total_rows == 1506 and screen.load_count == 1
+        table.move_to_key("b-01499")
+        table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _tabs(screen).active == Section.RUN.value, what="run tab")
+        assert "b-01499" in _static_text(screen, "#run-header")

@@ -20,10 +20,14 @@ from widgets.run_table import format_value, printable
 MAX_CHILDREN = 200
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _summary(value: Any) -> str:
     if isinstance(value, Mapping):
-        return f"{{{len(value)} keys}}" if value else "{}"
-    return f"[{len(value)} items]" if value else "[]"
+        return f"{{{_plural(len(value), 'key')}}}" if value else "{}"
+    return f"[{_plural(len(value), 'item')}]" if value else "[]"
 
 
 class FieldTree(Tree[str]):

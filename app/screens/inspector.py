@@ -581,7 +581,7 @@ def overview_value(name: str, value: Any, snap: Snapshot, now: datetime, base: P
     if name == "process_progress":
         return Content.assemble(f"{len(value)} processes", ("   → Processes", MUTED))
     if name in ("completed_runs", "failed_runs") and isinstance(value, dict):
-        return Content.assemble(f"{len(value)} runs", ("   → Runs", MUTED) if value else "")
+        return Content.assemble(f"{len(value)} run" + ("" if len(value) == 1 else "s"), ("   → Runs", MUTED) if value else "")
     if name == "owner":
         o = value
         bits = [f"pid {o.pid} on {o.host}", o.role]

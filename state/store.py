@@ -255,7 +255,7 @@ class StateStore:
         if st.st_size > MAX_STATE_FILE_BYTES:
             return BrokenRecord(key, path, f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB ({st.st_size} bytes)", sig)
         try:
-            data, _ = _read_limited(path)
+            data, _ = read_limited(path)
         except PermissionError:
             return BrokenRecord(key, path, "permission denied", sig)
         except OSError as exc:
@@ -349,7 +349,7 @@ class StateStore:
         path = self.root / f"{key}.json"
         try:
             path = self.path_for(key)
-            data, st = _read_limited(path)
+            data, st = read_limited(path)
         except FileNotFoundError:
             raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None
         except (OSError, UnsafePathError) as exc:
@@ -525,7 +525,7 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
-def _read_limited(path: Path) -> tuple[bytes, os.stat_result]:
+def read_limited(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> tuple[bytes, os.stat_result]:
     """Read at most the size limit (+1, so oversize shows) and the stat of what was read.
 
     The version comes from ``fstat`` on the open file, so it always belongs
@@ -539,7 +539,7 @@ def _read_limited(path: Path) -> tuple[bytes, os.stat_result]:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(21, "not a regular file")
         chunks = []
-        remaining = MAX_STATE_FILE_BYTES + 1
+        remaining = limit + 1
         while remaining > 0:
             chunk = os.read(fd, min(remaining, 1 << 20))
             if not chunk:

@@ -56,7 +56,7 @@ from state.lem import LemExperimentState
 from state.native import SCHEMA_PREFIX, ExperimentDoc, RunRecord, StepInfo
 from state.paths import UnsafePathError, ensure_inside
 from state.record import ExperimentRecord, FileVersion, StateFormat
-from state.store import StateStore
+from state.store import StateStore, read_limited
 from state.verdict import Liveness, StaleVerdict, human_age
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog, HistoryRow
@@ -163,22 +163,8 @@ def stat_version(path: Path) -> FileVersion | None:
 
 def read_bytes(path: Path, limit: int) -> tuple[bytes, FileVersion]:
     """Up to ``limit`` + 1 bytes of a regular file, and the version of what was read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(21, "not a regular file")
-        chunks = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks), _version(st)
-    finally:
-        os.close(fd)
+    data, st = read_limited(path, limit)
+    return data, _version(st)
 
 
 def runs_from_json(data: bytes) -> RunTableData | None:

@@ -571,6 +571,7 @@ class ExpwatchApp(App[None]):
                 entry.key,
                 verdict_provider=self.verdict_for_record,
                 resume_command=self.resume_command_text,
+                now=self.clock,
             )
         )
 

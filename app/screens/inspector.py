@@ -22,7 +22,6 @@ import ast
 import gc
 import os
 import shlex
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence

@@ -281,3 +281,15 @@ async def test_command_palette_offers_actions_for_the_selection(state_dir: Path)
         await wait_for(pilot, lambda: ro.scan_complete)
         titles = [c.title for c in ro.get_system_commands(ro.screen_stack[0])]
         assert "Inspect sweep-dead" in titles and not any(t.startswith(("Resume", "Mark")) for t in titles)
+
+
+async def test_enter_opens_the_inspector_and_escape_keeps_the_cursor(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        table(app).move_cursor_to_key("sweep-failed")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "InspectorScreen", what="inspector")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="back on the main screen")
+        assert table(app).cursor_key == "sweep-failed"

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from state.devices import DeviceSnapshot
+from state.devices import DeviceSnapshot, read_device_snapshots
 from state.paths import SIDECAR_DIR, is_candidate_state_file
 from state.record import Entry
 from state.store import ScanDelta, StateStore
@@ -120,12 +120,8 @@ class StateDirMonitor:
         if sigs == self._device_sigs:
             return None, ()
         self._device_sigs = sigs
-        snapshots, errors = [], []
-        for name in sigs:
-            try:
-                snapshots.append(DeviceSnapshot.model_validate_json((directory / name).read_bytes()))
-            except (OSError, ValueError) as exc:
-                errors.append(f"{name}: {str(exc).splitlines()[0]}")
+        errors: list[str] = []
+        snapshots = read_device_snapshots(directory, on_error=lambda path, reason: errors.append(f"{path.name}: {reason}"))
         return tuple(snapshots), tuple(errors)
 
     async def watch(self, stop: asyncio.Event) -> AsyncIterator[set[str]]:

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
+from runtime.periodic import PeriodicThread
 from state.telemetry import (
     GPU_STATUS_DRIVER_MISMATCH,
     GPU_STATUS_NO_DRIVER,
@@ -566,7 +567,7 @@ def make_gpu_source(simulate: int | None = None) -> GpuSource:
 # -- sampler thread ----------------------------------------------------------
 
 
-class GpuSampler:
+class GpuSampler(PeriodicThread):
     """Samples a ``GpuSource`` on its own thread; readers never wait on NVML.
 
     ``latest()`` and ``history()`` read what the thread last stored, under a
@@ -574,6 +575,8 @@ class GpuSampler:
     it to its own loop from there). ``stop()`` wakes the thread and joins it
     with a bound: a driver call stuck in the kernel cannot hang the caller.
     """
+
+    thread_name = "expwatch-gpu-sampler"
 
     def __init__(
         self,
@@ -584,25 +587,13 @@ class GpuSampler:
         *,
         clock: Clock = time.monotonic,
     ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
+        super().__init__(interval, clock=clock)
         self.source = source
-        self.interval = interval
         self.on_snapshot = on_snapshot
-        self._clock = clock
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._latest: GpuSnapshot | None = None
         self._history: deque[GpuSnapshot] = deque(maxlen=max(1, math.ceil(history_seconds / interval)))
-        self._thread: threading.Thread | None = None
         self.ticks = 0
-
-    def start(self) -> GpuSampler:
-        if self._thread is not None:
-            raise RuntimeError("the sampler is already started")
-        self._thread = threading.Thread(target=self._run, name="expwatch-gpu-sampler", daemon=True)
-        self._thread.start()
-        return self
 
     def tick(self) -> GpuSnapshot:
         """Take one sample now (on the caller's thread) and store it."""
@@ -628,26 +619,6 @@ class GpuSampler:
                 log.exception("GPU snapshot callback failed")
         return snapshot
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = self._clock()
-            self.tick()
-            elapsed = self._clock() - started
-            self._stop.wait(max(0.0, self.interval - elapsed))
-
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Stop the thread; True if it ended within ``timeout``."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def latest(self) -> GpuSnapshot | None:
         with self._lock:
             return self._latest
@@ -663,9 +634,3 @@ class GpuSampler:
             gpu = snapshot.gpu(index)
             values.append(getattr(gpu, field) if gpu is not None else None)
         return tuple(values)
-
-    def __enter__(self) -> GpuSampler:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 
 import psutil
 
+from runtime.periodic import PeriodicThread
 from state.telemetry import ProcessUsage
 
 log = logging.getLogger(__name__)
@@ -106,11 +106,13 @@ class ProcessSampler:
             self._primed.clear()
 
 
-class ProcessPoller:
+class ProcessPoller(PeriodicThread):
     """Runs a ``ProcessSampler`` on a thread over the PIDs ``pids()`` names each tick.
 
     ``latest()`` returns the last result without waiting; ``stop()`` joins with a bound.
     """
+
+    thread_name = "expwatch-proc-sampler"
 
     def __init__(
         self,
@@ -120,21 +122,12 @@ class ProcessPoller:
         *,
         sampler: ProcessSampler | None = None,
     ) -> None:
+        super().__init__(interval)
         self.sampler = sampler or ProcessSampler()
         self._pids = pids
-        self.interval = interval
         self.on_sample = on_sample
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._latest: dict[int, ProcessUsage] = {}
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> ProcessPoller:
-        if self._thread is not None:
-            raise RuntimeError("the poller is already started")
-        self._thread = threading.Thread(target=self._run, name="expwatch-proc-sampler", daemon=True)
-        self._thread.start()
-        return self
 
     def tick(self) -> dict[int, ProcessUsage]:
         try:
@@ -151,20 +144,6 @@ class ProcessPoller:
                 log.exception("process sample callback failed")
         return usage
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.tick()
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
     def latest(self) -> dict[int, ProcessUsage]:
         with self._lock:
             return dict(self._latest)
-
-    def stop(self, timeout: float = 2.0) -> bool:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.text import Text
-from textual.widgets import Static
 
 from state.devices import DeviceSnapshot, DeviceStatus
 from widgets import formatting as fmt
+from widgets.text_panel import TextPanel
 
 _LOOK = {
     DeviceStatus.AVAILABLE: ("✓", "$success"),
@@ -20,33 +20,15 @@ _LOOK = {
 }
 
 
-class DevicePanel(Static):
-    DEFAULT_CSS = """
-    DevicePanel {
-        height: auto;
-        max-height: 12;
-        border: round $panel;
-        border-title-color: $text-muted;
-        padding: 0 1;
-        overflow-y: auto;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    """
+class DevicePanel(TextPanel):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("no lab devices published", id=id)
         self.border_title = "Devices"
 
     def show(self, snapshots: Sequence[DeviceSnapshot], errors: Sequence[str], now: datetime) -> None:
-        self._update_if_changed(render_devices(snapshots, errors, fmt.theme_colours(self.app.theme_variables), now))
+        self.show_text(render_devices(snapshots, errors, fmt.theme_colours(self.app.theme_variables), now))
 
-
-    def _update_if_changed(self, text: Text) -> None:
-        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
-        if text != getattr(self, "_shown", None):
-            self._shown = text
-            self.update(text)
 
 def _details(details: Mapping[str, object]) -> str:
     parts = []

@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.text import Text
-from textual.widgets import Static
 
 from state.telemetry import GpuAttribution, GpuSnapshot
 from widgets import formatting as fmt
+from widgets.text_panel import TextPanel
 
 
-class GpuPanel(Static):
-    DEFAULT_CSS = """
-    GpuPanel {
-        height: auto;
-        max-height: 12;
-        border: round $panel;
-        border-title-color: $text-muted;
-        padding: 0 1;
-        overflow-y: auto;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    """
+class GpuPanel(TextPanel):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("GPUs: waiting for the first sample…", id=id)
@@ -35,16 +23,10 @@ class GpuPanel(Static):
         history: Mapping[int, tuple[float | None, ...]] | None = None,
         attributions: Mapping[int, GpuAttribution] | None = None,
     ) -> None:
-        self._update_if_changed(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
+        self.show_text(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
         if snapshot is not None:
             self.border_title = "GPUs (simulated)" if snapshot.simulated else "GPUs"
 
-
-    def _update_if_changed(self, text: Text) -> None:
-        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
-        if text != getattr(self, "_shown", None):
-            self._shown = text
-            self.update(text)
 
 def render_gpus(
     snapshot: GpuSnapshot | None,

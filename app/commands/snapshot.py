@@ -35,7 +35,7 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
             await pilot.pause(0.05)
         gpu = app.screen_stack[0].query_one(GpuPanel)
         for _ in range(40):  # the first GPU sample, bounded
-            if getattr(gpu, "_shown", None) is not None:
+            if gpu.shown is not None:
                 break
             await pilot.pause(0.05)
         table = app.screen_stack[0].query_one(ExperimentTable)
@@ -49,8 +49,8 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
         from widgets.status_header import ORDER
 
         head = " ".join(f"{header.counts[s]} {s}" for s in ORDER if header.counts.get(s))
-        gpus = getattr(gpu, "_shown", None)
-        devices = getattr(app.screen_stack[0].query_one(DevicePanel), "_shown", None)
+        gpus = gpu.shown
+        devices = app.screen_stack[0].query_one(DevicePanel).shown
         extra = "\n".join(x.plain for x in (gpus, devices) if x is not None)
     return labels, rows, head, extra
 

@@ -1,0 +1,32 @@
+"""A bordered panel of Rich text that repaints only when its text changes."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class TextPanel(Static):
+    """Base of the GPU and device panels: one line per item, cut (never wrapped) on narrow screens."""
+
+    DEFAULT_CSS = """
+    TextPanel {
+        height: auto;
+        max-height: 12;
+        border: round $panel;
+        border-title-color: $text-muted;
+        padding: 0 1;
+        overflow-y: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    shown: Text | None = None
+    """The text on screen (what ``expwatch snapshot`` prints too)."""
+
+    def show_text(self, text: Text) -> None:
+        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
+        if text != self.shown:
+            self.shown = text
+            self.update(text)

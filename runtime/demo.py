@@ -26,6 +26,7 @@ from state.lem import LemExperimentState, ProcessProgress
 from state.record import ExperimentRecord
 from state.store import StateStore
 from state.telemetry import GpuSnapshot
+from state.verdict import judge_owner
 
 DEMO_GPUS = 2
 
@@ -203,20 +204,20 @@ class DemoFleet:
                 self.events.append(f"SIGINT {launch.experiment_id} (pid {proc.pid}): it will stop at a run boundary")
 
     def _state_owner_pids(self) -> list[int]:
-        """Live owners recorded in the demo's state dir on this host (start time checked)."""
+        """Owners recorded in the demo's state dir that the stale verdict finds alive on this host."""
         here = host_facts()
+        now = datetime.now().astimezone()
         store = StateStore(self.state_dir, read_only=True)
         store.scan()
         pids = []
         for record in store.records():
             for owner in ([record.owner] if record.owner else []) + list(record.workers):
-                if owner.host != here.host:
+                if owner.host != here.host or owner.pid == os.getpid():
                     continue
-                evidence = probe(owner.pid)
-                same = evidence.exists and not evidence.zombie and (
-                    owner.start_ticks is None or owner.start_ticks == evidence.start_ticks
+                verdict = judge_owner(
+                    owner, here=here, evidence=probe(owner.pid), heartbeat_at=None, heartbeat_interval_s=None, now=now
                 )
-                if same and owner.pid != os.getpid():
+                if verdict.is_alive:
                     pids.append(owner.pid)
         return pids
 

@@ -168,6 +168,8 @@ class ExpwatchApp(App[None]):
         self.store = StateStore(options.state_dir, read_only=options.read_only)
         self.monitor = StateDirMonitor(self.store)
         self.entries: dict[str, Entry] = {}
+        self.counts: Counter[str] = Counter()
+        self._records_dirty = False
         self.verdicts: dict[str, StaleVerdict] = {}
         self.device_snapshots: tuple[DeviceSnapshot, ...] = ()
         self.device_errors: tuple[str, ...] = ()
@@ -294,6 +296,10 @@ class ExpwatchApp(App[None]):
             self.screen_stack[0].query_one(ProcessTable).refresh_if_changed()
 
     def _order_tick(self) -> None:
+        if self._records_dirty:
+            # The GPU thread reads this immutable tuple; rebuilt here, not on every update.
+            self._records_dirty = False
+            self._records_for_threads = tuple(e for e in self.entries.values() if isinstance(e, ExperimentRecord))
         if self._order_dirty:
             self._request_order()
 
@@ -339,18 +345,18 @@ class ExpwatchApp(App[None]):
     def _update_header(self) -> None:
         if not self.has_main_screen:
             return
-        counts: Counter[str] = Counter()
-        for key, entry in self.entries.items():
-            if isinstance(entry, BrokenRecord):
-                counts["broken"] += 1
-            elif is_stale(entry.status, self.verdicts.get(key)):
-                counts["stale"] += 1
-            else:
-                counts[entry.status] += 1
         note = "" if self.scan_complete else "scanning…"
         if self.filter_text:
             note = f"filter: {self.filter_text!r} ({self.table.row_count} shown)"
-        self.screen_stack[0].query_one(StatusHeader).show_counts(counts, note)
+        self.screen_stack[0].query_one(StatusHeader).show_counts(+self.counts, note)
+
+    @staticmethod
+    def _category(row: ExperimentRow) -> str:
+        """What the header counts a row as: broken, stale, or its status."""
+        entry = row.entry
+        if isinstance(entry, BrokenRecord):
+            return "broken"
+        return "stale" if is_stale(entry.status, row.verdict) else entry.status
 
     def _sort_position_changed(self, old: ExperimentRow | None, new: ExperimentRow) -> bool:
         if old is None:
@@ -363,7 +369,9 @@ class ExpwatchApp(App[None]):
         reorder = membership = False
         changed: dict[str, ExperimentRow] = {}
         for key in removed:
-            if self.entries.pop(key, None) is not None:
+            if key in self.entries:
+                self.counts[self._category(self._row(key))] -= 1
+                del self.entries[key]
                 membership = True
             self.verdicts.pop(key, None)
         touched = set(upserts) | set(verdicts)
@@ -381,21 +389,26 @@ class ExpwatchApp(App[None]):
             new = self._row(key)
             if old == new:
                 continue
+            if old is not None:
+                self.counts[self._category(old)] -= 1
+            self.counts[self._category(new)] += 1
             if old is None:
                 membership = True
             elif self._sort_position_changed(old, new):
                 reorder = True
             changed[key] = new
-        self._records_for_threads = tuple(e for e in self.entries.values() if isinstance(e, ExperimentRecord))
+        if changed or membership:
+            self._records_dirty = True
         if membership and self.loaded:
             # Rows that come or go show at once unless reordering is busy (a big first scan);
             # mere moves are coalesced by the order tick.
             self._request_order()
         elif reorder:
             self._order_dirty = True
+        if changed or membership:
+            self._update_header()
         if changed:
             self.table.update_rows(changed)
-            self._update_header()
             if self.table.cursor_key in changed:
                 self._show_selected()
 
@@ -421,6 +434,8 @@ class ExpwatchApp(App[None]):
                 self._order_dirty = False
                 self._apply_order()
             self._update_header()
+            self._records_dirty = False
+            self._records_for_threads = tuple(e for e in self.entries.values() if isinstance(e, ExperimentRecord))
             if self._gpu_sampler is not None:
                 self._reattribute_gpus()
 

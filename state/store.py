@@ -228,12 +228,13 @@ class StateStore:
         if lst is None:
             try:
                 lst = os.lstat(path)
-            except FileNotFoundError:
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError) and exc.errno != errno.ENAMETOOLONG:
+                    return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
+                # Missing, or a name too long to exist on this filesystem (asked for by id).
                 existed = key in self.entries
                 self._drop(key)
                 return "removed" if existed else None
-            except OSError as exc:
-                return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
         if stat.S_ISLNK(lst.st_mode):
             link_sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
             try:

@@ -81,12 +81,6 @@ def test_too_long_id_is_refused_and_touches_nothing(layout: tuple[Path, Path]) -
     assert not (state_dir / f"{TOO_LONG[:200]}.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StateStore.refresh turns ENAMETOOLONG from lstat into a broken entry, so resolve() "
-    "of a too-long id returns a key for a file that does not exist (load then fails as unreadable, "
-    "exit 1, instead of not found, exit 3)",
-)
 def test_too_long_id_is_not_found(layout: tuple[Path, Path]) -> None:
     store = StateStore(layout[0])
     store.scan()
@@ -141,7 +135,8 @@ def test_symlink_pointing_outside_is_not_followed(layout: tuple[Path, Path]) -> 
     assert (state_dir / "link.json").is_symlink()
 
 
-@pytest.mark.parametrize("ident", ["../../etc/passwd", "/etc/passwd", "../victim", "../outside/victim"])
+@pytest.mark.parametrize("ident", ["../../etc/passwd", "/etc/passwd", "../victim", "../outside/victim", TOO_LONG],
+                         ids=["dotdot-etc", "absolute", "dotdot", "dotdot-dir", "too-long"])
 def test_cli_show_and_mark_stale_refuse(layout: tuple[Path, Path], ident: str) -> None:
     state_dir, top = layout
     before = tree_state(top)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from state import StateStore
-from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, parse_state
+from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, _nested_deeper_than, parse_state
 from state.record import BrokenRecord, ExperimentRecord
 from tests.hardening.helpers import lem_v1_text, write_lem
 
@@ -92,3 +95,37 @@ def test_dates_at_the_ends_of_the_calendar_are_broken_rows_not_crashes(state_dir
     entry = store.entries["ancient"]
     assert isinstance(entry, BrokenRecord) and entry.reason.startswith("date out of range")
     assert isinstance(store.entries["fine"], ExperimentRecord)
+
+
+def _container_depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_container_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_container_depth(v) for v in value), default=0)
+    return 0
+
+
+_tricky_text = st.text(alphabet='{}[]"\\ab\n\u00e9', max_size=6)
+_json_values = st.recursive(
+    st.none() | st.integers() | _tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_json_values, limit=st.integers(min_value=0, max_value=8), indent=st.sampled_from([None, 1]),
+       ascii_only=st.booleans())
+def test_depth_from_bytes_matches_the_decoded_value(value: object, limit: int, indent: int | None,
+                                                     ascii_only: bool) -> None:
+    """The byte-level depth check agrees with walking the value, whatever the strings hold."""
+    data = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    assert _nested_deeper_than(data, limit) == (_container_depth(value) > limit)
+
+
+def test_depth_limit_boundary() -> None:
+    at_limit = lem_v1_text("d").replace('"prompt_args": {}', '"prompt_args": ' + "[" * 63 + "]" * 63).encode()
+    over = lem_v1_text("d").replace('"prompt_args": {}', '"prompt_args": ' + "[" * 64 + "]" * 64).encode()
+    assert not _nested_deeper_than(at_limit) and _nested_deeper_than(over)
+    with pytest.raises(BrokenStateFile, match="nested deeper than 64"):
+        parse_state(over)

@@ -263,6 +263,8 @@ class ExpwatchApp(App[None]):
                     await asyncio.sleep(1.0)
                     continue
                 async for paths in self.monitor.watch(self._stop_watch):
+                    if not paths and not self.monitor.has_deferred:
+                        continue
                     delta = await asyncio.to_thread(self.monitor.hint, paths)
                     if delta:
                         verdicts = await asyncio.to_thread(self._judge, delta.upserts.values())

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,12 @@ from state.store import ScanDelta, StateStore
 #: watchfiles settings: group a burst of writes into one batch, but answer fast.
 DEBOUNCE_MS = 40
 STEP_MS = 20
+#: With nothing changing, ``watch`` still yields an empty batch this often (deferred re-reads).
+IDLE_YIELD_MS = 1000
+#: A file slower to read than ``SLOW_READ_S`` is re-read at most every ``cost / READ_DUTY`` seconds,
+#: so one huge file rewritten without pause (100,000 runs: about 1 s a parse) costs the
+#: watcher at most a fifth of a core instead of all of it.
+READ_DUTY = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,9 @@ class StateDirMonitor:
         self._lock = threading.Lock()
         self._device_sigs: dict[str, tuple[int, int, int]] | None = None
         self._root = Path(os.path.abspath(store.root))
+        #: Slow files changed but not re-read yet: name -> monotonic time it may be re-read.
+        self._deferred: dict[str, float] = {}
+        self._not_before: dict[str, float] = {}
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[StateStore]:
@@ -93,8 +103,18 @@ class StateDirMonitor:
         with self._lock:
             return self._delta(self.store.scan(), devices=True)
 
+    @property
+    def has_deferred(self) -> bool:
+        """Whether changed files wait for a re-read (``hint(set())`` re-reads those now due)."""
+        return bool(self._deferred)
+
     def hint(self, paths: set[str]) -> MonitorDelta:
-        """Handle watcher events: ``paths`` are absolute paths that changed."""
+        """Handle watcher events: ``paths`` are absolute paths that changed.
+
+        Files that were slow to read last time are re-read at most every
+        ``cost / READ_DUTY`` seconds; until then they wait in a deferred set
+        that any later ``hint`` (an empty one will do) picks up when due.
+        """
         names = set()
         devices = False
         for raw in paths:
@@ -105,8 +125,30 @@ class StateDirMonitor:
                 devices = True
             elif path == self.root:
                 return self.reconcile()
+        names = self._throttle(names)
+        if not names and not devices:
+            return MonitorDelta()
         with self._lock:
-            return self._delta(self.store.refresh(names), devices=devices)
+            delta = self._delta(self.store.refresh(names), devices=devices)
+            slow = self.store.slow_reads
+            now = time.monotonic()
+            for name in names:
+                cost = slow.get(name)
+                if cost is None:
+                    self._not_before.pop(name, None)
+                else:
+                    self._not_before[name] = now + cost / READ_DUTY
+            return delta
+
+    def _throttle(self, names: set[str]) -> set[str]:
+        now = time.monotonic()
+        for name in names:
+            if self._not_before.get(name, 0.0) > now:
+                self._deferred.setdefault(name, self._not_before[name])
+        due = {n for n, at in self._deferred.items() if at <= now}
+        for name in due:
+            del self._deferred[name]
+        return (names - self._deferred.keys()) | due
 
     def _devices_if_changed(self) -> tuple[tuple[DeviceSnapshot, ...] | None, tuple[str, ...]]:
         directory = self.store.devices_dir
@@ -125,7 +167,11 @@ class StateDirMonitor:
         return tuple(snapshots), tuple(errors)
 
     async def watch(self, stop: asyncio.Event) -> AsyncIterator[set[str]]:
-        """Batches of changed paths from watchfiles, until ``stop`` is set."""
+        """Batches of changed paths from watchfiles, until ``stop`` is set.
+
+        An empty batch comes every ``IDLE_YIELD_MS`` when nothing changes, so a
+        caller can ``hint`` deferred files once they are due.
+        """
         from watchfiles import awatch
 
         def interesting(_change: object, path: str) -> bool:
@@ -140,6 +186,8 @@ class StateDirMonitor:
             watch_filter=interesting,
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
+            rust_timeout=IDLE_YIELD_MS,
+            yield_on_timeout=True,
             recursive=True,
             ignore_permission_denied=True,
         ):

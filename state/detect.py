@@ -19,7 +19,8 @@ from state.paths import unsafe_id_reason
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
 from state.transitions import ProcessStatus, phase_to_status
 
-MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
+MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
+"""Larger files are broken rows, refused from ``stat`` alone (100,000 runs take about 30 MiB)."""
 MAX_JSON_DEPTH = 64
 
 StateModel = LemExperimentState | LemV2ExperimentState | ExperimentDoc
@@ -170,10 +171,7 @@ def detect_format(value: Any) -> StateFormat:
     return StateFormat.LEM_V1
 
 
-def parse_state(data: bytes) -> tuple[StateFormat, StateModel]:
-    """Decode, detect and validate one state file's bytes."""
-    value = decode_json(data)
-    fmt = detect_format(value)
+def _validate(fmt: StateFormat, value: Any) -> StateModel:
     try:
         if fmt is StateFormat.EXPWATCH:
             model: StateModel = ExperimentDoc.model_validate(migrate(value))
@@ -188,7 +186,55 @@ def parse_state(data: bytes) -> tuple[StateFormat, StateModel]:
     reason = unsafe_id_reason(model.experiment_id)
     if reason:
         raise BrokenStateFile(f"unsafe id: {reason}")
-    return fmt, model
+    return model
+
+
+def parse_state(data: bytes) -> tuple[StateFormat, StateModel]:
+    """Decode, detect and validate one state file's bytes."""
+    value = decode_json(data)
+    fmt = detect_format(value)
+    return fmt, _validate(fmt, value)
+
+
+COUNT_RUNS_ABOVE = 2_000
+"""Above this many runs the directory scan counts an expwatch file's runs instead of validating each."""
+
+_RUN_STATUSES = {s.value: s for s in RunStatus}
+
+
+def _count_runs(runs: list[Any]) -> tuple[int, int]:
+    """(completed, failed) from raw run objects, checking only what the summary reads."""
+    done = failed = 0
+    for i, run in enumerate(runs):
+        status = run.get("status", "pending") if isinstance(run, dict) else None
+        if status not in _RUN_STATUSES:
+            if not isinstance(run, dict):
+                raise BrokenStateFile(f"wrong type at runs.{i}: not an object")
+            raise BrokenStateFile(f"unknown status {status!r} in runs.{i}.status")
+        if status == "completed":
+            done += 1
+        elif status == "failed":
+            failed += 1
+    return done, failed
+
+
+def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord:
+    """The directory scan's reader: bytes -> summary row, or ``BrokenStateFile``.
+
+    Same as ``summarize(parse_state(...))`` except for expwatch files with more
+    than ``COUNT_RUNS_ABOVE`` runs: there every other field is validated but
+    the runs are only counted by status (validating 100,000 run records costs
+    over a second and the row shows only their counts). Loading the file
+    (inspector, actions) still validates every run.
+    """
+    value = decode_json(data)
+    fmt = detect_format(value)
+    runs = value.get("runs") if fmt is StateFormat.EXPWATCH else None
+    if isinstance(runs, list) and len(runs) > COUNT_RUNS_ABOVE:
+        counts = _count_runs(runs)
+        model = _validate(fmt, {**value, "runs": []})
+        return summarize(key, path, version, fmt, model, run_counts=(*counts, len(runs)))
+    return summarize(key, path, version, fmt, _validate(fmt, value))
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -203,9 +249,18 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def summarize(
-    key: str, path: Path, version: FileVersion, fmt: StateFormat, model: BaseModel
+    key: str,
+    path: Path,
+    version: FileVersion,
+    fmt: StateFormat,
+    model: BaseModel,
+    run_counts: tuple[int, int, int] | None = None,
 ) -> ExperimentRecord:
-    """Build the common read model from a validated state model."""
+    """Build the common read model from a validated state model.
+
+    ``run_counts`` (completed, failed, total) stands in for ``model.runs`` when
+    the scan counted them itself (see ``read_record``).
+    """
     if isinstance(model, LemExperimentState):
         procs = tuple(
             ProcessRow(
@@ -272,12 +327,12 @@ def summarize(
         )
         for _, p in sorted(model.processes.items(), key=lambda kv: kv[1].process_index)
     )
-    done = failed = 0
-    for run in model.runs:
-        if run.status is RunStatus.COMPLETED:
-            done += 1
-        elif run.status is RunStatus.FAILED:
-            failed += 1
+    if run_counts is None:
+        done = sum(1 for run in model.runs if run.status is RunStatus.COMPLETED)
+        failed = sum(1 for run in model.runs if run.status is RunStatus.FAILED)
+        total = len(model.runs)
+    else:
+        done, failed, total = run_counts
     return ExperimentRecord(
         key=key,
         path=path,
@@ -292,7 +347,7 @@ def summarize(
         processes_done=sum(p.status == ProcessStatus.COMPLETED.value for p in procs),
         runs_done=done,
         runs_failed=failed,
-        runs_total=len(model.runs),
+        runs_total=total,
         owner=model.owner,
         workers=tuple(p.owner for p in model.processes.values() if p.owner is not None),
         heartbeat_at=_aware(model.heartbeat_at),

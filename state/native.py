@@ -19,6 +19,8 @@ from state.transitions import ExperimentStatus, ProcessStatus
 SCHEMA_PREFIX = "expwatch.experiment/"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
+INDENT_RUNS_UP_TO = 1_000
+"""Files of experiments with more runs are written as compact JSON."""
 
 
 class RunStatus(str, Enum):
@@ -168,7 +170,13 @@ class ExperimentDoc(_Model):
     error_message: str | None = None
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2, by_alias=True)
+        """The file text: indented for people to read, compact once the runs are many.
+
+        Indentation is a third of a large file (43.6 MiB against 28.3 MiB for
+        100,000 runs), and a bigger file costs every write and every reader.
+        """
+        indent = 2 if len(self.runs) <= INDENT_RUNS_UP_TO else None
+        return self.model_dump_json(indent=indent, by_alias=True)
 
     def owners(self) -> list[OwnerIdentity]:
         """The coordinator and every worker with a recorded identity."""

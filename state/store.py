@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from state.detect import (
     NotAnExperiment,
     StateModel,
     parse_state,
-    summarize,
+    read_record,
 )
 from state.journal import AuditJournal, current_user
 from state.lem import LemExperimentState, LemV2ExperimentState
@@ -107,6 +108,10 @@ def _format_of(model: StateModel) -> StateFormat:
     return StateFormat.LEM_V1
 
 
+SLOW_READ_S = 0.05
+"""A file whose read and parse take longer than this is recorded in ``StateStore.slow_reads``."""
+
+
 class StateStore:
     """One state directory."""
 
@@ -119,6 +124,9 @@ class StateStore:
         #: every candidate file seen, experiments or not; None where stat failed.
         self._sigs: dict[str, tuple[int, int, int] | None] = {}
         self._by_hash: dict[str, set[str]] = {}
+        #: File name -> seconds its last read and parse took, for reads slower than
+        #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
+        self.slow_reads: dict[str, float] = {}
 
     # -- sidecars -------------------------------------------------------------
     @property
@@ -248,7 +256,14 @@ class StateStore:
         sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
         if self._sigs.get(name, _UNSEEN) == sig:
             return None
-        return self._set(key, self._read_entry(key, path, lst, FileVersion(*sig)), sig)
+        started = time.perf_counter()
+        entry = self._read_entry(key, path, lst, FileVersion(*sig))
+        cost = time.perf_counter() - started
+        if cost > SLOW_READ_S:
+            self.slow_reads[name] = cost
+        elif self.slow_reads:
+            self.slow_reads.pop(name, None)
+        return self._set(key, entry, sig)
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
@@ -262,8 +277,7 @@ class StateStore:
         except OSError as exc:
             return BrokenRecord(key, path, f"cannot read: {exc.strerror}", sig)
         try:
-            fmt, model = parse_state(data)
-            return summarize(key, path, sig, fmt, model)
+            return read_record(key, path, sig, data)
         except NotAnExperiment:
             return None
         except BrokenStateFile as exc:
@@ -387,6 +401,12 @@ class StateStore:
         else:
             model = model.model_copy(update={"last_updated": datetime.now()})
         data = model.to_json().encode("utf-8")
+        if len(data) > MAX_STATE_FILE_BYTES:
+            # Readers would show it as broken: keep the last readable version instead.
+            raise StoreError(
+                f"{path.name}: {len(data) / 2**20:.1f} MiB is over the "
+                f"{MAX_STATE_FILE_BYTES // 2**20} MiB state file limit; not written"
+            )
         atomic_write_bytes(path, data, tmp_dir=self._writable_sidecar("tmp"), durable=self.durable)
         return Saved(path, _version(os.stat(path)), model)
 

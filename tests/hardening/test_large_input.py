@@ -61,7 +61,7 @@ def test_file_over_the_size_limit_is_broken_without_being_read(state_dir: Path) 
     store.scan()
     assert time.perf_counter() - started < 1.0
     entry = store.entries["huge"]
-    assert isinstance(entry, BrokenRecord) and "larger than 16 MiB" in entry.reason
+    assert isinstance(entry, BrokenRecord) and f"larger than {MAX_STATE_FILE_BYTES // 2**20} MiB" in entry.reason
     with pytest.raises(BrokenStateFile):
         parse_state(big.read_bytes())
 

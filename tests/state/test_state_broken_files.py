@@ -120,7 +120,7 @@ CORPUS = [
     Bad("native-extra", content(native(colour="blue")), "unexpected field 'colour'", exact=True),
     Bad("missing-id", content(b'{"status": "running", "cycle_id": 0}'), "not an experiment state file (no experiment_id)", exact=True),
     Bad("extra-field", content(v1_raw(gpu_temperature=71)), "unexpected field 'gpu_temperature'", exact=True),
-    Bad("oversized", sparse, f"file larger than 16 MiB ({MAX_STATE_FILE_BYTES + 1024} bytes)", exact=True),
+    Bad("oversized", sparse, f"file larger than {MAX_STATE_FILE_BYTES // 2**20} MiB ({MAX_STATE_FILE_BYTES + 1024} bytes)", exact=True),
     Bad("symlink-outside", symlink_outside, "symlink points outside the state directory", exact=True),
     Bad("dangling-symlink", dangling, "dangling symlink (No such file or directory)", exact=True),
     Bad("symlink-loop", loop, "symlink loop", exact=True),

@@ -15,15 +15,15 @@ from state.store import ScanDelta
 
 @pytest.fixture
 def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every call the store makes to parse_state, recorded."""
+    """Every file the store's scan reads and parses, recorded."""
     calls: list[bytes] = []
-    real = state.store.parse_state
+    real = state.store.read_record
 
-    def counting(data: bytes):
+    def counting(key, path, version, data: bytes):
         calls.append(data)
-        return real(data)
+        return real(key, path, version, data)
 
-    monkeypatch.setattr(state.store, "parse_state", counting)
+    monkeypatch.setattr(state.store, "read_record", counting)
     return calls
 
 

@@ -123,7 +123,9 @@ class StateStore:
         #: File name -> (inode, mtime_ns, size) as last read (of a symlink's target), for
         #: every candidate file seen, experiments or not; None where stat failed.
         self._sigs: dict[str, tuple[int, int, int] | None] = {}
-        self._by_hash: dict[str, set[str]] = {}
+        #: Config hash -> keys of the files with it (tuples: most hashes have one file, and a
+        #: one-element set costs 216 bytes against a tuple's 48).
+        self._by_hash: dict[str, tuple[str, ...]] = {}
         #: File name -> seconds its last read and parse took, for reads slower than
         #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
         self.slow_reads: dict[str, float] = {}
@@ -296,17 +298,21 @@ class StateStore:
             self._unindex(key, old)
         self.entries[key] = entry
         if isinstance(entry, ExperimentRecord) and entry.config_hash:
-            self._by_hash.setdefault(entry.config_hash, set()).add(key)
+            keys = self._by_hash.get(entry.config_hash, ())
+            if key not in keys:
+                self._by_hash[entry.config_hash] = (*keys, key)
         if not existed:
             return "added"
         return "changed" if old != entry else None
 
     def _unindex(self, key: str, entry: Entry) -> None:
         if isinstance(entry, ExperimentRecord) and entry.config_hash:
-            keys = self._by_hash.get(entry.config_hash)
-            if keys:
-                keys.discard(key)
-                if not keys:
+            keys = self._by_hash.get(entry.config_hash, ())
+            if key in keys:
+                rest = tuple(k for k in keys if k != key)
+                if rest:
+                    self._by_hash[entry.config_hash] = rest
+                else:
                     del self._by_hash[entry.config_hash]
 
     def _drop(self, key: str) -> None:

@@ -28,7 +28,7 @@ class LogScreen(Screen[None]):
     def on_mount(self) -> None:
         self._load()
 
-    @work(thread=True, exit_on_error=False)
+    @work(thread=True, exit_on_error=False, description="read the log")
     def _load(self) -> None:
         try:
             with self.path.open("rb") as handle:

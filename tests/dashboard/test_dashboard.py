@@ -293,3 +293,37 @@ async def test_enter_opens_the_inspector_and_escape_keeps_the_cursor(state_dir: 
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="back on the main screen")
         assert table(app).cursor_key == "sweep-failed"
+
+
+async def test_many_running_experiments_are_judged_in_turns_and_all_turn_stale(tmp_path: Path, monkeypatch):
+    """Past VERDICTS_PER_TICK running rows, each tick judges a rotating share (plus the selected row):
+    every row still turns STALE once its owner dies, and no tick judges them all."""
+    import app.dashboard as dashboard
+    from tests.dashboard.conftest import ScriptedProbe, write_raw
+
+    monkeypatch.setattr(dashboard, "VERDICT_SECONDS", 0.05)
+    monkeypatch.setattr(dashboard, "VERDICTS_PER_TICK", 2)
+    root = tmp_path / "state"
+    root.mkdir()
+    ids = [f"run-{i}" for i in range(7)]
+    for ident in ids:
+        write_raw(root, native_doc(ident, "running", pid=ALIVE_PID))
+    probe = ScriptedProbe()
+    app = make_app(root, probe=probe)
+    judged: list[int] = []
+    real_judge = app._judge
+
+    def counting(records):
+        records = list(records)
+        judged.append(len(records))
+        return real_judge(records)
+
+    app._judge = counting
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete and len(app.verdicts) == 7, what="first verdicts")
+        assert app.screen_stack[0].query_one(StatusHeader).counts["running"] == 7
+        judged.clear()
+        probe.alive.clear()  # every owner dies at once
+        await wait_for(pilot, lambda: app.screen_stack[0].query_one(StatusHeader).counts["stale"] == 7,
+                       what="all seven rows stale")
+        assert judged and max(judged) <= 3, judged

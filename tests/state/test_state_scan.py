@@ -124,7 +124,7 @@ def test_find_by_config_hash_follows_changes_and_deletes(state_dir: Path) -> Non
     (state_dir / "c-v2.json").unlink()
     store.scan()
     assert store.find_by_config_hash(h2) is None
-    assert store._by_hash == {h1: {"a-aggregated"}}
+    assert store._by_hash == {h1: ("a-aggregated",)}
 
 
 def test_find_by_config_hash_is_answered_from_the_index(state_dir: Path, parse_calls: list[bytes]) -> None:

@@ -4,7 +4,9 @@ Textual's DataTable measures and stores every row; with ten thousand
 experiments that costs seconds. This table keeps rows as plain objects and asks
 a ``render_cells`` callback for the cells of visible rows only, so a change to
 one row costs one line and a tick of the clock costs one screenful.
-Columns carry a priority: on a narrow terminal the least important go first.
+Columns carry a priority: on a narrow terminal the least important go first;
+when even the columns that must stay do not fit, the table scrolls sideways
+(where its CSS allows ``overflow-x``).
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
     cursor_index: reactive[int] = reactive(0, always_update=True, repaint=False)
 
-    class CursorMoved(Message):
-        """The highlighted row changed (key is None when the table is empty)."""
+    class RowMessage(Message):
+        """Which table, and the key of the row concerned."""
 
         def __init__(self, table: VirtualTable[Any], key: Hashable | None) -> None:
             super().__init__()
@@ -100,17 +102,13 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         def control(self) -> VirtualTable[Any]:
             return self.table
 
-    class RowChosen(Message):
+    class CursorMoved(RowMessage):
+        """The highlighted row changed (key is None when the table is empty)."""
+
+    class RowChosen(RowMessage):
         """Enter (or a click on the highlighted row) on a row."""
 
-        def __init__(self, table: VirtualTable[Any], key: Hashable) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> VirtualTable[Any]:
-            return self.table
+        key: Hashable
 
     def __init__(
         self,
@@ -118,6 +116,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         render_cells: Callable[[RowT], Sequence[Cell]],
         *,
         empty_text: str = "nothing to show",
+        column_gap: int = 1,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -126,11 +125,14 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self.columns = tuple(columns)
         self._render_cells = render_cells
         self.empty_text = empty_text
+        self.column_gap = column_gap
         self._rows: dict[Hashable, RowT] = {}
         self._order: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
-        self._layout: list[tuple[int, int]] = []
+        self._layout: list[tuple[int, Column, int]] = []
+        """(position in ``columns``, column, width) of the columns shown at ``_layout_width``."""
         self._layout_width = -1
+        self._line_width = 0
         self._last_cursor_key: Hashable | None = None
         self._drawn: dict[Hashable, tuple[str, ...]] = {}
 
@@ -151,6 +153,14 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if 0 <= self.cursor_index < len(self._order):
             return self._order[self.cursor_index]
         return None
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """New columns (for tables whose columns come from the data)."""
+        self.columns = tuple(columns)
+        self._layout_width = -1
+        self._drawn.clear()
+        self._update_virtual_size()
+        self.refresh()
 
     def replace_rows(self, rows: dict[Hashable, RowT], order: Iterable[Hashable]) -> None:
         """Replace the data and the order; the cursor stays on the same key where it can."""
@@ -173,7 +183,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._order = order
         self._index = {key: i for i, key in enumerate(order)}
         self._drawn.clear()
-        self.virtual_size = Size(self.size.width, len(order) + 1)
+        self._update_virtual_size()
         if keep is not None and keep in self._index:
             index = self._index[keep]
         else:
@@ -202,7 +212,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if index is None:
             return
         screen_y = index + 1 - round(self.scroll_y)
-        if 1 <= screen_y < self.size.height:
+        if 1 <= screen_y <= self._body_height:
             self.refresh_line(index + 1)
 
     # -- cursor ---------------------------------------------------------------
@@ -224,7 +234,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
     @property
     def _body_height(self) -> int:
-        return max(1, self.size.height - 1)
+        return max(1, self.scrollable_content_region.height - 1)
 
     def _scroll_cursor_into_view(self) -> None:
         top = round(self.scroll_y)
@@ -257,24 +267,29 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             self.post_message(self.RowChosen(self, key))
 
     def on_click(self, event: Click) -> None:
-        if event.y < 1:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
             return
-        index = round(self.scroll_y) + event.y - 1
+        index = round(self.scroll_y) + offset.y - 1
         if 0 <= index < len(self._order):
             if index == self.cursor_index and event.chain >= 2:
                 self.action_select()
             self._move_cursor(index)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self._order) + 1)
-        self._layout_width = -1
+        self._update_virtual_size()
         self._scroll_cursor_into_view()
+
+    def _update_virtual_size(self) -> None:
+        self._column_layout()
+        self.virtual_size = Size(self._line_width, len(self._order) + 1)
 
     # -- rendering ------------------------------------------------------------
     def visible_columns(self, width: int) -> list[tuple[Column, int]]:
         """The columns that fit in ``width`` cells, with their widths."""
         shown = list(self.columns)
-        gaps = lambda cols: max(0, len(cols) - 1)  # noqa: E731
+        gap = self.column_gap
+        gaps = lambda cols: gap * max(0, len(cols) - 1)  # noqa: E731
         while shown and sum(c.width for c in shown) + gaps(shown) > width:
             droppable = [c for c in shown if c.priority > 0]
             if not droppable:
@@ -288,20 +303,37 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             result.append((col, col.width + extra))
         return result
 
-    def _line(self, cells: Sequence[Cell], width: int, style: Style) -> Strip:
+    def _column_layout(self) -> list[tuple[int, Column, int]]:
+        """The shown columns at the current width; cached until the width or the columns change.
+
+        ``_line_width`` is what they take together: more than the width when
+        the columns that must stay do not fit (the table then scrolls sideways).
+        """
+        width = self.scrollable_content_region.width
+        if width != self._layout_width:
+            position = {c.key: i for i, c in enumerate(self.columns)}
+            shown = self.visible_columns(width)
+            self._layout = [(position[c.key], c, w) for c, w in shown]
+            self._line_width = sum(w for _, w in shown) + self.column_gap * max(0, len(shown) - 1)
+            self._layout_width = width
+        return self._layout
+
+    def _line(self, cells: Sequence[Cell], style: Style) -> Strip:
+        layout = self._column_layout()
+        width = self.scrollable_content_region.width
+        line_width = max(width, self._line_width)
         text = Text(no_wrap=True, overflow="ellipsis")
-        layout = self.visible_columns(width)
-        by_key = {c.key: i for i, c in enumerate(self.columns)}
+        gap = " " * self.column_gap
         spanning = len(cells) < len(self.columns)
-        for n, (col, w) in enumerate(layout):
-            position = by_key[col.key]
+        last = len(layout) - 1
+        for n, (position, col, w) in enumerate(layout):
+            if spanning and position >= len(cells):
+                break
             if spanning and position == len(cells) - 1:
                 # A short row: its last cell spans every column left.
-                w = width - text.cell_len
-                layout = layout[: n + 1]
-            elif spanning and position >= len(cells):
-                break
-            cell = cells[position] if position < len(cells) else ""
+                w = line_width - text.cell_len
+                last = n
+            cell = cells[position]
             part = cell.copy() if isinstance(cell, Text) else Text(str(cell))
             part.truncate(w, overflow="ellipsis")
             if col.justify == "right":
@@ -309,17 +341,19 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             else:
                 part.pad_right(w - part.cell_len)
             text.append_text(part)
-            if n < len(layout) - 1:
-                text.append(" ")
-        segments = list(text.render(self.app.console))
-        return Strip(segments).crop_extend(0, width, style).apply_style(style)
+            if n == last:
+                break
+            text.append(gap)
+        scroll_x = round(self.scroll_x)
+        strip = Strip(list(text.render(self.app.console)))
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
             header = self.get_component_rich_style("virtual-table--header")
-            return self._line([c.label for c in self.columns], width, base + header)
+            return self._line([c.label for c in self.columns], base + header)
         index = round(self.scroll_y) + y - 1
         if not self._order:
             if y == 1:
@@ -331,11 +365,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         key = self._order[index]
         cells = self._render_cells(self._rows[key])
         self._drawn[key] = tuple(_plain_text(c) for c in cells)
-        style = base
         if index == self.cursor_index:
             style = base + self.get_component_rich_style("virtual-table--cursor")
-            return self._line([_plain(c) for c in cells], width, style)
-        return self._line(cells, width, style)
+            return self._line([_plain(c) for c in cells], style)
+        return self._line(cells, base)
 
 
 def _plain_text(cell: Cell) -> str:

@@ -1063,12 +1063,13 @@ class InspectorScreen(Screen[None]):
     def _filter_done(self) -> None:
         self.query_one(RunTable).focus()
 
-    @on(RunTable.RunSelected)
-    async def _open_run(self, event: RunTable.RunSelected) -> None:
+    @on(RunTable.RowChosen, "#run-table")
+    async def _open_run(self, event: RunTable.RowChosen) -> None:
         snap = self.snapshot
-        if snap is None or snap.run(event.key) is None:
+        run_id = str(event.key)
+        if snap is None or snap.run(run_id) is None:
             return
-        self.selected_run = event.key
+        self.selected_run = run_id
         await self.show_section(Section.RUN)
         self._render_run_detail()
 

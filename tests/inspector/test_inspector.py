@@ -122,15 +122,15 @@ async def test_runs_filter_narrows_the_table_and_counts():
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
         table = screen.query_one(RunTable)
-        assert table.visible_keys() == [f"r-{i:04d}" for i in range(6)]
+        assert table.keys == [f"r-{i:04d}" for i in range(6)]
         await pilot.press("slash")
         assert screen.focused is screen.query_one("#run-filter", Input)
         await pilot.press(*"failed")
-        assert table.visible_keys() == ["r-0004"]
+        assert table.keys == ["r-0004"]
         assert _static_text(screen, "#run-count") == "1 of 6 runs"
         screen.query_one("#run-filter", Input).value = "PENDING fp16"
         await pilot.pause()
-        assert table.visible_keys() == ["r-0005"]
+        assert table.keys == ["r-0005"]
         screen.query_one("#run-filter", Input).value = "no-such-run"
         await pilot.pause()
         assert table.row_count == 0
@@ -273,7 +273,7 @@ async def test_llenergymeasure_file_shows_what_it_has_and_no_empty_tabs():
         assert [c.plain for c in screen.query_one("#process-table", DataTable).get_row("1")[:3]] == ["1", "running", "1"]
         await pilot.press("3")
         assert _tabs(screen).active == "runs"
-        assert screen.query_one(RunTable).visible_keys() == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
+        assert screen.query_one(RunTable).keys == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
         await pilot.press("4", "5")
         assert _tabs(screen).active == "runs", "run and steps are hidden for llenergymeasure files"
         await pilot.press("6")
@@ -313,7 +313,7 @@ async def test_live_follow_updates_sections_in_place():
         screen = await loaded(pilot)
         await pilot.press("7", "3")
         table = screen.query_one(RunTable)
-        table.move_to_key("r-0002")
+        table.move_cursor_to_key("r-0002")
         raw_before = screen.query_one(RawJsonView).raw
         loads = screen.load_count
 
@@ -421,7 +421,7 @@ async def test_a_big_file_shows_its_runs_before_validation_then_the_full_view(mo
         assert previews == [1506]
         table = screen.query_one(RunTable)
         assert table.total_rows == 1506 and screen.load_count == 1
-        table.move_to_key("b-01499")
+        table.move_cursor_to_key("b-01499")
         table.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: _tabs(screen).active == Section.RUN.value, what="run tab")

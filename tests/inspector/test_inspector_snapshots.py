@@ -53,7 +53,7 @@ def test_run_detail_with_traceback(snap_compare):
     async def run_before(pilot) -> None:
         await _settled(pilot)
         screen = pilot.app.screen
-        screen.query_one(RunTable).move_to_key("r-0004")
+        screen.query_one(RunTable).move_cursor_to_key("r-0004")
         screen.query_one(RunTable).focus()
         await pilot.press("enter")
         await pilot.pause()

@@ -44,7 +44,7 @@ from widgets.status_header import StatusHeader
 from app.screens.confirm import ConfirmDialog, HelpScreen
 
 RECONCILE_SECONDS = 30.0
-RECONCILE_SHARE = 200
+RECONCILE_SHARE = 1000
 VERDICT_SECONDS = 2.0
 #: Running experiments judged per verdict tick: past this many, the selected row and a
 #: rotating share are judged each tick, so each is judged at least every
@@ -176,7 +176,7 @@ class ExpwatchApp(App[None]):
         self.counts: Counter[str] = Counter()
         self._records_dirty = False
         self.verdicts: dict[str, StaleVerdict] = {}
-        #: Keys of running experiments (kept with ``entries``): the verdict tick's work list.
+        #: Keys of running experiments with something to probe (kept with ``entries``): the verdict tick's work list.
         self._running_keys: set[str] = set()
         self._verdict_turn = 0
         self.device_snapshots: tuple[DeviceSnapshot, ...] = ()
@@ -252,15 +252,18 @@ class ExpwatchApp(App[None]):
     @work(thread=True, group="reconcile", exit_on_error=False, description="rescan the state directory")
     def _reconcile(self) -> None:
         try:
-            started = time.perf_counter()
             delta = self.monitor.reconcile()
-            # A safety net for lost watch events, so it may cost at most 1/RECONCILE_SHARE of a core:
-            # 100,000 files (0.3-0.7 s a scan) are reconciled every 60-140 s instead of every 30 s.
-            self._reconcile_due = time.monotonic() + (time.perf_counter() - started) * RECONCILE_SHARE
+            self._schedule_reconcile()
             if delta:
                 self.post_message(StoreChanged(delta, self._judge(delta.upserts.values())))
         finally:
             self._busy.discard("reconcile")
+
+    def _schedule_reconcile(self) -> None:
+        """The reconcile is a safety net for lost watch events: it may cost at most 1/RECONCILE_SHARE
+        of a core. 10,000 files (~35 ms a scan) are reconciled every 35 s, 100,000 (0.3-0.7 s)
+        every 5-12 minutes."""
+        self._reconcile_due = time.monotonic() + self.monitor.last_scan_seconds * RECONCILE_SHARE
 
     def _reconcile_tick(self) -> None:
         if self.options.poll is None and time.monotonic() < self._reconcile_due:
@@ -411,7 +414,11 @@ class ExpwatchApp(App[None]):
                 self.verdicts[key] = verdicts[key]
             entry = self.entries[key]
             if isinstance(entry, ExperimentRecord) and entry.status == "running":
-                self._running_keys.add(key)
+                if key in self.verdicts and not (entry.owner or entry.workers or entry.legacy_pid is not None):
+                    # Nothing recorded to probe: the verdict ("unknown, no owner") cannot change.
+                    self._running_keys.discard(key)
+                else:
+                    self._running_keys.add(key)
             else:
                 self._running_keys.discard(key)
                 self.verdicts.pop(key, None)
@@ -426,7 +433,8 @@ class ExpwatchApp(App[None]):
             elif self._sort_position_changed(old, new):
                 reorder = True
             changed[key] = new
-        if changed or membership:
+        if membership or any(key in upserts for key in changed):
+            # Only the records matter to the GPU thread: a verdict-only change leaves them as they were.
             self._records_dirty = True
         if membership and self.loaded:
             # Rows that come or go show at once unless reordering is busy (a big first scan);
@@ -455,6 +463,7 @@ class ExpwatchApp(App[None]):
             self._apply_order()
         if message.complete:
             self.scan_complete = True
+            self._schedule_reconcile()
             # Tens of thousands of long-lived records would make every full GC pass walk
             # them again; park them outside the collector's generations.
             gc.collect()

@@ -56,6 +56,8 @@ class StateDirMonitor:
         self._root = Path(os.path.abspath(store.root))
         #: Slow files changed but not re-read yet: name -> monotonic time it may be re-read.
         self._deferred: dict[str, float] = {}
+        #: How long the last full rescan (nothing new to read, mostly ``lstat``) took.
+        self.last_scan_seconds = 0.0
         self._not_before: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -96,12 +98,18 @@ class StateDirMonitor:
             first = False
             yield delta
         with self._lock:
-            yield self._delta(self.store.scan(), devices=first)
+            started = time.perf_counter()
+            scan = self.store.scan()
+            self.last_scan_seconds = time.perf_counter() - started
+            yield self._delta(scan, devices=first)
 
     def reconcile(self) -> MonitorDelta:
         """A full rescan: only files whose identity changed are re-read."""
         with self._lock:
-            return self._delta(self.store.scan(), devices=True)
+            started = time.perf_counter()
+            scan = self.store.scan()
+            self.last_scan_seconds = time.perf_counter() - started
+            return self._delta(scan, devices=True)
 
     @property
     def has_deferred(self) -> bool:

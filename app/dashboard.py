@@ -9,8 +9,10 @@ code the CLI uses, and is refused in code (not only hidden) in read-only mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -84,6 +86,14 @@ class DashboardOptions:
     simulate_gpus: int | None = None
     watch: bool = True
     gpus: bool = True
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 class StoreChanged(Message):
@@ -265,8 +275,8 @@ class ExpwatchApp(App[None]):
         every 5-12 minutes."""
         self._reconcile_due = time.monotonic() + self.monitor.last_scan_seconds * RECONCILE_SHARE
 
-    def _reconcile_tick(self) -> None:
-        if self.options.poll is None and time.monotonic() < self._reconcile_due:
+    def _reconcile_tick(self, *, now: bool = False) -> None:
+        if not now and self.options.poll is None and time.monotonic() < self._reconcile_due:
             return
         if self.scan_complete and "reconcile" not in self._busy:
             self._busy.add("reconcile")
@@ -275,21 +285,39 @@ class ExpwatchApp(App[None]):
     @work(exclusive=True, group="watch", exit_on_error=False, description="watch the state directory")
     async def _watch_files(self) -> None:
         """watchfiles in an async worker; each batch is re-read in a thread."""
+        lost = False
         while not self._stop_watch.is_set():
             try:
                 if not self.options.state_dir.is_dir():
+                    if not lost:
+                        self._reconcile_tick(now=True)  # every row goes
+                    lost = True
                     await asyncio.sleep(1.0)
                     continue
-                async for paths in self.monitor.watch(self._stop_watch):
-                    if not paths and not self.monitor.has_deferred:
-                        continue
-                    delta = await asyncio.to_thread(self.monitor.hint, paths)
-                    if delta:
-                        verdicts = await asyncio.to_thread(self._judge, delta.upserts.values())
-                        self.post_message(StoreChanged(delta, verdicts))
+                if lost:
+                    # Back (recreated or remounted): what was written before the new watch began
+                    # sends no event, so read the whole directory once.
+                    lost = False
+                    self._reconcile_tick(now=True)
+                watched = _dir_identity(self.options.state_dir)
+                async with contextlib.aclosing(self.monitor.watch(self._stop_watch)) as batches:
+                    async for paths in batches:
+                        if not paths:
+                            # The quiet tick (about once a second): a directory removed or replaced
+                            # leaves inotify watching the old one, silent for ever.
+                            if _dir_identity(self.options.state_dir) != watched:
+                                lost = True
+                                break
+                            if not self.monitor.has_deferred:
+                                continue
+                        delta = await asyncio.to_thread(self.monitor.hint, paths)
+                        if delta:
+                            verdicts = await asyncio.to_thread(self._judge, delta.upserts.values())
+                            self.post_message(StoreChanged(delta, verdicts))
             except (FileNotFoundError, RuntimeError, OSError):
                 # The directory vanished or the watch broke: reconcile, then watch again.
-                self._reconcile_tick()
+                lost = True
+                self._reconcile_tick(now=True)
                 await asyncio.sleep(1.0)
 
     @work(thread=True, group="verdicts", exit_on_error=False, description="judge running experiments")

@@ -327,3 +327,26 @@ async def test_many_running_experiments_are_judged_in_turns_and_all_turn_stale(t
         await wait_for(pilot, lambda: app.screen_stack[0].query_one(StatusHeader).counts["stale"] == 7,
                        what="all seven rows stale")
         assert judged and max(judged) <= 3, judged
+
+
+async def test_state_dir_removed_and_recreated_while_the_dashboard_runs(tmp_path: Path):
+    """Rows go when the directory goes; after it comes back, files written before the new
+    watch began show up too, and later changes are followed again."""
+    import shutil
+
+    from tests.dashboard.conftest import write_raw
+
+    root = tmp_path / "state"
+    root.mkdir()
+    write_raw(root, native_doc("first", "completed", pid=DEAD_PID, done=4))
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown_ids(app) == ["first"], what="the first file")
+        shutil.rmtree(root)
+        await wait_for(pilot, lambda: shown_ids(app) == [], timeout=15, what="rows removed with the directory")
+        root.mkdir()
+        write_raw(root, native_doc("second", "completed", pid=DEAD_PID, done=4))
+        await wait_for(pilot, lambda: shown_ids(app) == ["second"], timeout=15, what="the file in the new directory")
+        write_raw(root, native_doc("third", "failed", pid=DEAD_PID, done=3, failed=1))
+        await wait_for(pilot, lambda: set(shown_ids(app)) == {"second", "third"}, timeout=15,
+                       what="a change followed by the new watch")

@@ -24,8 +24,9 @@ class GpuPanel(TextPanel):
         attributions: Mapping[int, GpuAttribution] | None = None,
     ) -> None:
         self.show_text(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
-        if snapshot is not None:
-            self.border_title = "GPUs (simulated)" if snapshot.simulated else "GPUs"
+        title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
+        if title != self.border_title:  # setting it, even to the same text, repaints the panel
+            self.border_title = title
 
 
 def render_gpus(

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -87,14 +86,6 @@ class DashboardOptions:
     simulate_gpus: int | None = None
     watch: bool = True
     gpus: bool = True
-
-
-def _dir_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 class StoreChanged(Message):
@@ -312,22 +303,18 @@ class ExpwatchApp(App[None]):
                     # sends no event, so read the whole directory once.
                     lost = False
                     self._reconcile_tick(now=True)
-                watched = _dir_identity(self.options.state_dir)
                 async with contextlib.aclosing(self.monitor.watch(self._stop_watch)) as batches:
                     async for paths in batches:
-                        # A directory removed or replaced leaves inotify watching the old one, silent
-                        # for ever: an event on the directory itself, or another directory there now
-                        # (checked at least once a second, on the quiet ticks too), means watch anew.
-                        if str(self.monitor.root) in paths or _dir_identity(self.options.state_dir) != watched:
-                            lost = True
-                            self._reconcile_tick(now=True)  # rows of a directory that went go too
-                            break
                         if not paths and not self.monitor.has_deferred:
                             continue
                         delta = await asyncio.to_thread(self.monitor.hint, paths)
                         if delta:
                             verdicts = await asyncio.to_thread(self._judge, delta.upserts.values())
                             self.post_message(StoreChanged(delta, verdicts))
+                if not self._stop_watch.is_set():
+                    # The watch ends when the directory goes or is replaced: its rows go now.
+                    lost = True
+                    self._reconcile_tick(now=True)
             except (FileNotFoundError, RuntimeError, OSError):
                 # The directory vanished or the watch broke: reconcile, then watch again.
                 lost = True

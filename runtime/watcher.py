@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -175,19 +176,28 @@ class StateDirMonitor:
         return tuple(snapshots), tuple(errors)
 
     async def watch(self, stop: asyncio.Event) -> AsyncIterator[set[str]]:
-        """Batches of changed paths from watchfiles, until ``stop`` is set.
+        """Batches of changed paths from watchfiles, until ``stop`` is set or the directory goes.
 
         An empty batch comes every ``IDLE_YIELD_MS`` when nothing changes, so a
-        caller can ``hint`` deferred files once they are due.
+        caller can ``hint`` deferred files once they are due. A directory
+        removed or replaced leaves inotify watching the old one in silence, so
+        the iteration ends (with ``stop`` unset) on an event for the directory
+        itself or when another directory, or none, stands at the path (checked
+        on every batch, quiet ones included; tmpfs may even reuse the inode,
+        hence the event): the caller rescans and watches anew.
         """
         from watchfiles import awatch
 
         def interesting(_change: object, path: str) -> bool:
             p = Path(path)
+            if p == self.root:
+                return True
             if p.parent == self.root:
-                return p.suffix == ".json" or p == self.root
+                return p.suffix == ".json"
             return p.parent.name == "devices" and p.suffix == ".json"
 
+        watched = _dir_identity(self.root)
+        root = str(self.root)
         async for changes in awatch(
             self.root,
             stop_event=stop,
@@ -199,4 +209,15 @@ class StateDirMonitor:
             recursive=True,
             ignore_permission_denied=True,
         ):
-            yield {path for _change, path in changes}
+            paths = {path for _change, path in changes}
+            if root in paths or _dir_identity(self.root) != watched:
+                return
+            yield paths
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None

@@ -21,46 +21,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import EXIT_REFUSED, EXIT_USAGE, CommandError
-    from runtime.actions import (
-        cleanup_stale,
-        load_experiment,
-        mark_stale_experiment,
-        plan_cleanup,
-        verdict_for,
-    )
+    from runtime.actions import execute_cleanup, mark_stale_experiment, plan_cleanup, plan_mark_stale
 
     if bool(args.id) == bool(args.all):
         raise CommandError("give an experiment id or --all (not both)", EXIT_USAGE)
     store = StateStore(state_dir(args), read_only=args.read_only)
+    if args.dry_run and store.read_only:
+        what = "clean up stale experiments" if args.all else f"mark {args.id} stale"
+        raise CommandError(f"read-only (observer) mode: refusing to {what}", EXIT_REFUSED)
     with store_errors():
         if args.all:
+            store.scan()
+            plan = plan_cleanup(store.records())
             if args.dry_run:
-                found = plan_cleanup(store)
-                for record, verdict in found:
-                    print(f"would mark {record.experiment_id} interrupted: {verdict.reason}")
-                if not found:
-                    print("no running experiment has a dead owner")
-                return 0
-            results = cleanup_stale(store)
-            for result in results:
-                print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")
-            if not results:
-                print("no running experiment has a dead owner")
+                for mark in plan:
+                    print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason}")
+            else:
+                outcome = execute_cleanup(store, plan)
+                for result in outcome.done:
+                    print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")
+                for skipped in outcome.skipped:
+                    print(f"{skipped.plan.experiment_id}: left as it was ({skipped.reason})")
+            if not plan:
+                print(plan.refusal)
             return 0
         if args.dry_run:
-            if store.read_only:
-                raise CommandError(f"read-only (observer) mode: refusing to mark {args.id} stale", EXIT_REFUSED)
-            _, record = load_experiment(store, args.id)
-            verdict = verdict_for(record)
-            if record.status != "running":
-                raise CommandError(f"{record.experiment_id} is {record.status}, not running: nothing to mark stale",
-                                   EXIT_REFUSED)
-            if not verdict.is_dead and not args.force:
-                raise CommandError(
-                    f"would refuse: owner of {record.experiment_id} is {verdict.liveness.value} ({verdict.reason})",
-                    EXIT_REFUSED,
-                )
-            print(f"would mark {record.experiment_id} interrupted: {verdict.reason}")
+            mark = plan_mark_stale(store, args.id)
+            if not mark.allowed and not (args.force and mark.forcible):
+                raise CommandError(f"would refuse to mark {mark.experiment_id} stale: {mark.refusal}", EXIT_REFUSED)
+            print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason}")
             return 0
         result = mark_stale_experiment(store, args.id, force=args.force)
     print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")

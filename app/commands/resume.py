@@ -28,17 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import EXIT_REFUSED
-    from runtime.actions import plan_resume, resume_experiment
+    from runtime.actions import execute_resume, plan_resume
 
     store = StateStore(state_dir(args), read_only=args.read_only)
     template = args.resume_template or os.environ.get("EXPWATCH_RESUME_TEMPLATE") or None
     with store_errors():
+        plan = plan_resume(store, args.id, retry_failed=args.retry_failed, template=template)
         if args.dry_run:
-            plan = plan_resume(store, args.id, retry_failed=args.retry_failed, template=template)
             print("\n".join(plan.describe()))
             return 0 if plan.allowed else EXIT_REFUSED
-        result = resume_experiment(store, args.id, retry_failed=args.retry_failed, template=template)
-    plan = result.plan
+        result = execute_resume(store, plan)
     print(f"resumed {plan.experiment_id}: pid {result.pid}, {plan.runs_to_run} runs to run; log {result.log_path}"
           if plan.format.value == "expwatch-1"
           else f"resumed {plan.experiment_id}: pid {result.pid} ({' '.join(plan.argv)}); log {result.log_path}")

@@ -13,6 +13,7 @@ from runtime.actions import (
     ActionRefused,
     ResumeResult,
     cleanup_stale,
+    execute_cleanup,
     mark_stale_experiment,
     plan_cleanup,
     plan_resume,
@@ -370,8 +371,9 @@ def test_read_only_store_refuses_every_action_and_writes_nothing(tmp_path: Path,
             resume_experiment(store, ident)
     with pytest.raises(ActionRefused, match="read-only"):
         mark_stale_experiment(store, "ro")
+    store.scan()
     with pytest.raises(ActionRefused, match="read-only"):
-        plan_cleanup(store)
+        execute_cleanup(store, plan_cleanup(store.records()))
     with pytest.raises(ActionRefused, match="read-only"):
         cleanup_stale(store)
     for args in (["resume", "ro"], ["resume", "ro-lem"], ["mark-stale", "ro"], ["mark-stale", "--all"]):
@@ -388,8 +390,9 @@ def test_cleanup_marks_only_dead_running_experiments(tmp_path: Path, state_dir: 
     make_native(state_dir, study, "live-1", status="running", owner=identity_of())
     make_native(state_dir, study, "done-1", status="completed", completed=range(20))
     store = StateStore(state_dir)
-    planned = plan_cleanup(store)
-    assert [r.key for r, v in planned] == ["dead-1"] and planned[0][1].is_dead
+    store.scan()
+    planned = plan_cleanup(store.records())
+    assert [mark.key for mark in planned] == ["dead-1"] and planned.marks[0].verdict.is_dead
     results = cleanup_stale(store)
     assert [(r.experiment_id, r.from_status, r.to_status) for r in results] == [("dead-1", "running", "interrupted")]
     doc = read_doc(state_dir, "dead-1")

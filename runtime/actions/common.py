@@ -1,0 +1,89 @@
+"""What every action shares: its refusal, the read-only gate, fresh reads, the verdict.
+
+Actions never touch the caller's ``StateStore`` (its scan cache belongs to
+the caller's thread): every read and write goes through a private store over
+the same directory. Reads are allowed on a read-only store, so a plan can
+always be made and shown; only execution is refused there.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from runtime.liveness import LocalProbe
+from state.detect import summarize
+from state.paths import is_candidate_state_file
+from state.record import ExperimentRecord
+from state.store import ConflictError, Loaded, StateStore, StoreError
+from state.verdict import LivenessProbe, StaleVerdict, judge_record
+
+
+class ActionRefused(StoreError):
+    """The action is not allowed now; the message says why in one line."""
+
+
+def refuse_read_only(store: StateStore, what: str) -> None:
+    """Observer mode refuses before anything is read, written or launched."""
+    if store.read_only:
+        raise ActionRefused(f"read-only (observer) mode: refusing to {what}")
+
+
+def read_only_refusal(store: StateStore, what: str) -> str | None:
+    """The refusal a plan on a read-only store carries (the plan is still shown)."""
+    return f"read-only (observer) mode: refusing to {what}" if store.read_only else None
+
+
+def changed_since_plan(key: str) -> ConflictError:
+    """The one answer to a file that moved between plan and execution: plan again."""
+    return ConflictError(f"{key}.json changed since the plan was made; nothing was done, plan again")
+
+
+def local_probe(probe: LivenessProbe | None) -> LivenessProbe:
+    return probe if probe is not None else LocalProbe()
+
+
+def private_store(store: StateStore, key: str | None = None) -> StateStore:
+    """A store of our own over the same directory, knowing just ``key``."""
+    private = StateStore(store.root, read_only=store.read_only, durable=store.durable)
+    if key is not None:
+        private.refresh([f"{key}.json"])
+    return private
+
+
+def resolve_key(store: StateStore, ident: str) -> str:
+    """The file key for an id or a key, without touching ``store``'s cache.
+
+    A key whose file exists resolves at once; anything else takes a scan of a
+    private store (same rules as ``StateStore.resolve``).
+    """
+    name = f"{ident}.json"
+    if ident and "/" not in ident and ident not in (".", "..") and is_candidate_state_file(name):
+        if os.path.lexists(store.root / name):
+            return ident
+    private = StateStore(store.root, read_only=True)
+    private.scan()
+    return private.resolve(ident)
+
+
+def load_experiment(store: StateStore, ident: str) -> tuple[Loaded, ExperimentRecord]:
+    """Read one experiment fresh from disk, with its summary (a read: allowed when read-only)."""
+    key = resolve_key(store, ident)
+    loaded = private_store(store, key).load(key)
+    record = summarize(loaded.key, loaded.path, loaded.version, loaded.format, loaded.model)
+    return loaded, record
+
+
+def fresh_records(store: StateStore) -> list[ExperimentRecord]:
+    """Every readable experiment in the store's directory, from a scan of a private store."""
+    private = private_store(store)
+    private.scan()
+    return private.records()
+
+
+def verdict_for(
+    record: ExperimentRecord, *, probe: LivenessProbe | None = None, now: datetime | None = None
+) -> StaleVerdict:
+    """Is anybody still running this experiment? (design §4)"""
+    p = local_probe(probe)
+    return judge_record(record, here=p.host_facts(), probe=p.probe, now=now or datetime.now().astimezone())

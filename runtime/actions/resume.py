@@ -1,0 +1,488 @@
+"""Resume: a validated transition (interrupted|failed -> running) and a detached relaunch.
+
+Planned once, shown (dry run, confirmation dialog), executed as planned
+(design §5, §8). The plan carries the file version it was made on; execution
+launches nothing and writes nothing unless the file is still at that version,
+so a resume from elsewhere between the dialog and the key press is a
+conflict, not a second launch.
+
+expwatch experiments resume through our runner: the new owner is recorded
+under the store's lock the runner waits for. llenergymeasure experiments
+resume by running their command, which owns their status; a sidecar launch
+record stands in for an owner, and its version is part of the plan too.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runtime.actions.common import (
+    ActionRefused,
+    changed_since_plan,
+    load_experiment,
+    local_probe,
+    private_store,
+    refuse_read_only,
+    verdict_for,
+)
+from runtime.actions.stale import StalePlan, execute_mark_stale, stale_marked
+from runtime.launcher import (
+    LaunchError,
+    expand_template,
+    find_executable,
+    launch_detached,
+    log_path_for,
+    python_env,
+    resolve_template,
+    runner_argv,
+)
+from runtime.liveness import identity_of
+from state.atomic import atomic_write_bytes
+from state.journal import current_user
+from state.lem import LemExperimentState, LemV2ExperimentState
+from state.mutations import apply_transition, current_status
+from state.native import ExperimentDoc, ProcessInfo, RunStatus
+from state.record import ExperimentRecord, FileVersion, StateFormat
+from state.store import ConflictError, Loaded, StateStore
+from state.transitions import ExperimentStatus
+from state.verdict import LivenessProbe, StaleVerdict
+
+S = ExperimentStatus
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    experiment_id: str
+    key: str
+    format: StateFormat
+    allowed: bool
+    refusal: str | None
+    verdict: StaleVerdict
+    needs_stale_mark: bool
+    argv: tuple[str, ...]
+    cwd: Path
+    log_path: Path
+    runs_to_run: int
+    runs_skipped: int
+    runs_failed_rerun: int
+    version: FileVersion
+    """The version of the file planned on; execution acts only on this one."""
+    status: str = ""
+    retry_failed: bool = False
+    runs_failed_kept: int = 0
+    attempt: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    launch_record: FileVersion | None = None
+    """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
+
+    def describe(self) -> list[str]:
+        """Human lines for the dry-run preview and the confirmation modal."""
+        lines = [f"Resume {self.experiment_id} ({self.format.value}), now {self.status}"]
+        if not self.allowed:
+            lines.append(f"Refused: {self.refusal}")
+        if self.needs_stale_mark:
+            lines.append(f"First marked interrupted: {self.verdict.reason}")
+        else:
+            lines.append(f"Owner: {self.verdict.liveness.value} ({self.verdict.reason})")
+        if self.format is StateFormat.EXPWATCH:
+            lines.append(
+                f"Runs: {self.runs_to_run} to run, {self.runs_skipped} completed (skipped)"
+                + (f", {self.runs_failed_rerun} failed to rerun" if self.runs_failed_rerun else "")
+            )
+            if self.runs_failed_kept:
+                lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} (--retry-failed reruns them)")
+            if self.attempt is not None:
+                lines.append(f"Attempt: {self.attempt}")
+        else:
+            lines.append("Runs: llenergymeasure decides which runs to repeat")
+        lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
+        lines.append(f"In: {self.cwd}")
+        lines.append(f"Log: {self.log_path}")
+        return lines
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    plan: ResumePlan
+    pid: int
+    log_path: Path
+
+
+# -- planning ------------------------------------------------------------------------
+def _liveness_refusal(status: str, verdict: StaleVerdict) -> tuple[str | None, bool]:
+    """(refusal, needs_stale_mark) from the status and the owner verdict."""
+    if status == S.RUNNING.value:
+        if verdict.is_alive:
+            return f"already running ({verdict.reason})", False
+        if not verdict.is_dead:
+            return f"running, and its owner cannot be confirmed dead ({verdict.reason})", False
+        return None, True
+    if verdict.is_alive:
+        return f"an owner process is still alive ({verdict.reason})", False
+    return None, False
+
+
+def _plan_native(
+    store: StateStore, loaded: Loaded, verdict: StaleVerdict, retry_failed: bool
+) -> ResumePlan:
+    doc = loaded.model
+    assert isinstance(doc, ExperimentDoc)
+    completed = sum(1 for r in doc.runs if r.status is RunStatus.COMPLETED)
+    failed = sum(1 for r in doc.runs if r.status is RunStatus.FAILED)
+    waiting = len(doc.runs) - completed - failed
+    rerun = failed if retry_failed else 0
+    status = doc.status.value
+    refusal, needs_mark = _liveness_refusal(status, verdict)
+    if refusal is None:
+        if doc.status in (S.COMPLETED, S.AGGREGATED):
+            refusal = f"already {status}: nothing to resume"
+        elif doc.status is S.INITIALISED and not verdict.is_dead:
+            refusal = f"initialised, and its owner cannot be confirmed dead ({verdict.reason})"
+        elif waiting + rerun == 0 and failed:
+            refusal = (
+                f"{status} with {failed} failed run{'s' if failed != 1 else ''} and nothing pending; "
+                "use --retry-failed to rerun them"
+            )
+        elif doc.study_path and not Path(doc.study_path).is_file():
+            refusal = f"the study file {doc.study_path} is gone"
+    root = store.root.resolve()
+    if doc.resume is not None and doc.resume.argv:
+        argv = tuple(doc.resume.argv)
+        cwd = Path(doc.resume.cwd)
+        env = dict(doc.resume.env)
+    else:
+        argv = tuple(runner_argv(doc.experiment_id, root))
+        cwd = root.parent
+        env = {}
+    if not cwd.is_dir():
+        cwd = Path(doc.study_path).parent if doc.study_path else root.parent
+    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir.resolve(), loaded.key)
+    return ResumePlan(
+        experiment_id=doc.experiment_id,
+        key=loaded.key,
+        format=loaded.format,
+        allowed=refusal is None,
+        refusal=refusal,
+        verdict=verdict,
+        needs_stale_mark=needs_mark and refusal is None,
+        argv=argv,
+        cwd=cwd,
+        log_path=log_path,
+        runs_to_run=waiting + rerun,
+        runs_skipped=completed,
+        runs_failed_rerun=rerun,
+        version=loaded.version,
+        status=status,
+        retry_failed=retry_failed,
+        runs_failed_kept=failed - rerun,
+        attempt=doc.attempt + 1,
+        env=env,
+    )
+
+
+def _plan_lem(
+    store: StateStore,
+    loaded: Loaded,
+    record: ExperimentRecord,
+    verdict: StaleVerdict,
+    retry_failed: bool,
+    template: str | None,
+    probe: LivenessProbe,
+) -> ResumePlan:
+    model = loaded.model
+    assert isinstance(model, (LemExperimentState, LemV2ExperimentState))
+    root = store.root.resolve()
+    status = record.status
+    refusal, needs_mark = _liveness_refusal(status, verdict)
+    if refusal is None:
+        if status in (S.COMPLETED.value, S.AGGREGATED.value):
+            refusal = f"already {status}: nothing to resume"
+        elif status == S.INITIALISED.value:
+            refusal = "initialised: llenergymeasure has not started it, nothing to resume"
+    argv: tuple[str, ...] = ()
+    chosen = resolve_template(template)
+    try:
+        argv = tuple(
+            expand_template(
+                chosen,
+                experiment_id=model.experiment_id,
+                state_dir=str(root),
+                config_path=getattr(model, "config_path", None) or "",
+            )
+        )
+        find_executable(argv)
+    except LaunchError as exc:
+        refusal = refusal or f"{exc} (resume template {chosen!r})"
+    launch_record = _launch_record_version(store, loaded.key)
+    if refusal is None:
+        running = _live_launch(store, loaded.key, probe)
+        if running:
+            refusal = f"a resume is already under way: {running}"
+    total = record.runs_total
+    return ResumePlan(
+        experiment_id=model.experiment_id,
+        key=loaded.key,
+        format=loaded.format,
+        allowed=refusal is None,
+        refusal=refusal,
+        verdict=verdict,
+        needs_stale_mark=needs_mark and refusal is None,
+        argv=argv,
+        cwd=root.parent,
+        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        runs_to_run=max(0, total - record.runs_done - (0 if retry_failed else record.runs_failed)),
+        runs_skipped=record.runs_done,
+        runs_failed_rerun=record.runs_failed if retry_failed else 0,
+        version=loaded.version,
+        status=status,
+        retry_failed=retry_failed,
+        launch_record=launch_record,
+    )
+
+
+def plan_resume(
+    store: StateStore,
+    ident: str,
+    *,
+    template: str | None = None,
+    probe: LivenessProbe | None = None,
+    retry_failed: bool = False,
+    now: datetime | None = None,
+) -> ResumePlan:
+    """What resuming would do, and whether it is allowed now; changes nothing.
+
+    On a read-only store the plan is still made (the inspector shows the
+    command) but it is never allowed.
+    """
+    p = local_probe(probe)
+    loaded, record = load_experiment(store, ident)
+    verdict = verdict_for(record, probe=p, now=now)
+    if loaded.format is StateFormat.EXPWATCH:
+        plan = _plan_native(store, loaded, verdict, retry_failed)
+    else:
+        plan = _plan_lem(store, loaded, record, verdict, retry_failed, template, p)
+    if store.read_only:
+        plan = replace(
+            plan,
+            allowed=False,
+            refusal=f"read-only (observer) mode: refusing to resume {plan.experiment_id}",
+            needs_stale_mark=False,
+        )
+    return plan
+
+
+# -- execution -----------------------------------------------------------------------
+def execute_resume(store: StateStore, plan: ResumePlan, *, probe: LivenessProbe | None = None) -> ResumeResult:
+    """Launch exactly what ``plan`` says, once; journal it.
+
+    ``ConflictError`` when the file is no longer at ``plan.version`` (or, for
+    llenergymeasure, another resume was launched since): nothing is written
+    and nothing is launched. A second execution of one plan is therefore
+    refused: the first one moved the version on.
+    """
+    refuse_read_only(store, f"resume {plan.experiment_id}")
+    if not plan.allowed:
+        raise ActionRefused(f"cannot resume {plan.experiment_id}: {plan.refusal}")
+    if plan.format is StateFormat.EXPWATCH:
+        return _resume_native(store, plan)
+    return _resume_lem(store, plan, local_probe(probe))
+
+
+def resume_experiment(
+    store: StateStore,
+    ident: str,
+    *,
+    retry_failed: bool = False,
+    template: str | None = None,
+    expected: FileVersion | None = None,
+    probe: LivenessProbe | None = None,
+) -> ResumeResult:
+    """Plan and execute at once (the CLI: the user confirmed by typing the command).
+
+    ``expected`` is the version the caller saw, if it saw one: a file that
+    has moved since is a conflict, as with a plan.
+    """
+    refuse_read_only(store, f"resume {ident}")
+    plan = plan_resume(store, ident, retry_failed=retry_failed, template=template, probe=probe)
+    if expected is not None and plan.version != expected:
+        raise changed_since_plan(plan.key)
+    return execute_resume(store, plan, probe=probe)
+
+
+def _kill(proc: Any) -> None:
+    try:
+        proc.kill()
+    except OSError:
+        pass
+
+
+def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
+    """Launch the runner and record it as owner in one locked read-modify-write.
+
+    The store checks the version before ``change`` runs, so a conflict
+    launches nothing; a write that fails after the launch kills it.
+    """
+    private = private_store(store, plan.key)
+    who = current_user()
+    launched: dict[str, Any] = {}
+
+    def change(model: Any) -> ExperimentDoc:
+        doc = model
+        assert isinstance(doc, ExperimentDoc)
+        if plan.needs_stale_mark:
+            doc = stale_marked(doc, who=who, reason=plan.verdict.reason)
+        next_attempt = doc.attempt + 1
+        proc = launch_detached(
+            plan.argv,
+            cwd=plan.cwd,
+            log_path=plan.log_path,
+            env=python_env(plan.env),
+            header=f"resume attempt {next_attempt} by {who}",
+        )
+        launched["proc"] = proc
+        owner = identity_of(proc.pid, role="coordinator")
+        why = f"resumed by {who}: attempt {next_attempt}, {plan.runs_to_run} runs to run (pid {proc.pid})"
+        resumed = apply_transition(doc, S.RUNNING, who=who, why=why)
+        assert isinstance(resumed, ExperimentDoc)
+        runs = [
+            rec.model_copy(update={"status": RunStatus.PENDING, "current_step": None})
+            if rec.status is RunStatus.RUNNING or (plan.retry_failed and rec.status is RunStatus.FAILED)
+            else rec
+            for rec in resumed.runs
+        ]
+        processes = {
+            str(i): ProcessInfo(process_index=i, gpu_id=resumed.processes.get(str(i), ProcessInfo(process_index=i)).gpu_id)
+            for i in range(resumed.num_processes)
+        }
+        return resumed.model_copy(update={
+            "owner": owner,
+            "runs": runs,
+            "processes": processes,
+            "heartbeat_at": datetime.now().astimezone(),
+            "log_path": str(plan.log_path),
+        })
+
+    try:
+        before, saved = private.update(plan.key, change, expected=plan.version)
+    except LaunchError as exc:
+        raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
+    except BaseException:
+        if "proc" in launched:
+            _kill(launched["proc"])
+        raise
+    proc = launched["proc"]
+    if plan.needs_stale_mark:
+        private.journal.append(
+            experiment=plan.experiment_id,
+            action="mark-stale",
+            from_status=S.RUNNING.value,
+            to_status=S.INTERRUPTED.value,
+            reason=plan.verdict.reason,
+        )
+    private.journal.append(
+        experiment=plan.experiment_id,
+        action="resume",
+        from_status=S.INTERRUPTED.value if plan.needs_stale_mark else current_status(before.model).value,
+        to_status=current_status(saved.model).value,
+        reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} runs to run"
+        + (" (failed runs retried)" if plan.retry_failed else "")
+        + f"; pid {proc.pid}; log {plan.log_path}",
+    )
+    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path)
+
+
+def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> ResumeResult:
+    """Mark a dead running file stale first (its own compare-and-swap), then launch under the lock."""
+    private = private_store(store, plan.key)
+    expected = plan.version
+    from_status = plan.status
+    if plan.needs_stale_mark:
+        mark = execute_mark_stale(store, StalePlan(
+            experiment_id=plan.experiment_id,
+            key=plan.key,
+            format=plan.format,
+            version=plan.version,
+            status=plan.status,
+            verdict=plan.verdict,
+            refusal=None,
+        ))
+        expected, from_status = mark.version, mark.to_status
+    with private.lock(plan.key):
+        if private.load(plan.key).version != expected:
+            raise changed_since_plan(plan.key)
+        running = _live_launch(private, plan.key, probe)
+        if running:
+            raise ActionRefused(f"cannot resume {plan.experiment_id}: a resume is already under way: {running}")
+        if _launch_record_version(private, plan.key) != plan.launch_record:
+            raise ConflictError(
+                f"another resume of {plan.experiment_id} was launched since the plan was made; "
+                "nothing was done, plan again"
+            )
+        try:
+            proc = launch_detached(plan.argv, cwd=plan.cwd, log_path=plan.log_path, header="resume (llenergymeasure)")
+        except LaunchError as exc:
+            raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
+        _write_launch_record(private, plan, proc.pid)
+    private.journal.append(
+        experiment=plan.experiment_id,
+        action="resume",
+        from_status=from_status,
+        to_status=S.RUNNING.value,
+        reason=f"launched {shlex.join(plan.argv)} in {plan.cwd} (pid {proc.pid}); log {plan.log_path}",
+    )
+    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path)
+
+
+# -- llenergymeasure launch records -----------------------------------------------------
+def _launch_record_path(store: StateStore, key: str) -> Path:
+    return store.sidecar_dir / "launches" / f"{key}.json"
+
+
+def _launch_record_version(store: StateStore, key: str) -> FileVersion | None:
+    try:
+        st = _launch_record_path(store, key).stat()
+    except FileNotFoundError:
+        return None
+    return FileVersion(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _live_launch(store: StateStore, key: str, probe: LivenessProbe) -> str | None:
+    """A still-running process launched by an earlier resume of this experiment, described."""
+    try:
+        data = json.loads(_launch_record_path(store, key).read_text())
+        pid = int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    evidence = probe.probe(pid)
+    if not evidence.exists or evidence.zombie:
+        return None
+    ticks = data.get("start_ticks")
+    if ticks is not None and evidence.start_ticks is not None and ticks != evidence.start_ticks:
+        return None
+    return f"pid {pid} launched {data.get('at', '?')} is still running"
+
+
+def _write_launch_record(store: StateStore, plan: ResumePlan, pid: int) -> None:
+    me = identity_of(pid, role="resume")
+    record = {
+        "experiment_id": plan.experiment_id,
+        "pid": pid,
+        "start_ticks": me.start_ticks,
+        "start_time": me.start_time,
+        "host": me.host,
+        "argv": list(plan.argv),
+        "cwd": str(plan.cwd),
+        "log_path": str(plan.log_path),
+        "at": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    path = _launch_record_path(store, plan.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.sidecar_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(record, indent=2).encode(), tmp_dir=tmp, durable=store.durable)

@@ -28,9 +28,9 @@ from state.detect import (
     parse_state,
     read_record,
 )
-from state.journal import AuditJournal, current_user
+from state.journal import AuditJournal
 from state.lem import LemExperimentState, LemV2ExperimentState
-from state.mutations import apply_transition, current_status, mark_stale
+from state.mutations import current_status
 from state.native import ExperimentDoc
 from state.paths import (
     SIDECAR_DIR,
@@ -43,7 +43,6 @@ from state.paths import (
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
 from state.transitions import ExperimentStatus
-from state.verdict import StaleVerdict
 
 
 class StoreError(Exception):
@@ -471,47 +470,6 @@ class StateStore:
             saved = self._write(before.path, new_model)
         return before, saved
 
-    def transition(
-        self,
-        ident: str,
-        target: ExperimentStatus,
-        *,
-        why: str | None,
-        action: str = "transition",
-        expected: FileVersion | None = None,
-    ) -> tuple[Loaded, Saved]:
-        """A validated status change, journalled."""
-        self._refuse_if_read_only(f"change the status of {ident}")
-        who = current_user()
-        before, saved = self.update(
-            ident, lambda m: apply_transition(m, target, who=who, why=why), expected=expected
-        )
-        self.journal_action(before, saved, action=action, reason=why)
-        return before, saved
-
-    def mark_stale(
-        self, ident: str, *, verdict: StaleVerdict, expected: FileVersion | None = None, force: bool = False
-    ) -> tuple[Loaded, Saved]:
-        """Mark a running experiment interrupted, only on a dead verdict (or ``force``).
-
-        llenergymeasure's rule acts on running experiments only; any other
-        status is refused here rather than pushed through the transition table.
-        """
-        self._refuse_if_read_only(f"mark {ident} stale")
-        if not verdict.is_dead and not force:
-            raise StoreError(f"refusing to mark {ident} stale: owner is {verdict.liveness.value} ({verdict.reason})")
-        who = current_user()
-
-        def change(model: StateModel) -> StateModel:
-            status = current_status(model)
-            if status is not ExperimentStatus.RUNNING:
-                raise StoreError(f"refusing to mark {ident} stale: it is {status.value}, not running")
-            return mark_stale(model, who=who)
-
-        before, saved = self.update(ident, change, expected=expected)
-        self.journal_action(before, saved, action="mark-stale", reason=verdict.reason)
-        return before, saved
-
     def journal_action(self, before: Loaded, saved: Saved, *, action: str, reason: str | None) -> None:
         self._writable_sidecar("")
         self.journal.append(
@@ -521,23 +479,6 @@ class StateStore:
             to_status=current_status(saved.model).value,
             reason=reason,
         )
-
-    def cleanup_stale(self, judge: Callable[[ExperimentRecord], StaleVerdict]) -> list[str]:
-        """Mark every running experiment whose owner is dead as interrupted; returns their ids."""
-        self._refuse_if_read_only("clean up stale experiments")
-        self.scan()
-        cleaned = []
-        for record in self.records():
-            if record.status != ExperimentStatus.RUNNING.value:
-                continue
-            verdict = judge(record)
-            if verdict.is_dead:
-                try:
-                    self.mark_stale(record.key, verdict=verdict, expected=record.version)
-                except ConflictError:
-                    continue
-                cleaned.append(record.experiment_id)
-        return cleaned
 
 
 def _file_kind(mode: int) -> str:

@@ -149,3 +149,11 @@ def remount(directory: Path, options: str) -> None:
 
 
 PYTHON = sys.executable
+
+
+def interrupt(store: Any, ident: str) -> Any:
+    """A validated write through the store (running -> interrupted), as an action makes one."""
+    from state.mutations import apply_transition
+    from state.transitions import ExperimentStatus
+
+    return store.update(ident, lambda model: apply_transition(model, ExperimentStatus.INTERRUPTED, who="test", why="test"))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.hardening.helpers import tmpfs, tree_state, write_lem
+from tests.hardening.helpers import interrupt, tmpfs, tree_state, write_lem
 
 import state.atomic
 from state import StateStore
@@ -125,14 +125,13 @@ def test_fsync_error_during_save_keeps_the_old_file(
 ) -> None:
     """ext4 reports delayed-allocation ENOSPC and device EIO at fsync: the rename must not happen."""
     store, path, before = _populated(state_dir)
-    loaded = store.load("exp-1")
 
     def failing_fsync(fd: int) -> None:
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(state.atomic.os, "fsync", failing_fsync)
     with pytest.raises(OSError) as exc:
-        store.transition("exp-1", loaded.model.status.__class__("interrupted"), why="test")
+        interrupt(store, "exp-1")
     monkeypatch.undo()
     assert exc.value.errno == code
     assert path.read_bytes() == before

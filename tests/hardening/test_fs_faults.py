@@ -17,7 +17,7 @@ from state import ExperimentStatus, ReadOnlyStoreError, StateStore
 from state.lem import LemExperimentState
 from state.record import BrokenRecord, ExperimentRecord
 from state.store import BrokenExperimentError
-from tests.hardening.helpers import in_child_as, lem_v1_text, remount, tmpfs, tree_state, write_lem
+from tests.hardening.helpers import in_child_as, interrupt, lem_v1_text, remount, tmpfs, tree_state, write_lem
 
 NOBODY = 65534
 
@@ -135,7 +135,7 @@ def test_write_refused_by_permissions_changes_nothing() -> None:
             store = StateStore(root)
             store.scan()
             try:
-                store.transition("exp-1", ExperimentStatus.INTERRUPTED, why="test")
+                interrupt(store, "exp-1")
             except PermissionError as exc:
                 return f"refused: {exc.strerror}"
             return "written"
@@ -169,11 +169,11 @@ def test_read_only_mount(tmp_path: Path) -> None:
         assert sorted(observer.scan().added) == ["broken", "exp-1"]
         assert observer.load("exp-1").model.status is ExperimentStatus.RUNNING
         with pytest.raises(ReadOnlyStoreError):
-            observer.transition("exp-1", ExperimentStatus.INTERRUPTED, why="test")
+            interrupt(observer, "exp-1")
         writer = StateStore(root)
         writer.scan()
         with pytest.raises(OSError) as exc:
-            writer.transition("exp-1", ExperimentStatus.INTERRUPTED, why="test")
+            interrupt(writer, "exp-1")
         assert "Read-only file system" in str(exc.value)
         assert tree_state(root) == before
     finally:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from state import ExperimentStatus, StateStore
+from state import StateStore
 from state.lem import LemExperimentState
 from state.paths import UnsafePathError
 from state.record import BrokenRecord
 from state.store import ExperimentNotFound, StoreError
-from tests.hardening.helpers import run_cli, tree_state, write_lem
+from tests.hardening.helpers import interrupt, run_cli, tree_state, write_lem
 
 HOSTILE = [
     "../victim",
@@ -59,7 +59,7 @@ def test_resolve_load_transition_refuse_hostile_ids(layout: tuple[Path, Path], i
     for attempt in (
         lambda: store.resolve(ident),
         lambda: store.load(ident),
-        lambda: store.transition(ident, ExperimentStatus.INTERRUPTED, why="x"),
+        lambda: interrupt(store, ident),
         lambda: store.update(ident, lambda m: m),
     ):
         with pytest.raises((ExperimentNotFound, UnsafePathError, StoreError, ValueError)):
@@ -76,7 +76,7 @@ def test_too_long_id_is_refused_and_touches_nothing(layout: tuple[Path, Path]) -
         store.load(TOO_LONG)
     # The lock file name is too long as well: the OS refuses it before any state file is opened.
     with pytest.raises((StoreError, OSError)):
-        store.transition(TOO_LONG, ExperimentStatus.INTERRUPTED, why="x")
+        interrupt(store, TOO_LONG)
     assert outside_state(top) == before
     assert not (state_dir / f"{TOO_LONG[:200]}.json").exists()
 
@@ -117,7 +117,7 @@ def test_a_file_claiming_a_hostile_id_is_a_broken_row_and_never_acted_on(layout:
     assert isinstance(entry, BrokenRecord) and entry.reason.startswith("unsafe id")
     before = outside_state(top)
     with pytest.raises(StoreError):
-        store.transition("../victim", ExperimentStatus.INTERRUPTED, why="x")
+        interrupt(store, "../victim")
     assert outside_state(top) == before
 
 
@@ -130,7 +130,7 @@ def test_symlink_pointing_outside_is_not_followed(layout: tuple[Path, Path]) -> 
     assert isinstance(entry, BrokenRecord) and "outside" in entry.reason
     before = outside_state(top)
     with pytest.raises(StoreError):
-        store.transition("link", ExperimentStatus.INTERRUPTED, why="x")
+        interrupt(store, "link")
     assert outside_state(top) == before
     assert (state_dir / "link.json").is_symlink()
 

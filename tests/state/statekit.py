@@ -205,3 +205,14 @@ def dead_pid() -> int:
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+def transition(store: Any, ident: str, target: Any, *, why: str | None, action: str = "transition") -> tuple[Any, Any]:
+    """A validated status change, journalled: the state layer's pieces, as an action composes them."""
+    from state.journal import current_user
+    from state.mutations import apply_transition
+
+    who = current_user()
+    before, saved = store.update(ident, lambda model: apply_transition(model, target, who=who, why=why))
+    store.journal_action(before, saved, action=action, reason=why)
+    return before, saved

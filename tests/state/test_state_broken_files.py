@@ -10,13 +10,24 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from statekit import deadline, file_state, lem_process, lem_text, lem_v1, lem_v2, tree_state, write_lem
+from statekit import (
+    dead_pid,
+    deadline,
+    file_state,
+    lem_process,
+    lem_text,
+    lem_v1,
+    lem_v2,
+    transition,
+    tree_state,
+    write_lem,
+)
 
-from state import BrokenRecord, ExperimentRecord, ExperimentStatus, Liveness, StateStore
+from runtime.actions import execute_cleanup, plan_cleanup, plan_mark_stale
+from state import BrokenRecord, ExperimentRecord, ExperimentStatus, StateStore
 from state.detect import MAX_STATE_FILE_BYTES
 from state.native import SCHEMA
 from state.store import BrokenExperimentError, ExperimentNotFound
-from state.verdict import StaleVerdict
 
 
 def v1(**fields) -> bytes:
@@ -155,7 +166,7 @@ def assert_reason(entry: object, bad: Bad) -> None:
 def corpus_dir(state_dir: Path) -> Path:
     for bad in CORPUS:
         bad.make(state_dir / f"{bad.name}.json")
-    write_lem(state_dir, lem_v1("good", status="running"))
+    write_lem(state_dir, lem_v1("good", status="running", subprocess_pid=dead_pid()))
     return state_dir
 
 
@@ -183,7 +194,6 @@ def test_refresh_of_one_bad_file_gives_the_same_reason(state_dir: Path, bad: Bad
 def test_broken_files_are_never_rewritten(corpus_dir: Path) -> None:
     before = {bad.name: file_state(corpus_dir / f"{bad.name}.json") for bad in CORPUS}
     store = StateStore(corpus_dir, durable=False)
-    dead = StaleVerdict(Liveness.DEAD, "no such process")
     with deadline(30):
         store.scan()
         store.scan()
@@ -192,12 +202,13 @@ def test_broken_files_are_never_rewritten(corpus_dir: Path) -> None:
             with pytest.raises((BrokenExperimentError, ExperimentNotFound)):
                 store.load(name)
             with pytest.raises((BrokenExperimentError, ExperimentNotFound)):
-                store.mark_stale(name, verdict=dead, force=True)
+                plan_mark_stale(store, name)
             with pytest.raises((BrokenExperimentError, ExperimentNotFound)):
-                store.transition(name, ExperimentStatus.RUNNING, why="retry")
+                transition(store, name, ExperimentStatus.RUNNING, why="retry")
             with pytest.raises((BrokenExperimentError, ExperimentNotFound)):
                 store.update(name, lambda model: model)
-        assert store.cleanup_stale(lambda record: dead) == ["good"]
+        cleaned = execute_cleanup(store, plan_cleanup(store.records()))
+        assert [result.experiment_id for result in cleaned.done] == ["good"] and not cleaned.skipped
         store.scan()
     after = {bad.name: file_state(corpus_dir / f"{bad.name}.json") for bad in CORPUS}
     assert after == before

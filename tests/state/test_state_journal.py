@@ -8,11 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from statekit import lem_v1, lem_v2, write_lem
+from statekit import dead_pid, lem_v1, lem_v2, transition, write_lem
 
-from state import ExperimentStatus, InvalidStateTransitionError, Liveness, StateStore
+from runtime.actions import mark_stale_experiment
+from state import ExperimentStatus, InvalidStateTransitionError, StateStore
 from state.journal import AuditJournal, current_user
-from state.verdict import StaleVerdict
 
 FIELDS = ["time", "user", "host", "experiment", "action", "from", "to", "reason"]
 
@@ -23,18 +23,18 @@ def journal_lines(state_dir: Path) -> list[dict]:
 
 def test_actions_append_complete_entries(state_dir: Path) -> None:
     write_lem(state_dir, lem_v1("v1", status="running"))
-    write_lem(state_dir, lem_v2("v2", phase="measuring"))
+    write_lem(state_dir, lem_v2("v2", phase="measuring", subprocess_pid=dead_pid()))
     store = StateStore(state_dir, durable=False)
-    store.transition("v1", ExperimentStatus.FAILED, why="operator stopped it", action="fail")
-    store.transition("v1", ExperimentStatus.RUNNING, why="retry", action="retry")
-    store.mark_stale("v2", verdict=StaleVerdict(Liveness.DEAD, "pid 9: no such process"))
+    transition(store, "v1", ExperimentStatus.FAILED, why="operator stopped it", action="fail")
+    transition(store, "v1", ExperimentStatus.RUNNING, why="retry", action="retry")
+    marked = mark_stale_experiment(store, "v2")
 
     lines = journal_lines(state_dir)
     assert [list(line) for line in lines] == [FIELDS] * 3
     assert [(l["experiment"], l["action"], l["from"], l["to"], l["reason"]) for l in lines] == [
         ("v1", "fail", "running", "failed", "operator stopped it"),
         ("v1", "retry", "failed", "running", "retry"),
-        ("v2", "mark-stale", "running", "failed", "pid 9: no such process"),
+        ("v2", "mark-stale", "running", "failed", marked.verdict.reason),
     ]
     for line in lines:
         assert line["user"] == current_user()
@@ -47,7 +47,7 @@ def test_refused_action_is_not_journalled(state_dir: Path) -> None:
     write_lem(state_dir, lem_v1("done", status="aggregated"))
     store = StateStore(state_dir, durable=False)
     with pytest.raises(InvalidStateTransitionError):
-        store.transition("done", ExperimentStatus.RUNNING, why="again")
+        transition(store, "done", ExperimentStatus.RUNNING, why="again")
     assert list(store.journal.entries()) == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from statekit import transition
 
 from state import (
     ExperimentRecord,
@@ -242,11 +243,11 @@ def test_store_transitions_refuse_exactly_what_the_table_forbids(model, targets)
             before_bytes = saved.path.read_bytes()
             before = LemExperimentState.model_validate_json(before_bytes).status
             if can_transition_to(before, target):
-                store.transition(model.experiment_id, target, why="t")
+                transition(store, model.experiment_id, target, why="t")
                 assert LemExperimentState.model_validate_json(saved.path.read_bytes()).status is target
             else:
                 with pytest.raises(InvalidStateTransitionError):
-                    store.transition(model.experiment_id, target, why="t")
+                    transition(store, model.experiment_id, target, why="t")
                 assert saved.path.read_bytes() == before_bytes
 
 

@@ -9,26 +9,34 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from statekit import dead_pid, in_child, lem_v1, lem_v2, tree_state, write_lem
+from statekit import dead_pid, in_child, lem_v1, lem_v2, transition, tree_state, write_lem
 
-from state import ExperimentStatus, Liveness, ReadOnlyStoreError, StateStore
+from runtime.actions import (
+    ActionRefused,
+    execute_cleanup,
+    execute_mark_stale,
+    mark_stale_experiment,
+    plan_cleanup,
+    plan_mark_stale,
+)
+from runtime.liveness import identity_of
+from state import ExperimentStatus, ReadOnlyStoreError, StateStore
 from state.lem import LemExperimentState
 from state.native import ExperimentDoc
-from state.verdict import StaleVerdict
-
-DEAD = StaleVerdict(Liveness.DEAD, "no such process")
 
 
 def populate(directory: Path) -> None:
     write_lem(directory, lem_v1("v1-running", status="running", subprocess_pid=dead_pid()))
     write_lem(directory, lem_v2("v2-measuring", phase="measuring", subprocess_pid=dead_pid()))
-    doc = ExperimentDoc(experiment_id="native", status=ExperimentStatus.RUNNING, last_updated=datetime.now().astimezone())
+    gone = identity_of().model_copy(update={"pid": dead_pid()})
+    doc = ExperimentDoc(experiment_id="native", status=ExperimentStatus.RUNNING, owner=gone,
+                        last_updated=datetime.now().astimezone())
     (directory / "native.json").write_text(doc.to_json())
     (directory / "broken.json").write_text("{")
 
 
 def exercise_read_only(directory: Path) -> None:
-    """Every read works and every write path raises ReadOnlyStoreError."""
+    """Every read works; every write path of the store and every action refuses."""
     store = StateStore(directory, read_only=True)
     assert len(store.scan().added) == 4
     assert sorted(r.experiment_id for r in store.records()) == ["native", "v1-running", "v2-measuring"]
@@ -42,15 +50,15 @@ def exercise_read_only(directory: Path) -> None:
         "save-expected": lambda: store.save(model, expected=store.load("native").version),
         "create": lambda: store.create(LemExperimentState(experiment_id="brand-new")),
         "update": lambda: store.update("native", lambda m: m),
-        "transition": lambda: store.transition("v1-running", ExperimentStatus.COMPLETED, why=None),
-        "mark-stale": lambda: store.mark_stale("v1-running", verdict=DEAD),
-        "mark-stale-alive": lambda: store.mark_stale("v1-running", verdict=StaleVerdict(Liveness.ALIVE, "x")),
-        "mark-stale-force": lambda: store.mark_stale("v2-measuring", verdict=DEAD, force=True),
-        "cleanup": lambda: store.cleanup_stale(lambda record: DEAD),
+        "transition": lambda: transition(store, "v1-running", ExperimentStatus.COMPLETED, why=None),
+        "mark-stale": lambda: execute_mark_stale(store, plan_mark_stale(store, "v1-running")),
+        "mark-stale-force": lambda: execute_mark_stale(store, plan_mark_stale(store, "v2-measuring"), force=True),
+        "mark-stale-cli": lambda: mark_stale_experiment(store, "v1-running", force=True),
+        "cleanup": lambda: execute_cleanup(store, plan_cleanup(store.records())),
         "lock": lambda: store.lock("native").__enter__(),
     }
     for name, attempt in attempts.items():
-        with pytest.raises(ReadOnlyStoreError):
+        with pytest.raises((ReadOnlyStoreError, ActionRefused), match="read-only"):
             attempt()
             raise AssertionError(f"{name} did not refuse")
 
@@ -96,5 +104,7 @@ def test_writable_store_on_the_same_files_does_write(state_dir: Path) -> None:
     """The refusals above come from read-only mode, not from the files."""
     populate(state_dir)
     store = StateStore(state_dir, durable=False)
-    assert sorted(store.cleanup_stale(lambda record: DEAD)) == ["native", "v1-running", "v2-measuring"]
+    store.scan()
+    done = execute_cleanup(store, plan_cleanup(store.records())).done
+    assert sorted(result.experiment_id for result in done) == ["native", "v1-running", "v2-measuring"]
     assert (state_dir / ".expwatch" / "journal.jsonl").exists()

@@ -15,6 +15,7 @@ from statekit import (
     lem_v1,
     lem_v2,
     ordered_pairs,
+    transition,
     write_lem,
 )
 
@@ -124,7 +125,7 @@ def test_transition_writes_a_file_llenergymeasure_still_loads(state_dir) -> None
     raw = v1_file(ExperimentStatus.RUNNING)
     path = write_lem(state_dir, raw)
     store = StateStore(state_dir, durable=False)
-    store.transition(raw["experiment_id"], ExperimentStatus.COMPLETED, why=None)
+    transition(store, raw["experiment_id"], ExperimentStatus.COMPLETED, why=None)
     after = json.loads(path.read_text())
     assert list(after) == list(LEM_V1_FIELDS)
     assert after["status"] == "completed"

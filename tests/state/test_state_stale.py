@@ -1,4 +1,7 @@
-"""Marking stale experiments with real processes: llenergymeasure's rule, and ours on top."""
+"""Marking stale experiments with real processes: llenergymeasure's rule, and ours on top.
+
+The writes go through ``runtime.actions`` (the store keeps no action of its own).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,18 @@ from pathlib import Path
 import pytest
 from statekit import LEM_V1_FIELDS, LEM_V2_FIELDS, NAIVE_ISO, dead_pid, lem_process, lem_v1, lem_v2, write_lem
 
+from runtime.actions import (
+    ActionRefused,
+    execute_cleanup,
+    execute_mark_stale,
+    mark_stale_experiment,
+    plan_cleanup,
+    plan_mark_stale,
+)
 from runtime.liveness import host_facts, identity_of, probe
 from state import STALE_MESSAGE, ExperimentStatus, Liveness, StateStore, StoreError, judge_record
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.native import ExperimentDoc
-from state.store import ReadOnlyStoreError
 from state.verdict import StaleVerdict
 
 
@@ -23,8 +33,12 @@ def verdict_for(store: StateStore, key: str) -> StaleVerdict:
     return judge_record(store.entries[key], here=host_facts(), probe=probe, now=datetime.now().astimezone())
 
 
-def judge(record):
-    return judge_record(record, here=host_facts(), probe=probe, now=datetime.now().astimezone())
+def cleanup(store: StateStore) -> list[str]:
+    """The dashboard's clean-up: plan over the records it holds, then execute."""
+    store.scan()
+    result = execute_cleanup(store, plan_cleanup(store.records()))
+    assert not result.skipped
+    return [done.experiment_id for done in result.done]
 
 
 @pytest.fixture
@@ -62,7 +76,9 @@ def test_running_v1_with_dead_pid_is_marked_interrupted(state_dir: Path) -> None
 
     verdict = verdict_for(store, "exp-dead")
     assert verdict.liveness is Liveness.DEAD, verdict.reason
-    before, saved = store.mark_stale("exp-dead", verdict=verdict)
+    plan = plan_mark_stale(store, "exp-dead")
+    assert plan.verdict == verdict and plan.allowed
+    execute_mark_stale(store, plan)
 
     text = path.read_text()
     after = json.loads(text)
@@ -91,7 +107,7 @@ def test_cleanup_stale_marks_only_dead_running_experiments(state_dir: Path, slee
     untouched = {name: (state_dir / f"{name}.json").read_bytes() for name in ("alive", "no-pid", "done")}
 
     store = StateStore(state_dir, durable=False)
-    cleaned = store.cleanup_stale(judge)
+    cleaned = cleanup(store)
 
     assert sorted(cleaned) == ["dead", "reused", "v2-dead"]
     for name, data in untouched.items():
@@ -103,7 +119,7 @@ def test_cleanup_stale_marks_only_dead_running_experiments(state_dir: Path, slee
     v2 = LemV2ExperimentState.model_validate_json((state_dir / "v2-dead.json").read_text())
     assert (v2.phase.value, v2.failed, v2.error_message) == ("measuring", True, STALE_MESSAGE)
     assert sorted(e.experiment for e in store.journal.entries()) == ["dead", "reused", "v2-dead"]
-    assert store.cleanup_stale(judge) == []
+    assert cleanup(store) == []
 
 
 def test_live_pid_started_after_the_experiment_is_judged_dead(state_dir: Path, sleeper: int) -> None:
@@ -120,8 +136,8 @@ def test_live_pid_started_before_the_experiment_is_alive_and_not_marked(state_di
     store = StateStore(state_dir, durable=False)
     verdict = verdict_for(store, "live")
     assert verdict.is_alive, verdict.reason
-    with pytest.raises(StoreError, match="refusing to mark live stale: owner is alive"):
-        store.mark_stale("live", verdict=verdict)
+    with pytest.raises(StoreError, match="refusing to mark live stale: the owner is alive"):
+        mark_stale_experiment(store, "live")
     assert path.read_bytes() == data
     assert list(store.journal.entries()) == []
 
@@ -132,7 +148,7 @@ def test_v2_stale_mark_sets_failed_with_the_same_message(state_dir: Path) -> Non
     store = StateStore(state_dir, durable=False)
     verdict = verdict_for(store, "v2")
     assert verdict.is_dead
-    store.mark_stale("v2", verdict=verdict)
+    mark_stale_experiment(store, "v2")
     after = json.loads(path.read_text())
     assert list(after) == list(LEM_V2_FIELDS)
     assert (after["phase"], after["failed"], after["error_message"]) == ("measuring", True, STALE_MESSAGE)
@@ -146,9 +162,8 @@ def test_mark_stale_refuses_experiments_that_are_not_running(state_dir: Path, st
     path = write_lem(state_dir, lem_v1("x", status=status, subprocess_pid=dead_pid()))
     data = path.read_bytes()
     store = StateStore(state_dir, durable=False)
-    dead = StaleVerdict(Liveness.DEAD, "no such process")
     with pytest.raises(StoreError, match=f"it is {status}, not running"):
-        store.mark_stale("x", verdict=dead, force=True)
+        mark_stale_experiment(store, "x", force=True)
     assert path.read_bytes() == data
 
 
@@ -158,8 +173,8 @@ def test_mark_stale_with_unknown_verdict_needs_force(state_dir: Path) -> None:
     verdict = verdict_for(store, "nopid")
     assert verdict.liveness is Liveness.UNKNOWN and "no owner recorded" in verdict.reason
     with pytest.raises(StoreError, match="owner is unknown"):
-        store.mark_stale("nopid", verdict=verdict)
-    store.mark_stale("nopid", verdict=verdict, force=True)
+        mark_stale_experiment(store, "nopid")
+    mark_stale_experiment(store, "nopid", force=True)
     assert json.loads(path.read_text())["status"] == "interrupted"
 
 
@@ -171,7 +186,7 @@ def test_native_owner_that_died_is_marked_with_history(state_dir: Path) -> None:
     store.create(doc)
     verdict = verdict_for(store, "native")
     assert verdict.is_dead
-    _, saved = store.mark_stale("native", verdict=verdict)
+    mark_stale_experiment(store, "native")
     after = store.load("native").model
     assert after.status is ExperimentStatus.INTERRUPTED
     assert after.error_message == STALE_MESSAGE
@@ -189,6 +204,6 @@ def test_native_owner_alive_with_matching_start(state_dir: Path) -> None:
 def test_read_only_store_refuses_mark_stale_before_judging(state_dir: Path) -> None:
     write_lem(state_dir, running_v1("ro", dead_pid(), datetime.now()))
     store = StateStore(state_dir, read_only=True)
-    with pytest.raises(ReadOnlyStoreError):
-        store.mark_stale("ro", verdict=StaleVerdict(Liveness.ALIVE, "x"))
+    with pytest.raises(ActionRefused, match="read-only"):
+        mark_stale_experiment(store, "ro", force=True)
     assert not (state_dir / ".expwatch").exists()

@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import DataTable, Static  # noqa: E402
 
-from app.screens.inspector import ExtrasReader, InspectorScreen, Section, read_snapshot  # noqa: E402
+from app.screens.inspector import InspectorScreen, Section  # noqa: E402
+from app.screens.inspector.runs import runs_view  # noqa: E402
+from state.inspection import ExtrasReader, read_snapshot  # noqa: E402
 from state.hashing import source_hash  # noqa: E402
 from state.native import (  # noqa: E402
     ExceptionInfo,
@@ -47,6 +49,7 @@ from state.store import StateStore  # noqa: E402
 from state.transitions import ExperimentStatus, ProcessStatus  # noqa: E402
 from state.verdict import Liveness, StaleVerdict  # noqa: E402
 from widgets.overview_panel import OverviewPanel  # noqa: E402
+from widgets.raw_json import RawText  # noqa: E402
 from widgets.run_table import RunTable  # noqa: E402
 
 SIZE = (120, 40)
@@ -185,10 +188,10 @@ async def time_open(store: StateStore, key: str, reps: int, section: Section) ->
 
 async def time_datatable(store: StateStore, key: str) -> float:
     """A plain DataTable given the same rows: add_rows to the first frame with them."""
-    snap = read_snapshot(store, key)
-    assert snap.runs is not None
-    rows = [row.cells for row in snap.runs.rows]
-    labels = [c.label for c in snap.runs.columns]
+    runs = runs_view(read_snapshot(store, key))
+    assert runs is not None
+    rows = [row.cells for row in runs.table.rows]
+    labels = [c.label for c in runs.table.columns]
     first: list[float] = []
     original = DataTable.render_line
 
@@ -232,9 +235,11 @@ def main() -> int:
         for _ in range(args.reps):
             t0 = time.perf_counter()
             snap = read_snapshot(store, key)
+            runs_view(snap)
             reads.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
-            ExtrasReader(store, verdict, None).read(snap, with_raw=True)
+            RawText.from_text(snap.text)
+            ExtrasReader(store, verdict, None).read(snap)
             extras.append((time.perf_counter() - t0) * 1000)
 
         runs = asyncio.run(time_open(store, key, args.reps, Section.RUNS))

@@ -43,6 +43,9 @@ class ProcessRow:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
+    host: str | None = None
+    heartbeat_at: datetime | None = None
+    """``host`` and ``heartbeat_at`` are filled in only for one open file (the inspector), not by a scan."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,28 +7,17 @@ the new ones and the cursor stays where the reader left it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
+from state.inspection.history import HistoryRow
 from widgets.run_table import printable
 
 
 LABELS = ("when", "source", "change", "who", "why")
 MAX_WIDTH = 60
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    at: str
-    """When, as text (sortable ISO form)."""
-    source: str
-    """``status`` (the file's own history) or ``journal`` (expwatch's audit journal)."""
-    change: str
-    who: str
-    why: str = ""
 
 
 class HistoryLog(DataTable[Text]):

@@ -1,4 +1,8 @@
-"""The selected experiment's processes."""
+"""An experiment's processes: the main screen's selected experiment, and the inspector's Processes tab.
+
+The inspector asks for ``detail``: the host and the heartbeat age, which
+only one open file carries (see ``state.inspection.processes``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rich.text import Text
 
 from state.record import ProcessRow
 from widgets import formatting as fmt
+from widgets.run_table import printable
 from widgets.virtual_table import Column, VirtualTable
 
 COLUMNS = (
@@ -21,13 +26,29 @@ COLUMNS = (
     Column("elapsed", "elapsed", 7, priority=3, justify="right"),
     Column("error", "error", 16, priority=1, flex=True),
 )
+DETAIL_COLUMNS = (
+    *COLUMNS[:4],
+    Column("host", "host", 10, priority=2),
+    *COLUMNS[4:7],
+    Column("heartbeat", "heartbeat", 9, priority=3, justify="right"),
+    Column("error", "error", 12, priority=1, flex=True),
+)
 
 
 class ProcessTable(VirtualTable[ProcessRow]):
-    def __init__(self, *, clock: Callable[[], datetime], id: str | None = None) -> None:
-        super().__init__(COLUMNS, self._cells, empty_text="no per-process progress recorded", id=id)
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime],
+        detail: bool = False,
+        focusable: bool = False,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(
+            DETAIL_COLUMNS if detail else COLUMNS, self._cells, empty_text="no per-process progress recorded", id=id
+        )
         self.clock = clock
-        self.can_focus = False
+        self.can_focus = focusable
 
     def show(self, processes: tuple[ProcessRow, ...]) -> None:
         rows = {p.index: p for p in processes}
@@ -45,13 +66,16 @@ class ProcessTable(VirtualTable[ProcessRow]):
         step = p.current_step or ""
         if p.current_run and p.status == "running":
             step = f"{p.current_run}:{step}" if step else p.current_run
-        return [
-            str(p.index),
-            fmt.status_text(p.status, colours=colours),
-            "–" if p.gpu_id is None else str(p.gpu_id),
-            "–" if p.pid is None else str(p.pid),
-            runs,
-            step,
-            fmt.duration(elapsed),
-            Text(p.error or "", style=colours["$error"]),
-        ]
+        cells: dict[str, str | Text] = {
+            "index": str(p.index),
+            "status": fmt.status_text(p.status, colours=colours),
+            "gpu": "–" if p.gpu_id is None else str(p.gpu_id),
+            "pid": "–" if p.pid is None else str(p.pid),
+            "host": printable(p.host) if p.host else "–",
+            "runs": runs,
+            "step": printable(step),
+            "elapsed": fmt.duration(elapsed),
+            "heartbeat": fmt.age(now, p.heartbeat_at),
+            "error": Text(printable(p.error or ""), style=colours["$error"]),
+        }
+        return [cells[c.key] for c in self.columns]

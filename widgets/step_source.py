@@ -8,39 +8,13 @@ recorded hash (someone edited the study while it ran).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.highlight import highlight
 from textual.widgets import Static
 
-
-class SourceCheck(str, Enum):
-    """How the function on disk compares with the source recorded at start."""
-
-    SAME = "same"
-    CHANGED = "changed"
-    MISSING = "missing"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class StepView:
-    """What one step panel shows; built in a worker from a ``StepInfo`` and the file on disk."""
-
-    name: str
-    qualname: str
-    location: str
-    """Where the function is, for display (a path relative to the project, and the line)."""
-    source: str | None
-    first_line: int
-    running_in: tuple[str, ...] = ()
-    """Who is in this step now, e.g. ``process 0 (run r-0003)``."""
-    check: SourceCheck = SourceCheck.UNKNOWN
-    check_detail: str = ""
+from state.inspection.steps import SourceCheck, StepView
 
 
 def numbered_source(source: str, first_line: int) -> Content:

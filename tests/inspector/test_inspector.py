@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import Input, Static, TabbedContent
 
-from app.screens.inspector import PREVIEW_BYTES, InspectorScreen, Section
+from app.screens.inspector import InspectorScreen, Section
+from state.inspection import PREVIEW_BYTES
 from state.journal import JournalEntry
 from state.native import ExperimentDoc, RunStatus
 from state.verdict import StaleVerdict
@@ -26,6 +27,7 @@ from tests.inspector.harness import ALIVE, InspectorHost, loaded, wait_for
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog
 from widgets.overview_panel import OverviewPanel
+from widgets.process_table import ProcessTable
 from widgets.raw_json import RawJsonView
 from widgets.run_table import RunTable
 from widgets.step_source import SourceCheck, StepSource
@@ -35,6 +37,13 @@ SIZE = (100, 30)
 
 def _overview_text(screen: InspectorScreen) -> str:
     return str(screen.query_one(OverviewPanel).render())
+
+
+def _process_cells(table: ProcessTable, index: int) -> list[str]:
+    """One process row's cells as drawn (colours dropped)."""
+    row = table.get_row(index)
+    assert row is not None
+    return [cell if isinstance(cell, str) else cell.plain for cell in table._cells(row)]
 
 
 def _static_text(screen: InspectorScreen, selector: str) -> str:
@@ -107,12 +116,12 @@ async def test_processes_are_listed_with_their_progress():
     app = InspectorHost(store, key, section=Section.PROCESSES)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
-        table = screen.query_one("#process-table", DataTable)
+        table = screen.query_one("#process-table", ProcessTable)
         assert table.row_count == 2
-        row0 = [cell.plain for cell in table.get_row("0")]
-        row1 = [cell.plain for cell in table.get_row("1")]
-        assert row0[:6] == ["0", "running", "0", "4250", "gpu-node-7", "2/0/3"]
-        assert row1[1] == "failed"
+        row0 = _process_cells(table, 0)
+        row1 = _process_cells(table, 1)
+        assert row0[:6] == ["0", "● running", "0", "4250", "gpu-node-7", "2/0/3"]
+        assert row1[1] == "✗ failed"
         assert row1[-1] == "MemoryError: CUDA out of memory"
 
 
@@ -270,7 +279,7 @@ async def test_llenergymeasure_file_shows_what_it_has_and_no_empty_tabs():
         text = _overview_text(screen)
         assert LEM_ID in text and "meta-llama/Llama-3-8B" in text and "subprocess_pid" in text
         await pilot.press("2")
-        assert [c.plain for c in screen.query_one("#process-table", DataTable).get_row("1")[:3]] == ["1", "running", "1"]
+        assert _process_cells(screen.query_one("#process-table", ProcessTable), 1)[:3] == ["1", "● running", "1"]
         await pilot.press("3")
         assert _tabs(screen).active == "runs"
         assert screen.query_one(RunTable).keys == ["completed:cycle_0", "completed:cycle_1", "failed:cycle_2"]
@@ -385,7 +394,7 @@ async def test_hostile_text_from_files_is_shown_literally_and_never_reaches_the_
         assert "[/bold] [31mred" in cells
         assert "[b]x[/c]" in _static_text(screen, "#inspector-title")
         await pilot.press("2")
-        error = screen.query_one("#process-table", DataTable).get_row("1")[-1].plain
+        error = _process_cells(screen.query_one("#process-table", ProcessTable), 1)[-1]
         assert error.startswith("[/oops]") and "\x1b" not in error and "\x07" not in error
         await pilot.press("6")
         assert screen.query_one(HistoryLog).entries[-1].why == "[/x] \x1b[2J"
@@ -409,10 +418,10 @@ async def test_a_big_file_shows_its_runs_before_validation_then_the_full_view(mo
     previews: list[int] = []
     original = InspectorScreen._apply_preview
 
-    def spy(self, snap):
-        previews.append(len(snap.runs.rows))
+    def spy(self, snap, runs):
+        previews.append(len(runs.table.rows))
         assert self.snapshot is None, "the preview comes before the validated read"
-        original(self, snap)
+        original(self, snap, runs)
 
     monkeypatch.setattr(InspectorScreen, "_apply_preview", spy)
     app = InspectorHost(store, key, section=Section.RUNS)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.screens.inspector import display_path, function_source, read_snapshot, runs_from_json
+from app.screens.inspector.runs import runs_view
+from state.inspection import display_path, function_source, read_snapshot, runs_from_json
 from state.hashing import source_hash
 from tests.inspector.fixtures import create_experiment
 from widgets.raw_json import RawText
@@ -115,8 +116,8 @@ def test_runs_from_json_only_for_expwatch_documents():
     assert runs_from_json(b'{"experiment_id": "x", "status": "running"}') is None
     assert runs_from_json(b"[1, 2]") is None
     assert runs_from_json(b"{not json") is None
-    empty = runs_from_json(b'{"schema": "expwatch.experiment/1", "experiment_id": "x"}')
-    assert empty is not None and empty.rows == ()
+    empty = runs_from_json(b'{"schema": "expwatch.experiment/1", "experiment_id": "x", "grid": {"lr": [1]}}')
+    assert empty is not None and empty.runs == [] and empty.grid_keys == ("lr",)
 
 
 def test_format_value():
@@ -152,5 +153,8 @@ def test_read_snapshot_of_a_bad_key_is_a_reason_not_an_error():
     assert read_snapshot(store, "../escape").reason
     assert read_snapshot(store, "missing").reason == "the file no longer exists"
     snap = read_snapshot(store, key)
-    assert snap.reason is None and snap.runs is not None and len(snap.runs.rows) == 6
-    assert snap.run("r-0004") is not None and snap.run("r-0004").exception is not None  # type: ignore[union-attr]
+    assert snap.reason is None and snap.runs_json is not None and len(snap.runs_json.runs) == 6
+    runs = runs_view(snap)
+    assert runs is not None and len(runs.table.rows) == 6
+    run = runs.run(snap, "r-0004")
+    assert run is not None and run.exception is not None

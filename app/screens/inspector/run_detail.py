@@ -1,0 +1,36 @@
+"""The Run tab's text: one run's header line and its exception with the traceback highlighted."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.highlight import highlight
+
+from app.screens.inspector.styles import MUTED, status_content
+from state.inspection import local_time
+from state.native import RunRecord
+
+
+def run_header(run: RunRecord) -> Content:
+    parts: list[Content | str | tuple[str, str]] = [
+        ("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ", status_content(run.status.value),
+        ("  attempt ", MUTED), str(run.attempt),
+    ]
+    if run.process_index is not None:
+        parts += [("  process ", MUTED), str(run.process_index)]
+    if run.current_step:
+        parts += [("  step ", MUTED), run.current_step]
+    if run.started_at:
+        parts += [("\nstarted ", MUTED), local_time(run.started_at)]
+    if run.completed_at:
+        parts += [("  finished ", MUTED), local_time(run.completed_at)]
+    return Content.assemble(*parts)
+
+
+def exception_content(run: RunRecord) -> Content:
+    exc = run.exception
+    if exc is None:
+        return Content.styled("no exception", f"italic {MUTED}")
+    head = Content.assemble((exc.type, "bold $text-error"), ": ", exc.message)
+    if not exc.traceback.strip():
+        return head
+    return Content.assemble(head, "\n\n", highlight(exc.traceback.rstrip("\n"), language="pytb"))

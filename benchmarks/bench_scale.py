@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import psutil  # noqa: E402
 
-from runtime.watcher import READ_DUTY  # noqa: E402
+from state.sources.directory import READ_DUTY  # noqa: E402
 from state.detect import MAX_STATE_FILE_BYTES, parse_state, read_record, summarize  # noqa: E402
 from state.native import INDENT_RUNS_UP_TO, ExperimentDoc, RunRecord, RunStatus  # noqa: E402
 from state.record import FileVersion  # noqa: E402

@@ -6,10 +6,12 @@ rescan can tell exactly which rows changed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from state.native import OwnerIdentity
 
@@ -20,13 +22,20 @@ class StateFormat(str, Enum):
     EXPWATCH = "expwatch-1"
 
 
-@dataclass(frozen=True, slots=True)
-class FileVersion:
-    """Identity of one version of a file: any write changes at least one field."""
+class FileVersion(NamedTuple):
+    """Identity of one version of a file: any write changes at least one field.
+
+    A tuple, so the scan's per-file comparison runs at C speed and costs no more
+    memory than the bare triple it replaced.
+    """
 
     inode: int
     mtime_ns: int
     size: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileVersion:
+        return cls(st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True, slots=True)

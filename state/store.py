@@ -95,10 +95,6 @@ class ScanDelta:
 _UNSEEN = object()
 
 
-def _version(st: os.stat_result) -> FileVersion:
-    return FileVersion(st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def _format_of(model: StateModel) -> StateFormat:
     if isinstance(model, ExperimentDoc):
         return StateFormat.EXPWATCH
@@ -121,7 +117,7 @@ class StateStore:
         self.entries: dict[str, Entry] = {}
         #: File name -> (inode, mtime_ns, size) as last read (of a symlink's target), for
         #: every candidate file seen, experiments or not; None where stat failed.
-        self._sigs: dict[str, tuple[int, int, int] | None] = {}
+        self._sigs: dict[str, FileVersion | None] = {}
         #: Config hash -> keys of the files with it (tuples: most hashes have one file, and a
         #: one-element set costs 216 bytes against a tuple's 48).
         self._by_hash: dict[str, tuple[str, ...]] = {}
@@ -194,7 +190,7 @@ class StateStore:
                 except OSError:
                     queue((name, None))
                     continue
-                if sig != (st.st_ino, st.st_mtime_ns, st.st_size):
+                if sig != FileVersion.of(st):
                     queue((name, st))
         finally:
             os.close(dir_fd)
@@ -223,7 +219,7 @@ class StateStore:
         removed: list[str] = []
         outcomes = {"added": added, "changed": changed, "removed": removed}
         for name in set(names):
-            if not is_candidate_state_file(name) or "/" in name:
+            if not is_candidate_state_file(name) or "/" in name or "\0" in name:
                 continue
             outcome = self._refresh_one(name, None)
             if outcome is not None:
@@ -231,7 +227,18 @@ class StateStore:
         return ScanDelta(tuple(added), tuple(changed), tuple(removed))
 
     def _refresh_one(self, name: str, lst: os.stat_result | None) -> str | None:
-        """Re-check one file given its ``lstat`` (None: stat it here); re-read it if it changed."""
+        """Re-check one file given its ``lstat`` (None: stat it here); re-read it if it changed.
+
+        Whatever goes wrong with this one file becomes its broken reason: no single
+        input stops a scan.
+        """
+        try:
+            return self._refresh_checked(name, lst)
+        except Exception as exc:  # noqa: BLE001
+            key = name[:-5]
+            return self._set(key, BrokenRecord(key, self.root / name, unexpected_reason(exc)), None)
+
+    def _refresh_checked(self, name: str, lst: os.stat_result | None) -> str | None:
         key = name[:-5]
         path = self.root / name
         if lst is None:
@@ -245,7 +252,7 @@ class StateStore:
                 self._drop(key)
                 return "removed" if existed else None
         if stat.S_ISLNK(lst.st_mode):
-            link_sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
+            link_sig = FileVersion.of(lst)
             try:
                 ensure_inside(self.root, path)
                 lst = os.stat(path)
@@ -254,11 +261,11 @@ class StateStore:
             except OSError as exc:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else f"dangling symlink ({exc.strerror})"
                 return self._set(key, BrokenRecord(key, path, reason), link_sig)
-        sig = (lst.st_ino, lst.st_mtime_ns, lst.st_size)
+        sig = FileVersion.of(lst)
         if self._sigs.get(name, _UNSEEN) == sig:
             return None
         started = time.perf_counter()
-        entry = self._read_entry(key, path, lst, FileVersion(*sig))
+        entry = self._read_entry(key, path, lst, sig)
         cost = time.perf_counter() - started
         if cost > SLOW_READ_S:
             self.slow_reads[name] = cost
@@ -283,8 +290,10 @@ class StateStore:
             return None
         except BrokenStateFile as exc:
             return BrokenRecord(key, path, exc.reason, sig)
+        except Exception as exc:  # noqa: BLE001 - one input never stops a scan
+            return BrokenRecord(key, path, unexpected_reason(exc), sig)
 
-    def _set(self, key: str, entry: Entry | None, sig: tuple[int, int, int] | None) -> str | None:
+    def _set(self, key: str, entry: Entry | None, sig: FileVersion | None) -> str | None:
         existed = key in self.entries
         old = self.entries.get(key)
         if entry is None:
@@ -378,7 +387,9 @@ class StateStore:
             fmt, model = parse_state(data)
         except (BrokenStateFile, NotAnExperiment) as exc:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
-        return Loaded(key, path, fmt, model, _version(st))
+        except Exception as exc:  # noqa: BLE001 - a reader bug is this file's problem, said in one line
+            raise BrokenExperimentError(f"{path.name}: {unexpected_reason(exc)}") from None
+        return Loaded(key, path, fmt, model, FileVersion.of(st))
 
     def find_incomplete(self) -> list[ExperimentRecord]:
         """Experiments not yet aggregated (llenergymeasure's definition)."""
@@ -413,7 +424,7 @@ class StateStore:
                 f"{MAX_STATE_FILE_BYTES // 2**20} MiB state file limit; not written"
             )
         atomic_write_bytes(path, data, tmp_dir=self._writable_sidecar("tmp"), durable=self.durable)
-        return Saved(path, _version(os.stat(path)), model)
+        return Saved(path, FileVersion.of(os.stat(path)), model)
 
     _ANY = object()
 
@@ -439,7 +450,7 @@ class StateStore:
         if expected is self._ANY:
             return
         try:
-            current: FileVersion | None = _version(os.stat(path))
+            current: FileVersion | None = FileVersion.of(os.stat(path))
         except FileNotFoundError:
             current = None
         if expected is None and current is not None:
@@ -479,6 +490,14 @@ class StateStore:
             to_status=current_status(saved.model).value,
             reason=reason,
         )
+
+
+def unexpected_reason(exc: BaseException) -> str:
+    """The broken reason for an exception nobody expected from a reader: type and message, one line."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:299] + "…"
+    return f"unreadable ({type(exc).__name__}: {text})" if text else f"unreadable ({type(exc).__name__})"
 
 
 def _file_kind(mode: int) -> str:

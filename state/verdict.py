@@ -210,3 +210,8 @@ def judge_record(
         for owner in owners
     ]
     return _combine(verdicts)
+
+
+def is_stale(status: str, verdict: StaleVerdict | None) -> bool:
+    """A running experiment whose owners are all dead: what the screen calls STALE."""
+    return status == "running" and verdict is not None and verdict.liveness is Liveness.DEAD

@@ -69,7 +69,7 @@ def test_ages_are_never_negative(seconds: float) -> None:
 
 
 def test_dashboard_columns_for_a_record_from_the_future(state_dir: Path) -> None:
-    from widgets.experiment_table import elapsed_seconds, eta_seconds
+    from state.progress import elapsed_seconds, eta_seconds
     from widgets.formatting import duration
 
     later = NOW + timedelta(hours=1)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import runtime.watcher as watcher
+import state.sources.directory
 import state.store
-from runtime.watcher import StateDirMonitor
+from state.sources import DirectorySource
 from state.detect import COUNT_RUNS_ABOVE, BrokenStateFile, parse_state, read_record, summarize
 from state.native import INDENT_RUNS_UP_TO, ExperimentDoc, RunRecord, RunStatus
 from state.record import BrokenRecord, ExperimentRecord, FileVersion
@@ -91,9 +91,9 @@ def test_save_refuses_a_document_over_the_size_limit_and_keeps_the_old_file(
 def test_a_slow_file_is_re_read_less_often_but_never_lost(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every read counts as slow and waits cost / duty: at least 0.1 ms * 2,000 = 0.2 s here.
     monkeypatch.setattr(state.store, "SLOW_READ_S", 0.0)
-    monkeypatch.setattr(watcher, "READ_DUTY", 0.0005)
+    monkeypatch.setattr(state.sources.directory, "READ_DUTY", 0.0005)
     store = StateStore(state_dir)
-    monitor = StateDirMonitor(store)
+    monitor = DirectorySource(state_dir, store=store)
     saved = store.save(doc_with_runs(10, "hot"))
     path = str(monitor.root / saved.path.name)
     first = monitor.hint({path})

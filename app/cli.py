@@ -40,15 +40,27 @@ def default_state_dir() -> Path:
 
 def add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--source",
         "--state-dir",
+        dest="sources",
+        action="append",
         type=Path,
         default=None,
-        help="state directory (default: $EXPWATCH_STATE_DIR or ./.state)",
+        metavar="DIR",
+        help="a state directory; repeat for several (default: $EXPWATCH_STATE_DIR or ./.state)",
     )
 
 
+def resolve_sources(args: argparse.Namespace, positional: list[Path] | None = None) -> list[Path]:
+    """The sources a command works on: positional ones, then ``--source``s, else the default."""
+    given = [*(positional or []), *(getattr(args, "sources", None) or [])]
+    unique = list(dict.fromkeys(given))
+    return unique or [default_state_dir()]
+
+
 def resolve_state_dir(args: argparse.Namespace) -> Path:
-    return getattr(args, "state_dir", None) or default_state_dir()
+    """The one state directory of a command that works on one (the first source given)."""
+    return resolve_sources(args)[0]
 
 
 def _command_modules():

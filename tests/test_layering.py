@@ -64,3 +64,24 @@ def test_core_runs_without_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_no_screen_reaches_into_another():
+    """Screens own their widgets: nothing in app/ digs through the screen stack to find them."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "app").rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "screen_stack[" in line
+    ]
+    assert offending == []
+
+
+def test_board_and_sources_import_no_textual():
+    code = (
+        "import sys; sys.modules['textual'] = None; sys.modules['rich'] = None\n"
+        "import state.board, state.sources, state.sources.directory\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from rich.text import Text
 from textual.binding import Binding
 
-from state.record import BrokenRecord, Entry, ExperimentRecord
-from state.verdict import StaleVerdict
+from state.board import BoardRow
+from state.progress import elapsed_seconds, eta_seconds, progress_fraction
+from state.record import BrokenRecord
+from state.verdict import is_stale
 from widgets import formatting as fmt
 from widgets.virtual_table import Column, VirtualTable
 
+SOURCE_COLUMN = Column("source", "source", 8, priority=1)
 COLUMNS = (
     Column("id", "experiment", 16, flex=True),
     Column("name", "name/model", 12, priority=5),
@@ -28,79 +30,28 @@ COLUMNS = (
     Column("owner", "owner", 7, priority=1),
 )
 
-SORTS = ("status", "updated", "id", "progress")
-_STATUS_ORDER = {"running": 0, "broken": 1, "interrupted": 2, "failed": 3, "initialised": 4, "completed": 5, "aggregated": 6}
 
-
-@dataclass(frozen=True, slots=True)
-class ExperimentRow:
-    entry: Entry
-    verdict: StaleVerdict | None = None
-
-
-def progress_fraction(record: ExperimentRecord) -> float | None:
-    if record.runs_total:
-        return (record.runs_done + record.runs_failed) / record.runs_total
-    if record.processes_total and record.processes:
-        return record.processes_done / record.processes_total
-    if record.status in ("completed", "aggregated"):
-        return 1.0
-    return None
-
-
-def eta_seconds(record: ExperimentRecord, now: datetime) -> float | None:
-    if record.status != "running" or not record.started_at or not record.runs_total:
-        return None
-    done = record.runs_done + record.runs_failed
-    if done == 0:
-        return None
-    elapsed = (now - record.started_at).total_seconds()
-    return elapsed / done * (record.runs_total - done)
-
-
-def elapsed_seconds(record: ExperimentRecord, now: datetime) -> float | None:
-    if not record.started_at:
-        return None
-    end = record.finished_at if record.status != "running" and record.finished_at else None
-    if end is None and record.status != "running":
-        end = record.last_updated
-    return ((end or now) - record.started_at).total_seconds()
-
-
-def sort_key(mode: str, now: datetime) -> Callable[[ExperimentRow], tuple]:
-    def key(row: ExperimentRow) -> tuple:
-        entry = row.entry
-        if isinstance(entry, BrokenRecord):
-            return {"status": (1, entry.key), "updated": (1, 0.0, entry.key), "id": (entry.key,), "progress": (2, 0.0, entry.key)}[mode]
-        stale = fmt.is_stale(entry.status, row.verdict)
-        if mode == "status":
-            return (-1 if stale else _STATUS_ORDER.get(entry.status, 9), entry.experiment_id)
-        if mode == "updated":
-            ts = entry.last_updated.timestamp() if entry.last_updated else 0.0
-            return (0, -ts, entry.experiment_id)
-        if mode == "progress":
-            frac = progress_fraction(entry)
-            return (0 if frac is not None else 1, frac or 0.0, entry.experiment_id)
-        return (entry.experiment_id,)
-
-    return key
-
-
-class ExperimentTable(VirtualTable[ExperimentRow]):
+class ExperimentTable(VirtualTable[BoardRow]):
     """Experiments with status colour, explicit stale marker, progress, runs, energy, timing."""
 
     BINDINGS = [Binding("enter", "select", "Inspect")]
 
-    def __init__(self, *, clock: Callable[[], datetime], id: str | None = None) -> None:
-        super().__init__(COLUMNS, self._cells, empty_text="no experiments in this directory (yet)", id=id)
+    def __init__(self, *, clock: Callable[[], datetime], show_source: bool = False, id: str | None = None) -> None:
+        columns = (SOURCE_COLUMN, *COLUMNS) if show_source else COLUMNS
+        super().__init__(columns, self._cells, empty_text="no experiments in this directory (yet)", id=id)
         self.clock = clock
+        self.show_source = show_source
         self._now = clock()
 
     def render_lines(self, crop):  # one clock reading per repaint, not per row
         self._now = self.clock()
         return super().render_lines(crop)
 
-    def _cells(self, row: ExperimentRow) -> list[str | Text]:
+    def _cells(self, row: BoardRow) -> list[str | Text]:
+        cells = self._record_cells(row)
+        return [row.source, *cells] if self.show_source else cells
+
+    def _record_cells(self, row: BoardRow) -> list[str | Text]:
         entry = row.entry
         colours = fmt.theme_colours(self.app.theme_variables)
         if isinstance(entry, BrokenRecord):
@@ -130,7 +81,7 @@ class ExperimentTable(VirtualTable[ExperimentRow]):
             fmt.energy(entry.energy_joules),
             fmt.clock_time(now, entry.started_at),
             fmt.duration(elapsed_seconds(entry, now)),
-            "–" if fmt.is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
+            "–" if is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
             fmt.age(now, entry.last_updated),
             Text(owner, style=owner_style),
         ]

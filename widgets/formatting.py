@@ -8,7 +8,7 @@ from datetime import datetime
 from rich.color import Color, ColorParseError
 from rich.text import Text
 
-from state.verdict import Liveness, StaleVerdict
+from state.verdict import Liveness, StaleVerdict, is_stale
 
 BAR_FULL = "█"
 BAR_EMPTY = "░"
@@ -121,10 +121,6 @@ def number(value: float | None, unit: str = "", digits: int = 0) -> str:
     if value is None:
         return "n/a"
     return f"{value:.{digits}f}{unit}"
-
-
-def is_stale(status: str, verdict: StaleVerdict | None) -> bool:
-    return status == "running" and verdict is not None and verdict.liveness is Liveness.DEAD
 
 
 def status_text(status: str, verdict: StaleVerdict | None = None, *, colours: dict[str, str] | None = None) -> Text:

@@ -11,7 +11,7 @@ when even the columns that must stay do not fit, the table scrolls sideways
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -162,17 +162,24 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._update_virtual_size()
         self.refresh()
 
-    def replace_rows(self, rows: dict[Hashable, RowT], order: Iterable[Hashable]) -> None:
-        """Replace the data and the order; the cursor stays on the same key where it can."""
+    def replace_rows(self, rows: Mapping[Hashable, RowT], order: Iterable[Hashable]) -> None:
+        """Show ``rows`` in ``order``; the cursor stays on the same key where it can.
+
+        The table keeps ``rows`` itself, not a copy, so a caller that holds the
+        one copy of its rows (the dashboard's board) shares it: a key in the
+        order whose row has gone from the mapping draws as a blank line until the
+        next order arrives.
+        """
         keep = self.cursor_key
-        self._rows = dict(rows)
+        self._rows = rows  # type: ignore[assignment]
         self._set_order(list(order), keep)
 
-    def update_rows(self, rows: dict[Hashable, RowT]) -> None:
-        """Change the data of existing rows (no reordering): repaint only their lines."""
+    def update_rows(self, rows: Mapping[Hashable, RowT]) -> None:
+        """Rows whose data changed (no reordering): repaint only their lines."""
         for key, row in rows.items():
             if key in self._rows:
-                self._rows[key] = row
+                if self._rows[key] is not row:
+                    self._rows[key] = row
                 self.refresh_key(key)
 
     def reorder(self, order: Iterable[Hashable]) -> None:
@@ -201,7 +208,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         repainted = 0
         for index in range(top, min(len(self._order), top + self._body_height)):
             key = self._order[index]
-            cells = tuple(_plain_text(c) for c in self._render_cells(self._rows[key]))
+            row = self._rows.get(key)
+            if row is None:
+                continue
+            cells = tuple(_plain_text(c) for c in self._render_cells(row))
             if self._drawn.get(key) != cells:
                 self.refresh_line(index + 1)
                 repainted += 1
@@ -363,7 +373,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if index >= len(self._order):
             return Strip.blank(width, base)
         key = self._order[index]
-        cells = self._render_cells(self._rows[key])
+        row = self._rows.get(key)
+        if row is None:
+            return Strip.blank(width, base)
+        cells = self._render_cells(row)
         self._drawn[key] = tuple(_plain_text(c) for c in cells)
         if index == self.cursor_index:
             style = base + self.get_component_rich_style("virtual-table--cursor")

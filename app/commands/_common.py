@@ -14,9 +14,11 @@ from app.cli import (
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
     CommandError,
+    resolve_sources,
     resolve_state_dir,
 )
 from state.atomic import LockTimeout
+from state.sources import DirectorySource, source_name, unique_source_names
 from state.store import (
     BrokenExperimentError,
     ConflictError,
@@ -37,6 +39,16 @@ def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
 
 def open_store(args: argparse.Namespace, *, read_only: bool) -> StateStore:
     return StateStore(state_dir(args), read_only=read_only)
+
+
+def open_sources(args: argparse.Namespace, *, read_only: bool = True) -> list[DirectorySource]:
+    """Every ``--source`` (each must exist), with labels unique across them."""
+    roots = resolve_sources(args)
+    for root in roots:
+        if not root.is_dir():
+            raise CommandError(f"no state directory at {root}", EXIT_NOT_FOUND)
+    names = unique_source_names(source_name(root) for root in roots)
+    return [DirectorySource(root, read_only=read_only, name=name) for root, name in zip(roots, names)]
 
 
 def add_read_only_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,9 @@ HELP = "open the dashboard on a state directory (the default command)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", nargs="?", type=Path, help="state directory (default: $EXPWATCH_STATE_DIR or ./.state)")
+    parser.add_argument(
+        "directories", nargs="*", type=Path, metavar="DIR", help="state directories, shown in one table (default: $EXPWATCH_STATE_DIR or ./.state)"
+    )
     parser.add_argument("--read-only", action="store_true", help="observer mode: no key or action can change anything")
     parser.add_argument(
         "--poll",
@@ -28,18 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, EXIT_NOT_FOUND, resolve_state_dir
-    from app.dashboard import DashboardOptions, run_dashboard
+    from app.app import DashboardOptions, run_dashboard
+    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_sources
 
-    state_dir = args.directory or resolve_state_dir(args)
-    if not state_dir.exists():
-        raise CommandError(f"no state directory at {state_dir} (create it, or pass another one)", EXIT_NOT_FOUND)
-    if not state_dir.is_dir():
-        raise CommandError(f"{state_dir} is not a directory", EXIT_NOT_FOUND)
+    sources = resolve_sources(args, args.directories)
+    for state_dir in sources:
+        if not state_dir.exists():
+            raise CommandError(f"no state directory at {state_dir} (create it, or pass another one)", EXIT_NOT_FOUND)
+        if not state_dir.is_dir():
+            raise CommandError(f"{state_dir} is not a directory", EXIT_NOT_FOUND)
     if args.refresh <= 0 or (args.poll is not None and args.poll <= 0):
         raise CommandError("--refresh and --poll take a positive number of seconds")
     options = DashboardOptions(
-        state_dir=state_dir,
+        sources=tuple(sources),
         read_only=args.read_only,
         poll=args.poll,
         refresh=args.refresh,

@@ -45,11 +45,11 @@ def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
     """The dashboard saves its own SVG (Textual's screenshot) on the running demo."""
     import asyncio
 
-    from app.dashboard import DashboardOptions, ExpwatchApp
+    from app.app import DashboardOptions, ExpwatchApp
     from runtime.demo import DEMO_GPUS, DemoGpuSource
 
     async def shoot() -> None:
-        options = DashboardOptions(state_dir=fleet.state_dir, simulate_gpus=DEMO_GPUS, watch=False)
+        options = DashboardOptions(sources=(fleet.state_dir,), simulate_gpus=DEMO_GPUS, watch=False)
         app = ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir))
         async with app.run_test(size=size) as pilot:
             for _ in range(200):
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
             for line in _summary(fleet.state_dir):
                 print(line)
         else:
-            from app.dashboard import DashboardOptions, ExpwatchApp
+            from app.app import DashboardOptions, ExpwatchApp
 
-            options = DashboardOptions(state_dir=fleet.state_dir, read_only=args.read_only, simulate_gpus=DEMO_GPUS)
+            options = DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS)
             ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir)).run()
     finally:
         stopped = fleet.stop()

@@ -7,8 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, iso, open_store, table
-from state.record import BrokenRecord, ExperimentRecord
+from app.commands._common import age_of, iso, open_sources, table
+from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.transitions import ExperimentStatus
 from state.verdict import StaleVerdict
 
@@ -109,42 +109,46 @@ def _progress(record: ExperimentRecord) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.actions import verdict_for
+    from runtime.liveness import LocalProbe
 
     wanted = _statuses(args.status)
-    store = open_store(args, read_only=True)
-    store.scan()
-    entries = sorted(store.entries.values(), key=_sort_key)
-    if wanted is not None:
-        entries = [e for e in entries if e.status in wanted]
-    verdicts: dict[str, StaleVerdict | None] = {}
-    for entry in entries:
-        if isinstance(entry, ExperimentRecord) and entry.status == ExperimentStatus.RUNNING.value:
-            verdicts[entry.key] = verdict_for(entry)
+    sources = open_sources(args)
+    several = len(sources) > 1
+    probe = LocalProbe()
+    now = datetime.now().astimezone()
+    listed: list[tuple[str, Entry, StaleVerdict | None]] = []
+    for source in sources:
+        list(source.initial_batches())
+        entries = sorted(source.entries().values(), key=_sort_key)
+        if wanted is not None:
+            entries = [e for e in entries if e.status in wanted]
+        verdicts = source.judge(entries, probe, now)
+        listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         out = [
-            broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdicts.get(e.key))
-            for e in entries
+            {**(broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdict)), "source": name}
+            for name, e, verdict in listed
         ]
         print(json.dumps(out, indent=2))
         return 0
-    now = datetime.now().astimezone()
-    rows = [["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]
-    for entry in entries:
+    rows = [["SOURCE"] * several + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]
+    for name, entry, verdict in listed:
+        where = [name] * several
         if isinstance(entry, BrokenRecord):
-            rows.append([entry.key, f"broken: {entry.reason}", "-", "-", "-", "-"])
+            rows.append(where + [entry.key, f"broken: {entry.reason}", "-", "-", "-", "-"])
             continue
         procs = f"{entry.processes_done}/{entry.processes_total}" if entry.processes_total else "-"
-        rows.append([
+        rows.append(where + [
             entry.experiment_id,
-            _status_cell(entry, verdicts.get(entry.key)),
+            _status_cell(entry, verdict),
             _progress(entry),
             procs,
             age_of(entry.last_updated, now),
             entry.format.value,
         ])
     if len(rows) == 1 and not args.md:
-        print(f"no experiments in {store.root}" + (" with that status" if wanted else ""))
+        places = ", ".join(s.location for s in sources)
+        print(f"no experiments in {places}" + (" with that status" if wanted else ""))
         return 0
     print(table(rows, markdown=args.md))
     return 0

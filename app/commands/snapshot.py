@@ -22,35 +22,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[str]], str, str]:
-    from app.dashboard import DashboardOptions, ExpwatchApp
+    from app.app import DashboardOptions, ExpwatchApp
     from widgets.device_panel import DevicePanel
     from widgets.experiment_table import ExperimentTable
     from widgets.gpu_panel import GpuPanel
     from widgets.status_header import StatusHeader
 
-    app = ExpwatchApp(DashboardOptions(state_dir=state_dir, read_only=True, watch=False, gpus=True, refresh=0.2))
+    app = ExpwatchApp(DashboardOptions(sources=(state_dir,), read_only=True, watch=False, gpus=True, refresh=0.2))
     async with app.run_test(size=(width, 50)) as pilot:
         deadline = asyncio.get_running_loop().time() + 120
         while not app.scan_complete and asyncio.get_running_loop().time() < deadline:
             await pilot.pause(0.05)
-        gpu = app.screen_stack[0].query_one(GpuPanel)
+        gpu = app.main.query_one(GpuPanel)
         for _ in range(40):  # the first GPU sample, bounded
             if gpu.shown is not None:
                 break
             await pilot.pause(0.05)
-        table = app.screen_stack[0].query_one(ExperimentTable)
+        table = app.main.query_one(ExperimentTable)
         labels = [c.label for c in table.columns]
         rows = []
         for key in table.keys:
             cells = table._render_cells(table.get_row(key))  # noqa: SLF001 - the TUI's own cell renderer
             plain = [c.plain if hasattr(c, "plain") else str(c) for c in cells]
             rows.append(plain + [""] * (len(labels) - len(plain)))
-        header = app.screen_stack[0].query_one(StatusHeader)
+        header = app.main.query_one(StatusHeader)
         from widgets.status_header import ORDER
 
         head = " ".join(f"{header.counts[s]} {s}" for s in ORDER if header.counts.get(s))
         gpus = gpu.shown
-        devices = app.screen_stack[0].query_one(DevicePanel).shown
+        devices = app.main.query_one(DevicePanel).shown
         extra = "\n".join(x.plain for x in (gpus, devices) if x is not None)
     return labels, rows, head, extra
 

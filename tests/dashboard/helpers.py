@@ -6,15 +6,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.dashboard import DashboardOptions, ExpwatchApp
+from app.app import DashboardOptions, ExpwatchApp
 
 from tests.dashboard.conftest import FROZEN, ScriptedProbe, StaticGpuSource
 
 
 def make_app(
-    root: Path, *, read_only: bool = False, gpus: bool = False, probe=None, watch: bool = True, refresh: float = 0.2
+    root: Path, *, read_only: bool = False, gpus: bool = False, probe=None, watch: bool = True, refresh: float = 0.2,
+    extra_sources: tuple[Path, ...] = (),
 ) -> ExpwatchApp:
-    options = DashboardOptions(state_dir=root, read_only=read_only, watch=watch, gpus=gpus, refresh=refresh)
+    options = DashboardOptions(sources=(root, *extra_sources), read_only=read_only, watch=watch, gpus=gpus, refresh=refresh)
     return ExpwatchApp(options, clock=lambda: FROZEN, probe=probe or ScriptedProbe(), gpu_source=StaticGpuSource())
 
 

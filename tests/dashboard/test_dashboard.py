@@ -26,6 +26,10 @@ def shown_ids(app) -> list[str]:
     return list(table(app).keys)
 
 
+def entries(app) -> dict:
+    return {key: row.entry for key, row in app.board.rows.items()}
+
+
 async def test_loads_every_file_and_skips_non_experiments(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -77,12 +81,12 @@ async def test_sort_cycles(state_dir: Path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete)
         await pilot.press("s")
-        assert app.sort_mode == "updated"
+        assert app.board.sort_mode == "updated"
         await pilot.press("s")
-        assert app.sort_mode == "id"
+        assert app.board.sort_mode == "id"
         await wait_for(pilot, lambda: shown_ids(app) == sorted(shown_ids(app)), what="id order")
         await pilot.press("s", "s")
-        assert app.sort_mode == "status"
+        assert app.board.sort_mode == "status"
 
 
 async def test_toggle_panels(state_dir: Path):
@@ -119,28 +123,28 @@ async def test_watcher_follows_changes_end_to_end(state_dir: Path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete)
         store.create(native_doc("late-arrival", "running", pid=ALIVE_PID, runs=10, done=1))
-        await wait_for(pilot, lambda: "late-arrival" in app.entries, what="new file shown")
+        await wait_for(pilot, lambda: "late-arrival" in shown_ids(app), what="new file shown")
         doc = ExperimentDoc.model_validate_json((state_dir / "late-arrival.json").read_bytes())
         store.save(doc.model_copy(update={"status": ExperimentStatus.COMPLETED}))
-        await wait_for(pilot, lambda: app.entries["late-arrival"].status == "completed", what="status change")
+        await wait_for(pilot, lambda: entries(app)["late-arrival"].status == "completed", what="status change")
         (state_dir / "late-arrival.json").write_text("{ not json")
-        await wait_for(pilot, lambda: app.entries["late-arrival"].broken, what="broken row")
+        await wait_for(pilot, lambda: entries(app)["late-arrival"].broken, what="broken row")
         store.save(doc, key="late-arrival")
-        await wait_for(pilot, lambda: not app.entries["late-arrival"].broken, what="recovered row")
+        await wait_for(pilot, lambda: not entries(app)["late-arrival"].broken, what="recovered row")
         (state_dir / "late-arrival.json").unlink()
         await wait_for(pilot, lambda: "late-arrival" not in shown_ids(app), what="deleted row removed")
-        assert "late-arrival" not in app.entries
+        assert "late-arrival" not in entries(app)
 
 
 async def test_poll_mode_without_events(state_dir: Path):
-    from app.dashboard import DashboardOptions, ExpwatchApp
+    from app.app import DashboardOptions, ExpwatchApp
     from tests.dashboard.conftest import FROZEN, ScriptedProbe
 
-    app = ExpwatchApp(DashboardOptions(state_dir=state_dir, poll=0.1, gpus=False), clock=lambda: FROZEN, probe=ScriptedProbe())
+    app = ExpwatchApp(DashboardOptions(sources=(state_dir,), poll=0.1, gpus=False), clock=lambda: FROZEN, probe=ScriptedProbe())
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete)
         StateStore(state_dir, durable=False).create(native_doc("polled", "running", pid=ALIVE_PID))
-        await wait_for(pilot, lambda: "polled" in app.entries, what="poller picks the file up")
+        await wait_for(pilot, lambda: "polled" in entries(app), what="poller picks the file up")
 
 
 def _snapshot_dir(root: Path) -> dict[str, tuple[int, bytes]]:
@@ -166,12 +170,12 @@ async def test_read_only_hides_and_refuses_and_writes_nothing(state_dir: Path):
             # Pressing the keys does nothing; calling the actions in code refuses.
             await pilot.press("S", "R", "C")
             assert app.screen is app.screen_stack[0]
-            app.action_mark_stale()
-            app.action_resume()
-            app.action_cleanup()
+            app.request_mark_stale("sweep-dead")
+            app.request_resume("lem-interrupted")
+            app.request_cleanup()
             await pilot.pause(0.2)
             assert app.screen is app.screen_stack[0]
-            assert app.store.read_only
+            assert app.sources[0].read_only
     finally:
         os.chmod(state_dir, stat.S_IRWXU)
     assert _snapshot_dir(state_dir) == before
@@ -216,7 +220,7 @@ async def test_mark_stale_key_confirms_then_writes_and_journals(state_dir: Path)
         await pilot.press("S")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.entries["sweep-dead"].status == "interrupted", what="row turns interrupted")
+        await wait_for(pilot, lambda: entries(app)["sweep-dead"].status == "interrupted", what="row turns interrupted")
     doc = ExperimentDoc.model_validate_json((state_dir / "sweep-dead.json").read_bytes())
     assert doc.status == "interrupted"
     assert doc.history[-1].to == "interrupted"
@@ -266,8 +270,8 @@ async def test_cleanup_key_lists_dead_experiments(state_dir: Path):
         assert any("sweep-dead" in line for line in app.screen.lines)
         assert not any("sweep-alive" in line for line in app.screen.lines)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.entries["sweep-dead"].status == "interrupted", what="cleaned")
-        assert app.entries["sweep-alive"].status == "running"
+        await wait_for(pilot, lambda: entries(app)["sweep-dead"].status == "interrupted", what="cleaned")
+        assert entries(app)["sweep-alive"].status == "running"
 
 
 async def test_command_palette_offers_actions_for_the_selection(state_dir: Path):
@@ -298,7 +302,7 @@ async def test_enter_opens_the_inspector_and_escape_keeps_the_cursor(state_dir: 
 async def test_many_running_experiments_are_judged_in_turns_and_all_turn_stale(tmp_path: Path, monkeypatch):
     """Past VERDICTS_PER_TICK running rows, each tick judges a rotating share (plus the selected row):
     every row still turns STALE once its owner dies, and no tick judges them all."""
-    import app.dashboard as dashboard
+    import app.app as dashboard
     from tests.dashboard.conftest import ScriptedProbe, write_raw
 
     monkeypatch.setattr(dashboard, "VERDICT_SECONDS", 0.05)
@@ -311,16 +315,18 @@ async def test_many_running_experiments_are_judged_in_turns_and_all_turn_stale(t
     probe = ScriptedProbe()
     app = make_app(root, probe=probe)
     judged: list[int] = []
-    real_judge = app._judge
+    source = app.sources[0]
+    real_judge = source.judge
 
-    def counting(records):
+    def counting(records, probe, now):
         records = list(records)
         judged.append(len(records))
-        return real_judge(records)
+        return real_judge(records, probe, now)
 
-    app._judge = counting
+    source.judge = counting
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.scan_complete and len(app.verdicts) == 7, what="first verdicts")
+        verdicts = lambda: sum(row.verdict is not None for row in app.board.rows.values())  # noqa: E731
+        await wait_for(pilot, lambda: app.scan_complete and verdicts() == 7, what="first verdicts")
         assert app.screen_stack[0].query_one(StatusHeader).counts["running"] == 7
         judged.clear()
         probe.alive.clear()  # every owner dies at once
@@ -350,3 +356,23 @@ async def test_state_dir_removed_and_recreated_while_the_dashboard_runs(tmp_path
         write_raw(root, native_doc("third", "failed", pid=DEAD_PID, done=3, failed=1))
         await wait_for(pilot, lambda: set(shown_ids(app)) == {"second", "third"}, timeout=15,
                        what="a change followed by the new watch")
+
+
+async def test_a_failed_worker_is_shown_not_dropped(state_dir: Path):
+    """A scan that raises leaves no plausible empty table: an error notice, the header, the table say so."""
+    app = make_app(state_dir)
+
+    def exploding(batch: int = 500):
+        raise RuntimeError("disk on fire")
+        yield  # pragma: no cover - a generator that fails on first use
+
+    app.sources[0].initial_batches = exploding
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: bool(app.worker_failures), what="the failure reported")
+        assert "RuntimeError: disk on fire" in app.worker_failures[0]
+        await pilot.pause(0.05)
+        assert any("disk on fire" in str(n.message) for n in app._notifications)
+        header = app.main.query_one(StatusHeader)
+        assert "disk on fire" in header.note
+        assert "could not read" in table(app).empty_text
+        assert "no experiments" not in table(app).empty_text

@@ -1,0 +1,189 @@
+"""The dashboard's side of the actions: plan in a worker, confirm, execute as planned.
+
+Every action is planned once by runtime/ (the same code the CLI runs), shown in a
+confirmation dialog, and executed with that plan: a record that changed since is
+a conflict (an error notice, nothing written), never a silent re-plan. Refusals
+the user should read (read-only, conflicts, a live owner) become notices; any
+other exception is left to the App's one worker-failure handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+
+from runtime.actions import (
+    CleanupPlan,
+    ResumePlan,
+    StalePlan,
+    execute_cleanup,
+    execute_mark_stale,
+    execute_resume,
+    plan_cleanup,
+    plan_mark_stale,
+    plan_resume,
+)
+from state.atomic import LockTimeout
+from state.record import BrokenRecord, ExperimentRecord
+from state.sources import MARK_STALE, RESUME, DirectorySource
+from state.store import StoreError
+
+from app.screens.confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from app.app import ExpwatchApp
+
+#: What a refused or failed action is expected to raise: shown as a notice, not as a failed worker.
+EXPECTED = (StoreError, LockTimeout, PermissionError)
+
+
+class ActionFlows:
+    """Mixed into the App: resume, mark stale and clean up from the keys."""
+
+    def _chosen(self: ExpwatchApp, key: str, action: str) -> tuple[DirectorySource, ExperimentRecord] | None:
+        if self.options.read_only:
+            self.notify("read-only observer mode: nothing can be changed", severity="warning")
+            return None
+        found = self.source_of(key)
+        if found is None:
+            return None
+        source, entry = found
+        if isinstance(entry, BrokenRecord):
+            self.notify(f"{entry.key} is unreadable: {entry.reason}", severity="error")
+            return None
+        if action not in source.allowed_actions(entry):
+            self.notify(f"{source.name} does not allow {action.replace('_', ' ')} for {entry.experiment_id}", severity="warning")
+            return None
+        return source, entry
+
+    def _confirm(self: ExpwatchApp, dialog: ConfirmDialog, then: Callable[[], Any]) -> None:
+        """Push ``dialog`` from a worker thread; ``then`` runs (on the UI thread) only on yes."""
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                then()
+
+        self.call_from_thread(self.push_screen, dialog, confirmed)
+
+    def _refused(self: ExpwatchApp, what: str, exc: BaseException) -> None:
+        self.call_from_thread(self.notify, f"{what}: {exc}", severity="error", timeout=8)
+
+    # -- resume --------------------------------------------------------------------------------
+    def request_resume(self: ExpwatchApp, key: str) -> None:
+        chosen = self._chosen(key, RESUME)
+        if chosen is not None:
+            self._plan_resume(*chosen)
+
+    def resume_command_text(self: ExpwatchApp, source: DirectorySource, ident: str) -> str:
+        """The command a resume would run, for the inspector (reads the file: worker threads only)."""
+        plan = plan_resume(source.store, ident, template=self.options.resume_template, probe=self.probe)
+        return " ".join(plan.argv) + f"   (in {plan.cwd})"
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan a resume")
+    def _plan_resume(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        try:
+            with source.exclusive() as store:
+                plan = plan_resume(store, record.key, template=self.options.resume_template, probe=self.probe)
+        except EXPECTED as exc:
+            self._refused(f"cannot resume {record.experiment_id}", exc)
+            return
+        dialog = ConfirmDialog(
+            f"Resume {record.experiment_id}?",
+            plan.describe(),
+            confirm_label="Resume",
+            refusal=None if plan.allowed else plan.refusal,
+        )
+        self._confirm(dialog, lambda: self._do_resume(source, plan))
+
+    @work(thread=True, group="action", exit_on_error=False, description="resume")
+    def _do_resume(self: ExpwatchApp, source: DirectorySource, plan: ResumePlan) -> None:
+        try:
+            with source.exclusive() as store:
+                result = execute_resume(store, plan, probe=self.probe)
+        except EXPECTED as exc:
+            self._refused("resume refused", exc)
+            return
+        self.call_from_thread(
+            self.notify, f"resumed {plan.experiment_id}: pid {result.pid}, log {result.log_path}", timeout=8
+        )
+        self.reconcile_now(source)
+
+    # -- mark stale ----------------------------------------------------------------------------
+    def request_mark_stale(self: ExpwatchApp, key: str) -> None:
+        chosen = self._chosen(key, MARK_STALE)
+        if chosen is not None:
+            self._plan_mark_stale(*chosen)
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan mark-stale")
+    def _plan_mark_stale(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        try:
+            with source.exclusive() as store:
+                plan = plan_mark_stale(store, record.key, probe=self.probe, now=self.clock())
+        except EXPECTED as exc:
+            self._refused(f"cannot mark {record.experiment_id} stale", exc)
+            return
+        dialog = ConfirmDialog(
+            f"Mark {record.experiment_id} stale?", plan.describe(), confirm_label="Mark stale", refusal=plan.refusal
+        )
+        self._confirm(dialog, lambda: self._do_mark_stale(source, plan))
+
+    @work(thread=True, group="action", exit_on_error=False, description="mark stale")
+    def _do_mark_stale(self: ExpwatchApp, source: DirectorySource, plan: StalePlan) -> None:
+        try:
+            with source.exclusive() as store:
+                result = execute_mark_stale(store, plan)
+        except EXPECTED as exc:
+            self._refused("mark stale refused", exc)
+            return
+        self.call_from_thread(self.notify, f"{result.experiment_id}: {result.from_status} → {result.to_status}")
+        self.reconcile_now(source)
+
+    # -- clean up ---------------------------------------------------------------------------------
+    def request_cleanup(self: ExpwatchApp) -> None:
+        if self.options.read_only:
+            self.notify("read-only observer mode: nothing can be changed", severity="warning")
+            return
+        # The board's records, taken on the UI thread: the plan judges them and reads no directory.
+        records = [(source, self.board.records_of(source.name)) for source in self.sources if not source.read_only]
+        self._plan_cleanup(records)
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan clean-up")
+    def _plan_cleanup(self: ExpwatchApp, records: list[tuple[DirectorySource, tuple[ExperimentRecord, ...]]]) -> None:
+        now = self.clock()
+        plans = [(source, plan_cleanup(recs, probe=self.probe, now=now)) for source, recs in records]
+        plans = [(source, plan) for source, plan in plans if plan]
+        lines: list[str] = []
+        for source, plan in plans:
+            prefix = f"{source.name}: " if len(self.sources) > 1 else ""
+            lines += [prefix + line for line in plan.describe()]
+        total = sum(len(plan) for _, plan in plans)
+        refusal = None if total else "no running experiment has a dead owner"
+        dialog = ConfirmDialog(
+            f"Mark {total} stale experiment(s) interrupted?", lines, confirm_label="Clean up", refusal=refusal
+        )
+        self._confirm(dialog, lambda: self._do_cleanup(plans))
+
+    @work(thread=True, group="action", exit_on_error=False, description="clean up stale experiments")
+    def _do_cleanup(self: ExpwatchApp, plans: list[tuple[DirectorySource, CleanupPlan]]) -> None:
+        done = skipped = 0
+        reasons: list[str] = []
+        for source, plan in plans:
+            try:
+                with source.exclusive() as store:
+                    result = execute_cleanup(store, plan)
+            except EXPECTED as exc:
+                self._refused("clean up refused", exc)
+                continue
+            done += len(result.done)
+            skipped += len(result.skipped)
+            reasons += [f"{s.plan.experiment_id}: {s.reason}" for s in result.skipped]
+            self.reconcile_now(source)
+        text = f"marked {done} experiment(s) interrupted"
+        if skipped:
+            text += f"; {skipped} left as they were ({'; '.join(reasons[:3])})"
+        self.call_from_thread(self.notify, text, severity="warning" if skipped else "information", timeout=8)
+
+
+__all__ = ["ActionFlows"]

@@ -1,0 +1,323 @@
+"""The main screen: experiments over the selected one's processes, GPU and device panels.
+
+It draws the board and nothing else: ``show(redraw)`` updates just the rows the
+board says changed; the order (filter and sort, computed by the board) is asked
+for again only when rows came, went or may have moved, and at most about a fifth
+of the time when that gets costly (a first scan of 100,000 files). Keys that
+change anything are handed to the App, which plans them in workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input
+
+from state.board import SORTS, Board, BoardRow, Redraw
+from state.record import ExperimentRecord
+from widgets.device_panel import DevicePanel
+from widgets.experiment_table import ExperimentTable
+from widgets.gpu_panel import GpuPanel
+from widgets.process_table import ProcessTable
+from widgets.status_header import StatusHeader
+
+from app.messages import GpuSampled
+from app.screens.confirm import HelpScreen
+
+if TYPE_CHECKING:
+    from app.app import ExpwatchApp
+
+CLOCK_SECONDS = 1.0
+ORDER_SECONDS = 0.25
+
+KEY_HELP = (
+    ("↑/↓ j/k", "move"),
+    ("enter", "inspect the experiment"),
+    ("/", "filter by id, name or status (esc clears)"),
+    ("s", "cycle the sort: " + ", ".join(SORTS)),
+    ("R", "resume (shows the dry run first)"),
+    ("S", "mark stale (only when the owner is dead)"),
+    ("C", "clean up: mark every dead running experiment stale"),
+    ("g / d", "show or hide the GPU / device panel"),
+    ("ctrl+p", "command palette"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "cleanup"})
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "inspect", "Inspect"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("R", "resume", "Resume"),
+        Binding("S", "mark_stale", "Mark stale"),
+        Binding("C", "cleanup", "Clean up"),
+        Binding("g", "toggle_gpus", "GPUs"),
+        Binding("d", "toggle_devices", "Devices"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, board: Board, *, location: str, read_only: bool, gpus: bool, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.board = board
+        self.location = location
+        self.read_only = read_only
+        self.gpus = gpus
+        self.clock = clock
+        self.scanning = True
+        self.loaded = False
+        self.failure: str | None = None
+        self._order_dirty = False
+        self._order_cost = 0.0
+        self._order_done_at = 0.0
+        self._order_timer: Timer | None = None
+
+    @property
+    def expwatch(self) -> ExpwatchApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(self.location, read_only=self.read_only, id="header")
+        yield Input(placeholder="filter: id, name or status (esc to clear)", id="filter")
+        with Vertical(id="main"):
+            yield ExperimentTable(clock=self.clock, show_source=self.board.several_sources, id="experiments")
+            yield ProcessTable(clock=self.clock, id="processes")
+            with Horizontal(id="panels"):
+                yield GpuPanel(id="gpus")
+                yield DevicePanel(id="devices")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        if not self.gpus:
+            self.query_one(GpuPanel).display = False
+        self.table.focus()
+        self.set_interval(CLOCK_SECONDS, self._clock_tick)
+        # Paused while nothing waits for it (one wake-up fewer 4 times a second when idle).
+        self._order_timer = self.set_interval(ORDER_SECONDS, self._order_tick, pause=True)
+        # Rows that arrived before the screen was up are drawn now.
+        self.loaded = self.loaded or len(self.board) > 0
+        self.redraw_all()
+        self._show_failure()
+        # After the first layout (the panel fits its text to its width), the latest sample then.
+        self.call_after_refresh(self._show_latest_gpus)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 30, "-short")
+
+    @property
+    def table(self) -> ExperimentTable:
+        return self.query_one(ExperimentTable)
+
+    # -- drawing the board --------------------------------------------------------------
+    def redraw_all(self) -> None:
+        self.table.replace_rows(self.board.rows, self.board.order())
+        self._show_devices()
+        self._update_header()
+        self._show_selected()
+
+    def show(self, redraw: Redraw) -> None:
+        """Draw what one board change changed."""
+        if redraw.devices:
+            self._show_devices()
+        if redraw.membership and self.loaded:
+            # Rows that come or go show at once unless reordering is busy; mere moves wait for the tick.
+            self._request_order()
+        elif redraw.membership or redraw.moved:
+            self._order_dirty = True
+            self._wake_order_tick()
+        if redraw.counts:
+            self._update_header()
+        if redraw.changed:
+            self.table.update_rows(redraw.changed)
+            if self.table.cursor_key in redraw.changed:
+                self._show_selected()
+
+    def first_rows_ready(self) -> None:
+        """The first batch is in: draw rows now, even while the scan goes on."""
+        self.loaded = True
+        if self.is_mounted:
+            self._apply_order()
+
+    def scan_finished(self) -> None:
+        self.scanning = False
+        self.loaded = True
+        self._order_dirty = False
+        if self.is_mounted:
+            self._apply_order()
+
+    def show_failure(self, text: str) -> None:
+        """A source or worker failed: say so where an empty table would otherwise look plausible."""
+        self.failure = text
+        if self.is_mounted:
+            self._show_failure()
+
+    def _show_failure(self) -> None:
+        if self.failure is not None:
+            self.table.empty_text = f"could not read: {self.failure}"
+            self.table.refresh()
+        self._update_header()
+
+    def _order_tick(self) -> None:
+        if self._order_dirty:
+            self._request_order()
+        if not self._order_dirty and self._order_timer is not None:
+            self._order_timer.pause()
+
+    def _request_order(self) -> None:
+        """Reorder now, or later when the last reorder was costly (at most ~20% of the time)."""
+        since = time.perf_counter() - self._order_done_at
+        if since >= max(ORDER_SECONDS, 4 * self._order_cost):
+            self._order_dirty = False
+            started = time.perf_counter()
+            self._apply_order()
+            self._order_done_at = time.perf_counter()
+            self._order_cost = self._order_done_at - started
+        else:
+            self._order_dirty = True
+            self._wake_order_tick()
+
+    def _wake_order_tick(self) -> None:
+        if self._order_timer is not None:
+            self._order_timer.resume()
+
+    def _apply_order(self) -> None:
+        self.table.replace_rows(self.board.rows, self.board.order())
+        self._update_header()
+        self._show_selected()
+
+    def _update_header(self) -> None:
+        note = "scanning…" if self.scanning else ""
+        if self.board.filter_text:
+            note = f"filter: {self.board.filter_text!r} ({self.table.row_count} shown)"
+        if self.failure:
+            note = f"{note}  ERROR: {self.failure}".strip()
+        self.query_one(StatusHeader).show_counts(self.board.visible_counts, note)
+
+    def _clock_tick(self) -> None:
+        self.table.refresh_if_changed()
+        self.query_one(ProcessTable).refresh_if_changed()
+
+    def _show_devices(self) -> None:
+        snapshots, errors = self.board.all_devices()
+        self.query_one(DevicePanel).show(snapshots, errors, self.clock())
+
+    def _show_latest_gpus(self) -> None:
+        if self.expwatch.latest_gpus is not None:
+            self.show_gpus(self.expwatch.latest_gpus)
+
+    def show_gpus(self, message: GpuSampled) -> None:
+        self.query_one(GpuPanel).show(message.snapshot, message.history, message.attributions)
+
+    # -- selection --------------------------------------------------------------------------
+    @property
+    def selected_key(self) -> str | None:
+        key = self.table.cursor_key
+        return key if isinstance(key, str) else None
+
+    @property
+    def selected_row(self) -> BoardRow | None:
+        key = self.selected_key
+        return self.board.get(key) if key is not None else None
+
+    @on(ExperimentTable.CursorMoved, "#experiments")
+    def _cursor_moved(self, event: ExperimentTable.CursorMoved) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        row = self.selected_row
+        processes = self.query_one(ProcessTable)
+        if row is not None and isinstance(row.entry, ExperimentRecord):
+            processes.show(row.entry.processes)
+            processes.border_title = f"processes of {row.entry.experiment_id}"
+        else:
+            processes.show(())
+            processes.border_title = "processes"
+
+    @on(ExperimentTable.RowChosen, "#experiments")
+    def _row_chosen(self, event: ExperimentTable.RowChosen) -> None:
+        self.action_inspect()
+
+    # -- keys -----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING_ACTIONS and self.read_only:
+            return False
+        return True
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(KEY_HELP, self.read_only))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.board.filter_text:
+            box.value = ""
+            box.display = False
+            self.board.set_filter("")
+            self._apply_order()
+            self.table.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self.board.set_filter(event.value):
+            self._apply_order()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+        if not self.board.filter_text:
+            event.input.display = False
+
+    def action_cycle_sort(self) -> None:
+        mode = self.board.cycle_sort()
+        self.notify(f"sorted by {mode}", timeout=2)
+        self._apply_order()
+
+    def action_toggle_gpus(self) -> None:
+        panel = self.query_one(GpuPanel)
+        panel.display = not panel.display
+        self._panels_visibility()
+
+    def action_toggle_devices(self) -> None:
+        panel = self.query_one(DevicePanel)
+        panel.display = not panel.display
+        self._panels_visibility()
+
+    def _panels_visibility(self) -> None:
+        self.query_one("#panels").display = self.query_one(GpuPanel).display or self.query_one(DevicePanel).display
+
+    def action_inspect(self) -> None:
+        if self.selected_key is not None:
+            self.expwatch.inspect(self.selected_key)
+
+    def action_resume(self) -> None:
+        if self.selected_key is not None:
+            self.expwatch.request_resume(self.selected_key)
+
+    def action_mark_stale(self) -> None:
+        if self.selected_key is not None:
+            self.expwatch.request_mark_stale(self.selected_key)
+
+    def action_cleanup(self) -> None:
+        self.expwatch.request_cleanup()
+
+
+__all__ = ["KEY_HELP", "MainScreen"]

@@ -846,7 +846,7 @@ def check_workcell(options: RunnerOptions) -> None:
     """Read the workcell file now, so a bad one is refused before anything starts."""
     if options.workcell is None:
         return
-    from runtime.devices import WorkcellError, load_workcell
+    from runtime.devices.workcell import WorkcellError, load_workcell
 
     try:
         options.workcell_name = load_workcell(options.workcell).name

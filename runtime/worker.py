@@ -274,7 +274,7 @@ class Worker:
         if not self.workcell:
             yield
             return
-        from runtime.devices import open_workcell
+        from runtime.devices.session import open_workcell
 
         with open_workcell(
             self.workcell,

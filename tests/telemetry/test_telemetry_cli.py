@@ -10,7 +10,7 @@ import pytest
 
 from app.cli import main
 from app.commands import gpus as gpus_command
-from runtime.devices import DEMO_WORKCELL
+from runtime.devices.demo import DEMO_WORKCELL
 from runtime.gpu import SimulatedGpuSource
 from runtime.liveness import identity_of
 from state.native import ExperimentDoc, ProcessInfo

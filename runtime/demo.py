@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from runtime.gpu import SimulatedGpuSource
+from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.liveness import host_facts, probe
 from state.lem import LemExperimentState, ProcessProgress
 from state.record import ExperimentRecord

@@ -661,15 +661,10 @@ class Coordinator:
         gpus = sorted(set(self.options.gpus))
         if not gpus:
             return
+        from runtime.gpu.factory import make_gpu_source
+
         try:
-            from runtime import gpu as gpu_module
-        except ImportError:
-            return
-        make = getattr(gpu_module, "make_gpu_source", None)
-        if make is None:
-            return
-        try:
-            source = make()
+            source = make_gpu_source()
             readings = source.read_energy_mj(gpus)
         except Exception as exc:
             self.log(f"no GPU energy counters: {type(exc).__name__}: {exc}")

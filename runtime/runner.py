@@ -36,6 +36,7 @@ from typing import Any
 
 from runtime import protocol
 from runtime.actions import resolve_key
+from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
 from runtime.liveness import identity_of
 from runtime.study import Study, StudyError, load_study
@@ -60,11 +61,6 @@ from state.paths import state_file_for, unsafe_id_reason
 from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFLICT = 5
-EXIT_INTERRUPTED = 130
-
 #: A run record takes about 300 bytes (compact JSON) before its fields: 150,000 runs come to about
 #: 45 MiB, leaving room under the readers' size limit for the fields the steps record.
 MAX_RUNS = 150_000
@@ -75,7 +71,7 @@ _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGH
 class RunnerError(Exception):
     """The runner cannot start; the message says why in one line."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILED):
+    def __init__(self, message: str, code: int = EXIT_ERROR):
         super().__init__(message)
         self.code = code
 
@@ -797,7 +793,7 @@ class Coordinator:
             return EXIT_OK
         if target is ExperimentStatus.INTERRUPTED:
             return EXIT_INTERRUPTED
-        return EXIT_FAILED
+        return EXIT_ERROR
 
 
 # -- starting ------------------------------------------------------------------
@@ -1068,7 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = adopt_and_run(args.resume, args.state_dir, options)
     except (RunnerError, StoreError) as exc:
         print(f"expwatch runner: {exc}", file=sys.stderr)
-        return getattr(exc, "code", EXIT_FAILED)
+        return getattr(exc, "code", EXIT_ERROR)
     print(f"expwatch runner: {outcome.experiment_id} {outcome.status.value}: {outcome.message}")
     return outcome.exit_code
 

@@ -27,10 +27,9 @@ from collections import deque
 from typing import Any
 
 from runtime import protocol
+from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
 from runtime.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
-EXIT_TERMINATED = 143
-EXIT_FATAL = 1
 #: After the coordinator vanished, give the current step this long to notice before leaving hard.
 ORPHAN_EXIT_S = 3.0
 
@@ -242,7 +241,7 @@ class Worker:
                 study = load_study(self.study_path)
             except StudyError as exc:
                 self._final.append({"t": "fatal", "error": str(exc), "traceback": traceback.format_exc()})
-                return EXIT_FATAL
+                return EXIT_ERROR
             self._initialised.wait()
             if self._coordinator_gone:
                 return EXIT_TERMINATED
@@ -255,7 +254,7 @@ class Worker:
             self._final.append(
                 {"t": "fatal", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             )
-            code = EXIT_FATAL
+            code = EXIT_ERROR
         finally:
             self._terminated = True
             self._closing = True

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, EXIT_NOT_FOUND, resolve_state_dir
+    from app.cli import CommandError, resolve_state_dir
+    from runtime.exit_codes import EXIT_NOT_FOUND
     from app.dashboard import DashboardOptions, run_dashboard
 
     state_dir = args.directory or resolve_state_dir(args)

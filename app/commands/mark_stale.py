@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_REFUSED, EXIT_USAGE, CommandError
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_REFUSED, EXIT_USAGE
     from runtime.actions import (
         cleanup_stale,
         load_experiment,

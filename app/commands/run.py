@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+    from app.cli import CommandError, resolve_state_dir
     from app.commands._common import store_errors
+    from runtime.exit_codes import EXIT_NOT_FOUND
     from runtime.runner import RunnerError, run_study
 
     if not args.study.is_file():

@@ -16,14 +16,7 @@ import sys
 from pathlib import Path
 
 import app.commands
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_REFUSED = 4
-EXIT_CONFLICT = 5
-EXIT_INTERRUPTED = 130
+from runtime.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 class CommandError(Exception):

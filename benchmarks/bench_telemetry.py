@@ -24,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402  (only for MonkeyPatch, to install the fake NVML)
 
-from runtime.gpu import GpuSampler, NvmlGpuSource, SimulatedGpuSource  # noqa: E402
+from runtime.gpu.nvml import NvmlGpuSource  # noqa: E402
+from runtime.gpu.sampler import GpuSampler  # noqa: E402
+from runtime.gpu.simulated import SimulatedGpuSource  # noqa: E402
 from runtime.procs import ProcessSampler  # noqa: E402
 from state.native import OwnerIdentity  # noqa: E402
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat  # noqa: E402

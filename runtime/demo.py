@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from runtime.gpu import SimulatedGpuSource
+from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.liveness import host_facts, probe
 from state.lem import LemExperimentState, ProcessProgress
 from state.record import ExperimentRecord
@@ -125,7 +125,7 @@ class DemoFleet:
         for name in STUDIES:
             (studies / f"{name}.py").write_text(_study_text(name))
         (studies / "lab.py").write_text(LAB_STUDY)
-        from runtime.devices import demo_workcell
+        from runtime.devices.demo import demo_workcell
 
         cell = demo_workcell("demo-lab")
         cell["devices"] = [d for d in cell["devices"] if d["name"] in LAB_DEVICES]

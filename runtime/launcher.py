@@ -12,11 +12,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+
+from runtime.runner.args import ResumeArgs
 
 DEFAULT_LEM_TEMPLATE = "lem experiment --resume {experiment_id}"
 TEMPLATE_ENV = "EXPWATCH_RESUME_TEMPLATE"
@@ -58,25 +59,10 @@ def runner_argv(
     workcell: Path | None = None,
     python: str | None = None,
 ) -> list[str]:
-    """The command that resumes an expwatch experiment (recorded in its ResumeSpec)."""
-    argv = [
-        python or sys.executable,
-        "-m",
-        "runtime.runner",
-        "--resume",
-        experiment_id,
-        "--state-dir",
-        str(Path(state_dir).resolve()),
-    ]
-    if gpus:
-        argv += ["--gpus", ",".join(str(g) for g in gpus)]
-    if fail_fast:
-        argv.append("--fail-fast")
-    if grace_s is not None:
-        argv += ["--grace", f"{grace_s:g}"]
-    if workcell is not None:
-        argv += ["--workcell", str(Path(workcell).resolve())]
-    return argv
+    """The command that resumes an expwatch experiment (recorded in its ResumeSpec); ``ResumeArgs`` defines it."""
+    args = ResumeArgs(experiment_id, Path(state_dir), gpus=tuple(gpus), fail_fast=fail_fast, grace_s=grace_s,
+                      workcell=workcell)
+    return args.to_argv(python)
 
 
 def carried_env() -> dict[str, str]:

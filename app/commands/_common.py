@@ -8,15 +8,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from app.cli import (
-    EXIT_CONFLICT,
-    EXIT_ERROR,
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    CommandError,
-    resolve_sources,
-    resolve_state_dir,
-)
+from app.cli import CommandError, resolve_sources, resolve_state_dir
+from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
 from state.sources import DirectorySource, source_name, unique_source_names
 from state.store import (

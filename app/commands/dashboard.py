@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.app import DashboardOptions, run_dashboard
-    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_sources
+    from app.cli import CommandError, resolve_sources
+    from runtime.exit_codes import EXIT_NOT_FOUND
 
     sources = resolve_sources(args, args.directories)
     for state_dir in sources:

@@ -36,8 +36,10 @@ def render_table(snapshot: DeviceSnapshot) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_ERROR, EXIT_NOT_FOUND, CommandError
-    from runtime.devices import WorkcellError, load_workcell, open_workcell
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_ERROR, EXIT_NOT_FOUND
+    from runtime.devices.session import open_workcell
+    from runtime.devices.workcell import WorkcellError, load_workcell
 
     if not args.workcell.is_file():
         raise CommandError(f"no workcell file at {args.workcell}", EXIT_NOT_FOUND)

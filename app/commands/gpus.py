@@ -113,7 +113,7 @@ def to_json(snapshot: GpuSnapshot, attributions: dict[int, GpuAttribution]) -> d
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError
-    from runtime.gpu import make_gpu_source
+    from runtime.gpu.factory import make_gpu_source
 
     if args.simulate is not None and args.simulate < 0:
         raise CommandError("--simulate takes a number of GPUs (0 or more)")

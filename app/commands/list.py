@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _statuses(given: list[str] | None) -> set[str] | None:
-    from app.cli import EXIT_USAGE, CommandError
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_USAGE
 
     if not given:
         return None

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_REFUSED, EXIT_USAGE, CommandError
+    from app.cli import CommandError
     from runtime.actions import execute_cleanup, mark_stale_experiment, plan_cleanup, plan_mark_stale
+    from runtime.exit_codes import EXIT_REFUSED, EXIT_USAGE
 
     if bool(args.id) == bool(args.all):
         raise CommandError("give an experiment id or --all (not both)", EXIT_USAGE)

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_REFUSED
     from runtime.actions import execute_resume, plan_resume
+    from runtime.exit_codes import EXIT_REFUSED
 
     store = StateStore(state_dir(args), read_only=args.read_only)
     template = args.resume_template or os.environ.get("EXPWATCH_RESUME_TEMPLATE") or None

@@ -24,9 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+    from app.cli import CommandError, resolve_state_dir
     from app.commands._common import store_errors
-    from runtime.runner import RunnerError, run_study
+    from runtime.exit_codes import EXIT_NOT_FOUND
+    from runtime.runner.errors import RunnerError
+    from runtime.runner.start import run_study
 
     if not args.study.is_file():
         raise CommandError(f"no study file at {args.study}", EXIT_NOT_FOUND)

@@ -33,7 +33,8 @@ def command_line(state_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+    from app.cli import CommandError, resolve_state_dir
+    from runtime.exit_codes import EXIT_NOT_FOUND
 
     state_dir = args.directory or resolve_state_dir(args)
     if not state_dir.is_dir():

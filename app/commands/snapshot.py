@@ -56,7 +56,8 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_NOT_FOUND, CommandError, resolve_state_dir
+    from app.cli import CommandError, resolve_state_dir
+    from runtime.exit_codes import EXIT_NOT_FOUND
 
     state_dir = args.directory or resolve_state_dir(args)
     if not state_dir.is_dir():

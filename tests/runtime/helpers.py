@@ -217,8 +217,9 @@ def make_native(
     """
     from datetime import datetime
 
-    from runtime.runner import RunnerOptions, create_experiment
-    from runtime.study import load_study
+    from runtime.runner.options import RunnerOptions
+    from runtime.runner.start import create_experiment
+    from runtime.runner.study import load_study
     from state.native import ExceptionInfo, HistoryEntry, ProcessInfo
     from state.transitions import ExperimentStatus
 

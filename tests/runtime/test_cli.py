@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE, main
+from app.cli import main
+from runtime.exit_codes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from runtime.liveness import identity_of
 from state.transitions import ExperimentStatus
 

@@ -10,8 +10,8 @@ import pytest
 
 from app.cli import main
 from app.commands import gpus as gpus_command
-from runtime.devices import DEMO_WORKCELL
-from runtime.gpu import SimulatedGpuSource
+from runtime.devices.demo import DEMO_WORKCELL
+from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.liveness import identity_of
 from state.native import ExperimentDoc, ProcessInfo
 from state.store import StateStore
@@ -64,7 +64,7 @@ def test_gpus_names_the_experiment_using_a_gpu(tmp_path, monkeypatch, capsys):
     StateStore(state).create(doc)
     source = SimulatedGpuSource(count=2, seed=3)
     source.assign(os.getpid(), 1, memory_bytes=6 * 2**30)
-    monkeypatch.setattr("runtime.gpu.make_gpu_source", lambda simulate=None: source)
+    monkeypatch.setattr("runtime.gpu.factory.make_gpu_source", lambda simulate=None: source)
     assert main(["gpus", "--state-dir", str(state)]) == 0
     out = capsys.readouterr().out
     assert f"1    {os.getpid():<8} compute   6.0      llama-sweep #0 [decode]" in out

@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import runtime.devices as devices_module
-from runtime.devices import (
-    DEMO_WORKCELL,
-    WorkcellError,
-    demo_workcell,
-    format_workcell,
-    load_workcell,
-    open_workcell,
-    parse_workcell,
-)
+import runtime.devices.workcell as workcell_module
+from runtime.devices.demo import DEMO_WORKCELL, demo_workcell
+from runtime.devices.session import open_workcell
+from runtime.devices.workcell import WorkcellError, format_workcell, load_workcell, parse_workcell
 from state.devices import DeviceSnapshot, DeviceStatus, read_device_snapshots
 
 
@@ -186,7 +180,7 @@ def test_dangerous_class_paths_are_refused_before_any_import(class_path, message
     def no_import(name, *args, **kwargs):
         raise AssertionError(f"import of {name!r} attempted")
 
-    monkeypatch.setattr(devices_module.importlib, "import_module", no_import)
+    monkeypatch.setattr(workcell_module.importlib, "import_module", no_import)
     doc = {"workcell": "w", "devices": [{"name": "ok", "class": "pylabrobot.heating_shaking.HeaterShaker", "data": {}},
                                           {"name": "evil", "class": class_path, "data": {}}]}
     with pytest.raises(WorkcellError) as caught:

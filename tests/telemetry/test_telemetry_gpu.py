@@ -8,7 +8,10 @@ import time
 import pynvml
 import pytest
 
-from runtime.gpu import GpuSampler, NvmlGpuSource, SimulatedGpuSource, make_gpu_source
+from runtime.gpu.factory import make_gpu_source
+from runtime.gpu.nvml import NvmlGpuSource
+from runtime.gpu.sampler import GpuSampler
+from runtime.gpu.simulated import SimulatedGpuSource
 from state.telemetry import (
     GPU_STATUS_DRIVER_MISMATCH,
     GPU_STATUS_NO_DRIVER,

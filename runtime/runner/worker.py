@@ -1,6 +1,6 @@
 """A worker process: runs the steps of the runs its coordinator assigns, and reports back.
 
-Started by the coordinator as ``python -m runtime.worker`` with one end of a
+Started by the coordinator as ``python -m runtime.runner.worker`` (``args.WorkerArgs``) with one end of a
 socket pair. Its stdout and stderr are the experiment's log file, so nothing a
 step prints reaches a terminal. Results are batched (one message every
 ``--flush`` seconds, or at once when the local queue runs dry), which keeps
@@ -13,7 +13,6 @@ Stdlib only (plus the study itself): workers start fast and stay small.
 from __future__ import annotations
 
 import _thread
-import argparse
 import contextlib
 import ctypes
 import os
@@ -26,11 +25,11 @@ import traceback
 from collections import deque
 from typing import Any
 
-from runtime import protocol
-from runtime.study import FrozenAttrDict, Run, StudyError, load_study, step_name
+from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
+from runtime.runner import protocol
+from runtime.runner.args import WorkerArgs
+from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
-EXIT_TERMINATED = 143
-EXIT_FATAL = 1
 #: After the coordinator vanished, give the current step this long to notice before leaving hard.
 ORPHAN_EXIT_S = 3.0
 
@@ -242,7 +241,7 @@ class Worker:
                 study = load_study(self.study_path)
             except StudyError as exc:
                 self._final.append({"t": "fatal", "error": str(exc), "traceback": traceback.format_exc()})
-                return EXIT_FATAL
+                return EXIT_ERROR
             self._initialised.wait()
             if self._coordinator_gone:
                 return EXIT_TERMINATED
@@ -255,7 +254,7 @@ class Worker:
             self._final.append(
                 {"t": "fatal", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             )
-            code = EXIT_FATAL
+            code = EXIT_ERROR
         finally:
             self._terminated = True
             self._closing = True
@@ -274,7 +273,7 @@ class Worker:
         if not self.workcell:
             yield
             return
-        from runtime.devices import open_workcell
+        from runtime.devices.session import open_workcell
 
         with open_workcell(
             self.workcell,
@@ -355,17 +354,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.worker")
-    parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--study", required=True)
-    parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--gpu", type=int, default=None)
-    parser.add_argument("--parent", type=int, default=0)
-    parser.add_argument("--flush", type=float, default=0.05)
-    parser.add_argument("--heartbeat", type=float, default=2.0)
-    parser.add_argument("--workcell", default=None)
-    parser.add_argument("--publish-dir", default=None)
-    args = parser.parse_args(argv)
+    args = WorkerArgs.parse(argv)
     _die_with_parent(args.parent)
     with contextlib.suppress(Exception):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -376,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         study_path=args.study,
         process_index=args.index,
         gpu_id=args.gpu,
-        flush_s=args.flush,
-        heartbeat_s=args.heartbeat,
+        flush_s=args.flush_s,
+        heartbeat_s=args.heartbeat_s,
         workcell=args.workcell,
         publish_dir=args.publish_dir,
     )

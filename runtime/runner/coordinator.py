@@ -1,154 +1,55 @@
-"""The runner: one coordinator process, N worker processes, one state file.
+"""The coordinator: drives the worker processes of one experiment and keeps its state file current.
 
 The coordinator is the only writer of the experiment's state file. Workers
-(``runtime.worker``) report run results in batches over a socket pair; the
-coordinator applies them to its in-memory ``ExperimentDoc`` and writes it
+(``runtime.runner.worker``) report run results in batches over a socket pair;
+the coordinator applies them to its in-memory ``ExperimentDoc`` and writes it
 coalesced: at most every ``min_write_interval_s`` (stretched when a write is
 slow, so that writing never eats more than about a third of the time), at
 once on every status change, and at least every heartbeat.
 
-Started by ``expwatch run STUDY.py`` (the command's process becomes the
-coordinator) or by ``expwatch resume`` as ``python -m runtime.runner
---resume ID``, which adopts an experiment whose recorded owner is itself.
+Started (see ``start``) by ``expwatch run STUDY.py`` (the command's process
+becomes the coordinator) or by ``expwatch resume`` as ``python -m
+runtime.runner --resume ID``, which adopts an experiment whose recorded owner
+is itself.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
-import secrets
 import selectors
-import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from runtime import protocol
-from runtime.actions import resolve_key
-from runtime.launcher import carried_env, log_path_for, open_log, python_env, runner_argv
+from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from runtime.launcher import open_log, python_env
 from runtime.liveness import identity_of
-from runtime.study import Study, StudyError, load_study
-from state.detect import MAX_STATE_FILE_BYTES
-from state.devices import DeviceSnapshot, device_snapshot_path
-from state.hashing import compute_config_hash
+from runtime.runner import protocol
+from runtime.runner.args import WorkerArgs
+from runtime.runner.device_mirror import DeviceMirror
+from runtime.runner.energy import EnergyMeter
+from runtime.runner.errors import OwnershipLost
+from runtime.runner.options import RunnerOptions
+from runtime.runner.signals import SIGNAL_NAMES, SignalInbox
+from runtime.runner.study import Study
+from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.journal import current_user
 from state.mutations import apply_transition
-from state.native import (
-    EnergyInfo,
-    ExceptionInfo,
-    ExperimentDoc,
-    HistoryEntry,
-    OwnerIdentity,
-    ProcessInfo,
-    ResumeSpec,
-    RunRecord,
-    RunStatus,
-    StepInfo,
-)
-from state.paths import state_file_for, unsafe_id_reason
-from state.store import ConflictError, StateStore, StoreError
+from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInfo, RunRecord, RunStatus
+from state.store import ConflictError, StateStore
 from state.transitions import ExperimentStatus, ProcessStatus
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFLICT = 5
-EXIT_INTERRUPTED = 130
-
-#: A run record takes about 300 bytes (compact JSON) before its fields: 150,000 runs come to about
-#: 45 MiB, leaving room under the readers' size limit for the fields the steps record.
-MAX_RUNS = 150_000
-
-_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-
-
-class RunnerError(Exception):
-    """The runner cannot start; the message says why in one line."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED):
-        super().__init__(message)
-        self.code = code
-
-
-class OwnershipLost(Exception):
-    """Another process took over the state file: this coordinator must stop writing."""
-
-
-@dataclass
-class RunnerOptions:
-    processes: int = 1
-    gpus: tuple[int, ...] = ()
-    fail_fast: bool = False
-    grace_s: float = 10.0
-    heartbeat_s: float = 2.0
-    flush_s: float = 0.05
-    min_write_interval_s: float = 0.2
-    max_write_interval_s: float = 2.0
-    kill_after_s: float = 5.0
-    max_restarts: int = 2
-    workcell: Path | None = None
-    workcell_name: str | None = None
-
-
-@dataclass
-class Outcome:
-    experiment_id: str
-    key: str
-    status: ExperimentStatus
-    exit_code: int
-    path: Path
-    log_path: Path
-    runs_total: int
-    runs_completed: int
-    runs_failed: int
-    message: str
 
 
 def _now() -> datetime:
     return datetime.now().astimezone()
-
-
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
-
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        return f"killed by signal {-returncode} ({_signal_name(returncode)})"
-    return f"exited with code {returncode}"
-
-
-@dataclass
-class _Worker:
-    index: int
-    gpu_id: int | None
-    proc: subprocess.Popen[bytes]
-    sock: socket.socket
-    reader: protocol.LineReader = field(default_factory=protocol.LineReader)
-    outstanding: deque[int] = field(default_factory=deque)
-    current: int | None = None
-    said_bye: bool = False
-    fatal: str | None = None
-    sent_done: bool = False
-    open: bool = True
-    need: bool = False
-    terminated_at: float | None = None
-    killed: bool = False
 
 
 class Coordinator:
@@ -179,7 +80,7 @@ class Coordinator:
         self.who = f"{current_user()}@runner"
 
         self.sel = selectors.DefaultSelector()
-        self.workers: dict[int, _Worker] = {}
+        self.workers: dict[int, WorkerHandle] = {}
         self.restarts: dict[int, int] = {}
         self.pending: deque[int] = deque()
         self.avg_run_s: float | None = None
@@ -197,15 +98,10 @@ class Coordinator:
         self.write_interval = options.min_write_interval_s
         self.writes = 0
 
-        self._signals: deque[int] = deque()
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._old_handlers: dict[int, Any] = {}
-        self._old_wakeup_fd: int | None = None
+        self._inbox = SignalInbox()
         self._log_fd: int | None = None
-        self._energy = None
-        self._energy_gpus: list[int] = []
-        self._devices_sig: tuple[int, int, int] | None = None
+        self._energy: EnergyMeter | None = None
+        self._device_mirror: DeviceMirror | None = None
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -216,39 +112,9 @@ class Coordinator:
             os.write(self._log_fd, f"[{stamp} coordinator] {line}\n".encode("utf-8", "replace"))
 
     # -- signals ---------------------------------------------------------------
-    def _install_signals(self) -> None:
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
-        if threading.current_thread() is not threading.main_thread():
-            return
-        self._old_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-        for signum in _SIGNAL_NAMES:
-            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
-
-    def _restore_signals(self) -> None:
-        for signum, handler in self._old_handlers.items():
-            with contextlib.suppress(Exception):
-                signal.signal(signum, handler)
-        if self._old_wakeup_fd is not None:
-            with contextlib.suppress(Exception):
-                signal.set_wakeup_fd(self._old_wakeup_fd)
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-
     def _take_signals(self) -> None:
-        if self._wake_r is not None:
-            with contextlib.suppress(OSError):
-                while self._wake_r.recv(4096):
-                    pass
-        while self._signals:
-            signum = self._signals.popleft()
-            name = _SIGNAL_NAMES.get(signum, str(signum))
+        for signum in self._inbox.take():
+            name = SIGNAL_NAMES.get(signum, str(signum))
             if self.stopping and self.stop_status is ExperimentStatus.INTERRUPTED:
                 self.log(f"second {name}: terminating workers now")
                 self.grace_deadline = time.monotonic()
@@ -260,22 +126,21 @@ class Coordinator:
         gpus = self.options.gpus
         return gpus[index % len(gpus)] if gpus else None
 
-    def _spawn(self, index: int) -> _Worker:
+    def _spawn(self, index: int) -> WorkerHandle:
         gpu = self._gpu_for(index)
         parent, child = socket.socketpair()
-        cmd = [
-            sys.executable, "-m", "runtime.worker",
-            "--fd", str(child.fileno()),
-            "--study", str(self.study.path),
-            "--index", str(index),
-            "--parent", str(os.getpid()),
-            "--flush", f"{self.options.flush_s:g}",
-            "--heartbeat", f"{self.options.heartbeat_s:g}",
-        ]
-        if gpu is not None:
-            cmd += ["--gpu", str(gpu)]
-        if self.options.workcell is not None:
-            cmd += ["--workcell", str(self.options.workcell), "--publish-dir", str(self.store.devices_dir.resolve())]
+        workcell = self.options.workcell
+        cmd = WorkerArgs(
+            fd=child.fileno(),
+            study=str(self.study.path),
+            index=index,
+            gpu=gpu,
+            parent=os.getpid(),
+            flush_s=self.options.flush_s,
+            heartbeat_s=self.options.heartbeat_s,
+            workcell=str(workcell) if workcell is not None else None,
+            publish_dir=str(self.store.devices_dir.resolve()) if workcell is not None else None,
+        ).to_argv()
         extra = {"EXPWATCH_EXPERIMENT_ID": self.doc.experiment_id, "EXPWATCH_PROCESS_INDEX": str(index)}
         if gpu is not None:
             extra["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -294,7 +159,7 @@ class Coordinator:
             )
         finally:
             child.close()
-        worker = _Worker(index=index, gpu_id=gpu, proc=proc, sock=parent)
+        worker = WorkerHandle(index=index, gpu_id=gpu, proc=proc, sock=parent)
         self.sel.register(parent, selectors.EVENT_READ, worker)
         self.workers[index] = worker
         protocol.send(parent, {
@@ -314,7 +179,7 @@ class Coordinator:
         self.dirty = True
         return worker
 
-    def _send(self, worker: _Worker, message: dict[str, Any]) -> None:
+    def _send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         if not worker.open:
             return
         try:
@@ -390,7 +255,7 @@ class Coordinator:
                     worker.proc.kill()
 
     # -- messages --------------------------------------------------------------
-    def _on_readable(self, worker: _Worker) -> None:
+    def _on_readable(self, worker: WorkerHandle) -> None:
         try:
             data = worker.sock.recv(1 << 18)
         except OSError:
@@ -407,7 +272,7 @@ class Coordinator:
                 worker.proc.kill()
             self._on_eof(worker)
 
-    def _on_message(self, worker: _Worker, message: dict[str, Any]) -> None:
+    def _on_message(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         kind = message.get("t")
         info = self.doc.processes[str(worker.index)]
         if kind == "batch":
@@ -425,7 +290,7 @@ class Coordinator:
         elif kind == "bye":
             worker.said_bye = True
 
-    def _apply_result(self, worker: _Worker, info: ProcessInfo, result: dict[str, Any]) -> None:
+    def _apply_result(self, worker: WorkerHandle, info: ProcessInfo, result: dict[str, Any]) -> None:
         index = result["i"]
         if worker.outstanding and worker.outstanding[0] == index:
             worker.outstanding.popleft()
@@ -462,7 +327,7 @@ class Coordinator:
             worker.current = None
         self.avg_run_s = duration if self.avg_run_s is None else 0.9 * self.avg_run_s + 0.1 * duration
 
-    def _apply_current(self, worker: _Worker, info: ProcessInfo, cur: dict[str, Any] | None) -> None:
+    def _apply_current(self, worker: WorkerHandle, info: ProcessInfo, cur: dict[str, Any] | None) -> None:
         if cur is None:
             worker.current = None
             info.current_run = None
@@ -490,7 +355,7 @@ class Coordinator:
         if self.options.fail_fast:
             self.request_stop(f"fail-fast: {summary}", ExperimentStatus.FAILED)
 
-    def _on_eof(self, worker: _Worker) -> None:
+    def _on_eof(self, worker: WorkerHandle) -> None:
         if not worker.open:
             return
         worker.open = False
@@ -543,7 +408,7 @@ class Coordinator:
         self.dirty = True
         self._maybe_respawn(worker)
 
-    def _maybe_respawn(self, worker: _Worker) -> None:
+    def _maybe_respawn(self, worker: WorkerHandle) -> None:
         if self.stopping or worker.fatal is not None or worker.said_bye or not self.pending:
             return
         used = self.restarts.get(worker.index, 0)
@@ -569,31 +434,17 @@ class Coordinator:
     def _refresh_energy(self) -> None:
         if self._energy is None or self.doc.energy is None:
             return
-        try:
-            readings = self._energy.read_energy_mj(self._energy_gpus)
-        except Exception:
-            return
-        self.doc.energy.latest_mj = {str(k): int(v) for k, v in readings.items()}
-        self.doc.energy.updated_at = _now()
+        self._energy.refresh(self.doc.energy)
 
     def _refresh_devices(self) -> None:
         """Copy the workcell's latest published snapshot (written by the worker that owns it)."""
         if not self.options.workcell_name:
             return
-        path = device_snapshot_path(self.store.devices_dir, self.options.workcell_name)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if sig == self._devices_sig:
-            return
-        try:
-            snapshot = DeviceSnapshot.model_validate_json(path.read_bytes())
-        except (OSError, ValueError):
-            return
-        self._devices_sig = sig
-        self.doc.devices = list(snapshot.devices)
+        if self._device_mirror is None:
+            self._device_mirror = DeviceMirror(self.store.devices_dir, self.options.workcell_name)
+        devices = self._device_mirror.changed()
+        if devices is not None:
+            self.doc.devices = devices
 
     def write(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -658,45 +509,14 @@ class Coordinator:
         self._open_energy()
 
     def _open_energy(self) -> None:
-        gpus = sorted(set(self.options.gpus))
-        if not gpus:
-            return
-        try:
-            from runtime import gpu as gpu_module
-        except ImportError:
-            return
-        make = getattr(gpu_module, "make_gpu_source", None)
-        if make is None:
-            return
-        try:
-            source = make()
-            readings = source.read_energy_mj(gpus)
-        except Exception as exc:
-            self.log(f"no GPU energy counters: {type(exc).__name__}: {exc}")
-            return
-        if not readings:
-            self.log(f"no GPU energy counters for GPUs {gpus} (no NVML, or no such GPU)")
-            with contextlib.suppress(Exception):
-                source.close()
-            return
-        self._energy = source
-        self._energy_gpus = gpus
-        previous = self.doc.energy
-        start = {str(k): int(v) for k, v in readings.items()}
-        if previous is not None and previous.start_mj:
-            start = {**start, **previous.start_mj}
-        self.doc.energy = EnergyInfo(
-            gpu_ids=gpus,
-            start_mj=start,
-            latest_mj={str(k): int(v) for k, v in readings.items()},
-            simulated=bool(getattr(source, "simulated", False)),
-            updated_at=_now(),
-        )
+        opened = EnergyMeter.open(self.options.gpus, self.doc.energy, self.log)
+        if opened is not None:
+            self._energy, self.doc.energy = opened
 
     def run(self) -> int:
         """Run every pending run; returns the exit code (0, 1, 5 or 130)."""
         self._log_fd = open_log(self.log_path, f"attempt {self.doc.attempt}: coordinator pid {os.getpid()}")
-        self._install_signals()
+        self._inbox.install(self.sel)
         try:
             self._prepare()
             for index in range(self.doc.num_processes):
@@ -731,7 +551,7 @@ class Coordinator:
                 self._finish(crash=f"coordinator failed: {type(exc).__name__}: {exc}")
             raise
         finally:
-            self._restore_signals()
+            self._inbox.restore()
             self.sel.close()
             if self._log_fd is not None:
                 os.close(self._log_fd)
@@ -802,281 +622,4 @@ class Coordinator:
             return EXIT_OK
         if target is ExperimentStatus.INTERRUPTED:
             return EXIT_INTERRUPTED
-        return EXIT_FAILED
-
-
-# -- starting ------------------------------------------------------------------
-def new_experiment_id(study_path: Path) -> str:
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_path.stem) or "study"
-    return f"{stem}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def merge_options(study: Study, **given: Any) -> RunnerOptions:
-    """Command-line values win over the study's ``options``, which win over the defaults."""
-    opts = dict(study.options)
-    for key, value in given.items():
-        if value is not None:
-            opts[key] = value
-    options = RunnerOptions()
-    if "processes" in opts:
-        options.processes = int(opts["processes"])
-    if opts.get("gpus") is not None:
-        options.gpus = parse_gpus(opts["gpus"])
-    options.fail_fast = bool(opts.get("fail_fast", False))
-    if "grace" in opts:
-        options.grace_s = float(opts["grace"])
-    if "heartbeat" in opts:
-        options.heartbeat_s = float(opts["heartbeat"])
-    if opts.get("workcell"):
-        options.workcell = Path(opts["workcell"]).resolve()
-    if options.processes < 1:
-        raise RunnerError("--processes must be at least 1")
-    if options.workcell is not None and options.processes > 1:
-        raise RunnerError(
-            "--workcell needs a single worker process (lab devices have one owner); "
-            f"got --processes {options.processes}"
-        )
-    check_workcell(options)
-    if options.heartbeat_s <= 0 or options.grace_s < 0:
-        raise RunnerError("heartbeat must be positive and grace not negative")
-    return options
-
-
-def check_workcell(options: RunnerOptions) -> None:
-    """Read the workcell file now, so a bad one is refused before anything starts."""
-    if options.workcell is None:
-        return
-    from runtime.devices import WorkcellError, load_workcell
-
-    try:
-        options.workcell_name = load_workcell(options.workcell).name
-    except WorkcellError as exc:
-        raise RunnerError(str(exc)) from None
-
-
-def parse_gpus(value: Any) -> tuple[int, ...]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, int):
-        items = [value]
-    else:
-        items = list(value)
-    try:
-        gpus = tuple(int(v) for v in items)
-    except (TypeError, ValueError):
-        raise RunnerError(f"--gpus takes integers separated by commas, got {value!r}") from None
-    if any(g < 0 for g in gpus):
-        raise RunnerError("GPU ids cannot be negative")
-    return gpus
-
-
-def create_experiment(
-    store: StateStore,
-    study: Study,
-    options: RunnerOptions,
-    *,
-    name: str | None = None,
-    experiment_id: str | None = None,
-) -> tuple[str, ExperimentDoc, Any]:
-    assert study.path is not None
-    experiment_id = experiment_id or new_experiment_id(study.path)
-    reason = unsafe_id_reason(experiment_id)
-    if reason:
-        raise RunnerError(f"--id: {reason}")
-    try:
-        axes, params = study.expand_grid()
-    except StudyError as exc:
-        raise RunnerError(f"{study.path.name}: {exc}") from None
-    if len(params) > MAX_RUNS:
-        raise RunnerError(
-            f"{study.path.name}: {len(params):,} runs is more than one state file holds "
-            f"({MAX_RUNS:,}; the file is limited to {MAX_STATE_FILE_BYTES // 2**20} MiB): split the grid"
-        )
-    width = max(4, len(str(len(params) - 1)))
-    runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
-    processes = min(options.processes, len(runs))
-    now = _now()
-    root = store.root.resolve()
-    key = state_file_for(root, experiment_id).name[:-5]
-    log_path = log_path_for(store.logs_dir, key).resolve()
-    doc = ExperimentDoc(
-        experiment_id=experiment_id,
-        name=name or study.name or study.path.stem,
-        status=ExperimentStatus.INITIALISED,
-        attempt=1,
-        study_path=str(study.path),
-        config=dict(study.config),
-        config_hash=compute_config_hash(dict(study.config)),
-        fields=dict(study.fields),
-        grid=axes,
-        num_processes=processes,
-        owner=identity_of(),
-        heartbeat_at=now,
-        heartbeat_interval_s=options.heartbeat_s,
-        runs=runs,
-        steps=[StepInfo(**info) for info in study.describe_steps()],
-        resume=ResumeSpec(
-            argv=runner_argv(
-                experiment_id,
-                root,
-                gpus=options.gpus,
-                fail_fast=options.fail_fast,
-                grace_s=options.grace_s,
-                workcell=options.workcell,
-            ),
-            cwd=os.getcwd(),
-            env=carried_env(),
-        ),
-        log_path=str(log_path),
-        history=[HistoryEntry(at=now, from_status=None, to=ExperimentStatus.INITIALISED, who=current_user(),
-                              why=f"created from {study.path.name}")],
-        created_at=now,
-        last_updated=now,
-    )
-    try:
-        saved = store.create(doc)
-    except ConflictError:
-        raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
-    return key, doc, saved.version
-
-
-def run_study(
-    study_path: Path | str,
-    state_dir: Path | str,
-    *,
-    processes: int | None = None,
-    gpus: Any = None,
-    name: str | None = None,
-    experiment_id: str | None = None,
-    fail_fast: bool | None = None,
-    workcell: Path | str | None = None,
-    grace_s: float | None = None,
-    heartbeat_s: float | None = None,
-    out: Callable[[str], None] | None = None,
-    tune: Callable[[RunnerOptions], None] | None = None,
-) -> Outcome:
-    """Create an experiment from a study file and run it in this process (the coordinator)."""
-    out = out or (lambda line: None)
-    try:
-        study = load_study(study_path)
-    except StudyError as exc:
-        raise RunnerError(str(exc)) from None
-    options = merge_options(
-        study,
-        processes=processes,
-        gpus=gpus,
-        fail_fast=fail_fast or None,
-        grace=grace_s,
-        heartbeat=heartbeat_s,
-        workcell=str(workcell) if workcell else None,
-    )
-    if tune is not None:
-        tune(options)
-    Path(state_dir).mkdir(parents=True, exist_ok=True)
-    store = StateStore(state_dir)
-    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id)
-    assert doc.log_path is not None
-    log_path = Path(doc.log_path)
-    out(
-        f"{doc.experiment_id}: {len(doc.runs)} runs on {doc.num_processes} process"
-        f"{'es' if doc.num_processes != 1 else ''}; state {store.path_for(key)}; log {log_path}"
-    )
-    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out)
-    code = coordinator.run()
-    return _outcome(coordinator, store, key, code)
-
-
-def _outcome(coordinator: Coordinator, store: StateStore, key: str, code: int) -> Outcome:
-    doc = coordinator.doc
-    return Outcome(
-        experiment_id=doc.experiment_id,
-        key=key,
-        status=doc.status,
-        exit_code=code,
-        path=store.path_for(key),
-        log_path=coordinator.log_path,
-        runs_total=len(doc.runs),
-        runs_completed=sum(1 for r in doc.runs if r.status is RunStatus.COMPLETED),
-        runs_failed=sum(1 for r in doc.runs if r.status is RunStatus.FAILED),
-        message=getattr(coordinator, "outcome_message", ""),
-    )
-
-
-def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> Outcome:
-    """Run an experiment that ``expwatch resume`` handed to this process.
-
-    The resume action recorded this process as the owner (under the store's
-    lock, before letting go of it); taking the lock here waits for that write.
-    Anything else is refused: the runner never takes an experiment over by itself.
-    """
-    store = StateStore(state_dir)
-    key = resolve_key(store, ident)
-    with store.lock(key, timeout=60.0):
-        loaded = store.load(key)
-    doc = loaded.model
-    if not isinstance(doc, ExperimentDoc):
-        raise RunnerError(f"{ident} is not an expwatch experiment")
-    me = identity_of()
-    owner = doc.owner
-    if doc.status is not ExperimentStatus.RUNNING or owner is None or owner.pid != me.pid or (
-        owner.start_ticks is not None and me.start_ticks is not None and owner.start_ticks != me.start_ticks
-    ):
-        raise RunnerError(
-            f"{doc.experiment_id} was not handed to this process (status {doc.status.value}); "
-            "use `expwatch resume` to resume it",
-            EXIT_CONFLICT,
-        )
-    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir, key)
-    try:
-        if not doc.study_path:
-            raise StudyError("no study file recorded")
-        study = load_study(doc.study_path)
-    except StudyError as exc:
-        failed = apply_transition(doc, ExperimentStatus.FAILED, who=f"{current_user()}@runner",
-                                  why=f"cannot load the study: {exc}")
-        store.save(failed, expected=loaded.version, key=key)
-        raise RunnerError(f"cannot load the study: {exc}") from None
-    steps = [StepInfo(**info) for info in study.describe_steps()]
-    changed = [s.name for s, old in zip(steps, doc.steps) if s.source_hash != old.source_hash]
-    doc.steps = steps
-    coordinator = Coordinator(store, key, doc, loaded.version, study, options, log_path=log_path)
-    if changed or len(steps) != len(doc.steps):
-        coordinator.log(f"step sources changed since the last attempt: {', '.join(changed) or 'step list'}")
-    code = coordinator.run()
-    return _outcome(coordinator, store, key, code)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.runner",
-        description="Resume an expwatch experiment handed over by `expwatch resume` (internal).",
-    )
-    parser.add_argument("--resume", required=True, metavar="ID")
-    parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--gpus", default=None)
-    parser.add_argument("--fail-fast", action="store_true")
-    parser.add_argument("--grace", type=float, default=None)
-    parser.add_argument("--heartbeat", type=float, default=None)
-    parser.add_argument("--workcell", default=None)
-    args = parser.parse_args(argv)
-    options = RunnerOptions(fail_fast=args.fail_fast)
-    try:
-        if args.gpus:
-            options.gpus = parse_gpus(args.gpus)
-        if args.grace is not None:
-            options.grace_s = args.grace
-        if args.heartbeat is not None:
-            options.heartbeat_s = args.heartbeat
-        if args.workcell:
-            options.workcell = Path(args.workcell)
-            check_workcell(options)
-        outcome = adopt_and_run(args.resume, args.state_dir, options)
-    except (RunnerError, StoreError) as exc:
-        print(f"expwatch runner: {exc}", file=sys.stderr)
-        return getattr(exc, "code", EXIT_FAILED)
-    print(f"expwatch runner: {outcome.experiment_id} {outcome.status.value}: {outcome.message}")
-    return outcome.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return EXIT_ERROR

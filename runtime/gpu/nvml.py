@@ -1,31 +1,22 @@
-"""GPU telemetry: NVML (through nvidia-ml-py) or a deterministic simulation.
+"""GPUs as NVML (nvidia-ml-py) reports them.
 
 ``NvmlGpuSource`` initialises NVML once and turns every per-field failure into
 ``None`` (n/a): a GPU that does not support a counter, or denies it, still
 shows everything else. A lost GPU marks only itself. A missing library or
 driver is a status on the snapshot, never an exception, and initialisation is
 retried every ``retry_interval`` seconds so a driver loaded later is picked up.
-
-``GpuSampler`` runs one source on its own thread and keeps the latest snapshot
-and a short history for sparklines; callers only ever read, never wait on NVML.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from runtime.periodic import PeriodicThread
+from runtime.gpu.source import Clock, WallClock, utc_now
 from state.telemetry import (
     GPU_STATUS_DRIVER_MISMATCH,
     GPU_STATUS_NO_DRIVER,
@@ -39,30 +30,7 @@ from state.telemetry import (
 
 log = logging.getLogger(__name__)
 
-SIMULATE_ENV = "EXPWATCH_SIMULATE_GPUS"
 INIT_RETRY_S = 60.0
-
-Clock = Callable[[], float]
-WallClock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@runtime_checkable
-class GpuSource(Protocol):
-    """Where GPU snapshots come from: NVML or a simulation."""
-
-    simulated: bool
-
-    def sample(self) -> GpuSnapshot: ...
-
-    def read_energy_mj(self, gpu_ids: Iterable[int]) -> dict[int, int]:
-        """Total energy counters (millijoules) of the given GPUs; unreadable ones are left out."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class _GpuLost(Exception):
@@ -101,7 +69,7 @@ class NvmlGpuSource:
         *,
         retry_interval: float = INIT_RETRY_S,
         clock: Clock = time.monotonic,
-        wall_clock: WallClock = _utc_now,
+        wall_clock: WallClock = utc_now,
         nvml: ModuleType | None = None,
     ) -> None:
         self._retry_interval = retry_interval
@@ -395,242 +363,3 @@ def _failed_gpu(index: int, error: str, name: str = "", uuid: str = "") -> GpuSa
         processes=(),
         error=error,
     )
-
-
-# -- simulation --------------------------------------------------------------
-
-_SIM_MODELS = (
-    ("NVIDIA A100-SXM4-80GB", 80 * 1024**3, 400.0),
-    ("NVIDIA H100 80GB HBM3", 80 * 1024**3, 700.0),
-    ("NVIDIA L40S", 48 * 1024**3, 350.0),
-    ("NVIDIA RTX A6000", 48 * 1024**3, 300.0),
-)
-
-
-@dataclass
-class _SimGpu:
-    name: str
-    uuid: str
-    memory_total: int
-    power_limit: float
-    idle_util: float
-    phase: float
-    period: float
-    anchor_t: float = 0.0
-    anchor_mj: float = 0.0
-    processes: dict[int, tuple[int, str]] = field(default_factory=dict)
-
-    def _wave_integral(self, t: float) -> float:
-        omega = 2 * math.pi / self.period
-        return 0.5 * t - 0.5 / omega * math.cos(omega * t + self.phase)
-
-    def _energy_integral(self, t: float, busy: bool) -> float:
-        """Joules from power = limit * (0.15 + 0.008 * utilization), integrated in closed form."""
-        if busy:
-            util_integral = 70.0 * t + 28.0 * self._wave_integral(t)
-        else:
-            util_integral = self.idle_util * self._wave_integral(t)
-        return self.power_limit * (0.15 * t + 0.008 * util_integral)
-
-    def energy_mj(self, t: float) -> float:
-        busy = bool(self.processes)
-        return self.anchor_mj + 1000.0 * (self._energy_integral(t, busy) - self._energy_integral(self.anchor_t, busy))
-
-    def set_processes(self, t: float, change: Callable[[dict[int, tuple[int, str]]], None]) -> None:
-        """Change the process set at clock time ``t``, keeping the energy counter continuous."""
-        self.anchor_mj = self.energy_mj(t)
-        self.anchor_t = t
-        change(self.processes)
-
-
-class SimulatedGpuSource:
-    """A seeded, deterministic stand-in for NVML, for the demo and the tests.
-
-    Load follows a smooth per-GPU wave of the clock, raised while any process
-    is ``assign``-ed to the GPU; power follows load. The energy counter is the
-    closed-form integral of that power since clock zero, so it depends only on
-    the clock and the assignments, not on how often it is read: two sources
-    with the same seed (say, the runner's and the dashboard's, in different
-    processes) report the same counter at the same time, and it grows the way
-    a real one does.
-    """
-
-    simulated = True
-
-    def __init__(
-        self,
-        count: int = 4,
-        seed: int = 0,
-        *,
-        clock: Clock = time.monotonic,
-        wall_clock: WallClock = _utc_now,
-    ) -> None:
-        rng = random.Random(seed)
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._lock = threading.Lock()
-        model = _SIM_MODELS[seed % len(_SIM_MODELS)]
-        self._gpus = [
-            _SimGpu(
-                name=model[0],
-                uuid=f"GPU-sim{seed:04x}-{i:04x}-{rng.getrandbits(48):012x}",
-                memory_total=model[1],
-                power_limit=model[2],
-                idle_util=rng.uniform(0.0, 8.0),
-                phase=rng.uniform(0.0, 2 * math.pi),
-                period=rng.uniform(20.0, 60.0),
-            )
-            for i in range(max(0, count))
-        ]
-
-    def assign(self, pid: int, gpu_index: int, memory_bytes: int = 4 * 1024**3, type: str = "compute") -> None:
-        """Show ``pid`` as running on GPU ``gpu_index`` with ``memory_bytes`` in use."""
-        with self._lock:
-            self._gpus[gpu_index].set_processes(
-                self._clock(), lambda procs: procs.__setitem__(pid, (memory_bytes, type))
-            )
-
-    def unassign(self, pid: int) -> None:
-        with self._lock:
-            now = self._clock()
-            for gpu in self._gpus:
-                if pid in gpu.processes:
-                    gpu.set_processes(now, lambda procs: procs.pop(pid, None))
-
-    def _utilization(self, gpu: _SimGpu, now: float) -> float:
-        wave = 0.5 + 0.5 * math.sin(now / gpu.period * 2 * math.pi + gpu.phase)
-        if not gpu.processes:
-            return gpu.idle_util * wave
-        return 70.0 + 28.0 * wave
-
-    def _power(self, gpu: _SimGpu, now: float) -> float:
-        return gpu.power_limit * (0.15 + 0.008 * self._utilization(gpu, now))
-
-    def sample(self) -> GpuSnapshot:
-        with self._lock:
-            now = self._clock()
-            gpus = []
-            for index, gpu in enumerate(self._gpus):
-                util = round(self._utilization(gpu, now), 1)
-                used = sum(mem for mem, _ in gpu.processes.values()) + 512 * 1024**2
-                gpus.append(
-                    GpuSample(
-                        index=index,
-                        name=gpu.name,
-                        uuid=gpu.uuid,
-                        utilization_gpu=util,
-                        utilization_memory=round(util * 0.6, 1),
-                        memory_used_bytes=min(used, gpu.memory_total),
-                        memory_total_bytes=gpu.memory_total,
-                        power_watts=round(self._power(gpu, now), 1),
-                        power_limit_watts=gpu.power_limit,
-                        energy_mj=int(gpu.energy_mj(now)),
-                        temperature_c=round(32.0 + util * 0.45, 1),
-                        fan_percent=round(30.0 + util * 0.5, 1),
-                        processes=tuple(
-                            GpuProcessSample(pid, mem, kind)
-                            for pid, (mem, kind) in sorted(gpu.processes.items())
-                        ),
-                    )
-                )
-            return GpuSnapshot(
-                taken_at=self._wall_clock(),
-                gpus=tuple(gpus),
-                status=GPU_STATUS_OK,
-                simulated=True,
-                driver_version="simulated",
-            )
-
-    def read_energy_mj(self, gpu_ids: Iterable[int]) -> dict[int, int]:
-        with self._lock:
-            now = self._clock()
-            return {i: int(self._gpus[i].energy_mj(now)) for i in gpu_ids if 0 <= i < len(self._gpus)}
-
-    def close(self) -> None:
-        return None
-
-
-def make_gpu_source(simulate: int | None = None) -> GpuSource:
-    """NVML, or ``simulate`` simulated GPUs (default: ``$EXPWATCH_SIMULATE_GPUS``)."""
-    if simulate is None:
-        raw = os.environ.get(SIMULATE_ENV, "").strip()
-        if raw:
-            try:
-                simulate = int(raw)
-            except ValueError:
-                raise ValueError(f"{SIMULATE_ENV} must be a number of GPUs, not {raw!r}") from None
-    if simulate is not None and simulate > 0:
-        return SimulatedGpuSource(count=simulate)
-    return NvmlGpuSource()
-
-
-# -- sampler thread ----------------------------------------------------------
-
-
-class GpuSampler(PeriodicThread):
-    """Samples a ``GpuSource`` on its own thread; readers never wait on NVML.
-
-    ``latest()`` and ``history()`` read what the thread last stored, under a
-    short lock. ``on_snapshot`` is called on the sampler thread (an app posts
-    it to its own loop from there). ``stop()`` wakes the thread and joins it
-    with a bound: a driver call stuck in the kernel cannot hang the caller.
-    """
-
-    thread_name = "expwatch-gpu-sampler"
-
-    def __init__(
-        self,
-        source: GpuSource,
-        interval: float = 1.0,
-        history_seconds: float = 300.0,
-        on_snapshot: Callable[[GpuSnapshot], None] | None = None,
-        *,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        super().__init__(interval, clock=clock)
-        self.source = source
-        self.on_snapshot = on_snapshot
-        self._lock = threading.Lock()
-        self._latest: GpuSnapshot | None = None
-        self._history: deque[GpuSnapshot] = deque(maxlen=max(1, math.ceil(history_seconds / interval)))
-        self.ticks = 0
-
-    def tick(self) -> GpuSnapshot:
-        """Take one sample now (on the caller's thread) and store it."""
-        try:
-            snapshot = self.source.sample()
-        except Exception as exc:
-            log.exception("GPU sampling failed")
-            snapshot = GpuSnapshot(
-                taken_at=_utc_now(),
-                gpus=(),
-                status=f"sampler error: {type(exc).__name__}: {exc}",
-                simulated=getattr(self.source, "simulated", False),
-                detail=str(exc),
-            )
-        with self._lock:
-            self._latest = snapshot
-            self._history.append(snapshot)
-            self.ticks += 1
-        if self.on_snapshot is not None:
-            try:
-                self.on_snapshot(snapshot)
-            except Exception:
-                log.exception("GPU snapshot callback failed")
-        return snapshot
-
-    def latest(self) -> GpuSnapshot | None:
-        with self._lock:
-            return self._latest
-
-    def history(self, index: int, field: str) -> tuple[float | None, ...]:
-        """One field of GPU ``index`` over the kept history, oldest first (None: n/a or absent)."""
-        if field not in GpuSample.__dataclass_fields__:
-            raise ValueError(f"GpuSample has no field {field!r}")
-        with self._lock:
-            snapshots = tuple(self._history)
-        values: list[float | None] = []
-        for snapshot in snapshots:
-            gpu = snapshot.gpu(index)
-            values.append(getattr(gpu, field) if gpu is not None else None)
-        return tuple(values)

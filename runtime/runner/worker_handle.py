@@ -1,0 +1,43 @@
+"""The coordinator's view of one worker process: its socket, the runs it holds, how it ended."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from collections import deque
+from dataclasses import dataclass, field
+
+from runtime.runner import protocol
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        return f"killed by signal {-returncode} ({_signal_name(returncode)})"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class WorkerHandle:
+    index: int
+    gpu_id: int | None
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket
+    reader: protocol.LineReader = field(default_factory=protocol.LineReader)
+    outstanding: deque[int] = field(default_factory=deque)
+    current: int | None = None
+    said_bye: bool = False
+    fatal: str | None = None
+    sent_done: bool = False
+    open: bool = True
+    need: bool = False
+    terminated_at: float | None = None
+    killed: bool = False

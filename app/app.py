@@ -175,7 +175,7 @@ class ExpwatchApp(ActionFlows, App[None]):
 
     def on_source_changed(self, message: SourceChanged) -> None:
         redraw = self.board.apply(message.source, message.delta)
-        if self.main.is_mounted:
+        if self.main.ready:
             self.main.show(redraw)
         if message.first and not self.main.loaded:
             self.main.first_rows_ready()
@@ -335,7 +335,7 @@ class ExpwatchApp(ActionFlows, App[None]):
 
     def on_gpu_sampled(self, message: GpuSampled) -> None:
         self.latest_gpus = message
-        if self.main.is_mounted:
+        if self.main.ready:
             self.main.show_gpus(message)
 
     # -- inspecting ------------------------------------------------------------------------------------------

@@ -80,6 +80,8 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.scanning = True
         self.loaded = False
+        #: Composed and mounted: its widgets can be drawn (messages may come before).
+        self.ready = False
         self.failure: str | None = None
         self._order_dirty = False
         self._order_cost = 0.0
@@ -110,11 +112,15 @@ class MainScreen(Screen[None]):
         # Paused while nothing waits for it (one wake-up fewer 4 times a second when idle).
         self._order_timer = self.set_interval(ORDER_SECONDS, self._order_tick, pause=True)
         # Rows that arrived before the screen was up are drawn now.
+        self.ready = True
         self.loaded = self.loaded or len(self.board) > 0
         self.redraw_all()
         self._show_failure()
         # After the first layout (the panel fits its text to its width), the latest sample then.
         self.call_after_refresh(self._show_latest_gpus)
+
+    def on_unmount(self) -> None:
+        self.ready = False
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 30, "-short")
@@ -150,20 +156,20 @@ class MainScreen(Screen[None]):
     def first_rows_ready(self) -> None:
         """The first batch is in: draw rows now, even while the scan goes on."""
         self.loaded = True
-        if self.is_mounted:
+        if self.ready:
             self._apply_order()
 
     def scan_finished(self) -> None:
         self.scanning = False
         self.loaded = True
         self._order_dirty = False
-        if self.is_mounted:
+        if self.ready:
             self._apply_order()
 
     def show_failure(self, text: str) -> None:
         """A source or worker failed: say so where an empty table would otherwise look plausible."""
         self.failure = text
-        if self.is_mounted:
+        if self.ready:
             self._show_failure()
 
     def _show_failure(self) -> None:

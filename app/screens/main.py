@@ -124,6 +124,7 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 30, "-short")
+        self.refresh(layout=True)
 
     @property
     def table(self) -> ExperimentTable:

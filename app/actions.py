@@ -50,6 +50,9 @@ class ActionFlows:
         if found is None:
             return None
         source, entry = found
+        if not isinstance(source, DirectorySource):
+            self.notify(f"{source.name} is read-only: {action.replace('_', ' ')} runs on the host that holds it", severity="warning")
+            return None
         if isinstance(entry, BrokenRecord):
             self.notify(f"{entry.key} is unreadable: {entry.reason}", severity="error")
             return None
@@ -146,7 +149,11 @@ class ActionFlows:
             self.notify("read-only observer mode: nothing can be changed", severity="warning")
             return
         # The board's records, taken on the UI thread: the plan judges them and reads no directory.
-        records = [(source, self.board.records_of(source.name)) for source in self.sources if not source.read_only]
+        records = [
+            (source, self.board.records_of(source.name))
+            for source in self.sources
+            if isinstance(source, DirectorySource) and not source.read_only
+        ]
         self._plan_cleanup(records)
 
     @work(thread=True, group="action", exit_on_error=False, description="plan clean-up")

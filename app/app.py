@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from runtime.liveness import LocalProbe
 from runtime.watcher import watch_directory
 from state.board import Board
 from state.record import ExperimentRecord
-from state.sources import Delta, DirectorySource, source_name, unique_source_names
+from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
 from state.verdict import StaleVerdict, judge_record
@@ -58,7 +59,8 @@ def _local_now() -> datetime:
 
 @dataclass(frozen=True)
 class DashboardOptions:
-    sources: tuple[Path, ...] = field(default_factory=lambda: (Path(".state"),))
+    sources: tuple[str | Path, ...] = field(default_factory=lambda: (".state",))
+    """What to show, as the user typed it (state directories, or any kind ``open_source`` knows)."""
     read_only: bool = False
     poll: float | None = None
     """Seconds between full scans instead of file-system events (network filesystems)."""
@@ -88,10 +90,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.clock = clock
         self.probe = probe or LocalProbe()
         self._gpu_source = gpu_source
-        names = unique_source_names(source_name(root) for root in options.sources)
-        self.sources = [
-            DirectorySource(root, read_only=options.read_only, name=name) for root, name in zip(options.sources, names)
-        ]
+        self.sources: list[Source] = open_sources(options.sources, read_only=options.read_only)
         self.by_name = {s.name: s for s in self.sources}
         self.board = Board([s.name for s in self.sources])
         self.main = MainScreen(
@@ -103,6 +102,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         )
         self._scanning = set(self.by_name)
         self._stop_watch = asyncio.Event()
+        self._stop_thread = threading.Event()
         self._busy: set[str] = set()
         self._reconcile_due: dict[str, float] = {}
         self._reconcile_again: set[str] = set()
@@ -130,12 +130,16 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.set_interval(RECORDS_SECONDS, self._records_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
-                self._watch(source)
+                if isinstance(source, DirectorySource):
+                    self._watch(source)
+                elif hasattr(source, "follow"):
+                    self._follow(source)
         if self.options.gpus:
             self._start_gpu_sampler()
 
     def on_unmount(self) -> None:
         self._stop_watch.set()
+        self._stop_thread.set()
         if self._gpu_sampler is not None:
             self._gpu_sampler.stop(timeout=1.0)
 
@@ -153,7 +157,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.main.show_failure(text)
 
     # -- sources ------------------------------------------------------------------------------------
-    def _post(self, source: DirectorySource, delta: Delta, *, first: bool = False, judge: bool = True) -> None:
+    def _post(self, source: Source, delta: Delta, *, first: bool = False, judge: bool = True) -> None:
         """Post a delta from a worker thread, with verdicts for the running rows it brings."""
         if judge and delta.upserts:
             verdicts = source.judge(delta.upserts.values(), self.probe, self.clock())
@@ -163,7 +167,7 @@ class ExpwatchApp(ActionFlows, App[None]):
             self.post_message(SourceChanged(source.name, delta, first))
 
     @work(thread=True, group="scan", exit_on_error=False, description="first scan")
-    def _initial_scan(self, source: DirectorySource) -> None:
+    def _initial_scan(self, source: Source) -> None:
         first = True
         try:
             for delta in source.initial_batches():
@@ -194,13 +198,16 @@ class ExpwatchApp(ActionFlows, App[None]):
         if self._gpu_sampler is not None:
             self._reattribute_gpus()
 
-    def _schedule_reconcile(self, source: DirectorySource) -> None:
+    def _schedule_reconcile(self, source: Source) -> None:
         """The reconcile is a safety net for lost watch events: it may cost at most 1/RECONCILE_SHARE
         of a core. 10,000 files (~35 ms a scan) are reconciled every 35 s, 100,000 (0.3-0.7 s)
         every 5-12 minutes."""
-        self._reconcile_due[source.name] = time.monotonic() + source.last_scan_seconds * RECONCILE_SHARE
+        cost = getattr(source, "last_scan_seconds", 0.0)
+        every = getattr(source, "poll_seconds", None)
+        due = cost * RECONCILE_SHARE if every is None else max(every, cost * 10)
+        self._reconcile_due[source.name] = time.monotonic() + due
 
-    def _reconcile_tick(self, *, now: bool = False, only: DirectorySource | None = None) -> None:
+    def _reconcile_tick(self, *, now: bool = False, only: Source | None = None) -> None:
         for source in [only] if only is not None else self.sources:
             if source.name in self._scanning:
                 continue
@@ -216,7 +223,7 @@ class ExpwatchApp(ActionFlows, App[None]):
             self._reconcile(source)
 
     @work(thread=True, group="reconcile", exit_on_error=False, description="rescan")
-    def _reconcile(self, source: DirectorySource) -> None:
+    def _reconcile(self, source: Source) -> None:
         try:
             while True:
                 self._reconcile_again.discard(source.name)
@@ -227,9 +234,18 @@ class ExpwatchApp(ActionFlows, App[None]):
         finally:
             self._busy.discard(f"reconcile:{source.name}")
 
-    def reconcile_now(self, source: DirectorySource) -> None:
+    def reconcile_now(self, source: Source) -> None:
         """Rescan at once (worker threads only: after an action wrote a file)."""
         self._post(source, source.reconcile())
+
+    @work(thread=True, group="watch", exit_on_error=False, description="follow a source")
+    def _follow(self, source: Any) -> None:
+        """A source that reports its own changes (``follow(stop)`` blocks, yielding deltas until stopped)."""
+        stop = self._stop_thread
+        for delta in source.follow(stop):
+            if stop.is_set():
+                break
+            self._post(source, delta)
 
     @work(exclusive=False, group="watch", exit_on_error=False, description="watch")
     async def _watch(self, source: DirectorySource) -> None:
@@ -283,7 +299,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self._judge([(s, e) for s, e in work_list if e])
 
     @work(thread=True, group="verdicts", exit_on_error=False, description="judge running experiments")
-    def _judge(self, work_list: list[tuple[DirectorySource, tuple[Any, ...]]]) -> None:
+    def _judge(self, work_list: list[tuple[Source, tuple[Any, ...]]]) -> None:
         try:
             now = self.clock()
             for source, entries in work_list:
@@ -339,7 +355,7 @@ class ExpwatchApp(ActionFlows, App[None]):
             self.main.show_gpus(message)
 
     # -- inspecting ------------------------------------------------------------------------------------------
-    def source_of(self, key: str) -> tuple[DirectorySource, Any] | None:
+    def source_of(self, key: str) -> tuple[Source, Any] | None:
         row = self.board.get(key)
         if row is None:
             return None
@@ -350,6 +366,9 @@ class ExpwatchApp(ActionFlows, App[None]):
         if found is None:
             return
         source, entry = found
+        if not isinstance(source, DirectorySource):
+            self.notify(f"{source.name}: opening an experiment is not available for this kind of source", severity="warning")
+            return
         from app.screens.inspector import InspectorScreen
 
         self.push_screen(

@@ -37,23 +37,22 @@ def add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         dest="sources",
         action="append",
-        type=Path,
         default=None,
-        metavar="DIR",
-        help="a state directory; repeat for several (default: $EXPWATCH_STATE_DIR or ./.state)",
+        metavar="SOURCE",
+        help="a state directory (or another source); repeat for several (default: $EXPWATCH_STATE_DIR or ./.state)",
     )
 
 
-def resolve_sources(args: argparse.Namespace, positional: list[Path] | None = None) -> list[Path]:
-    """The sources a command works on: positional ones, then ``--source``s, else the default."""
-    given = [*(positional or []), *(getattr(args, "sources", None) or [])]
+def resolve_sources(args: argparse.Namespace, positional: list[str] | None = None) -> list[str]:
+    """The sources a command works on, as typed (paths or URLs): positional ones, then ``--source``s, else the default."""
+    given = [str(s) for s in (*(positional or []), *(getattr(args, "sources", None) or []))]
     unique = list(dict.fromkeys(given))
-    return unique or [default_state_dir()]
+    return unique or [str(default_state_dir())]
 
 
 def resolve_state_dir(args: argparse.Namespace) -> Path:
     """The one state directory of a command that works on one (the first source given)."""
-    return resolve_sources(args)[0]
+    return Path(resolve_sources(args)[0])
 
 
 def _command_modules():

@@ -11,7 +11,7 @@ from pathlib import Path
 from app.cli import CommandError, resolve_sources, resolve_state_dir
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
-from state.sources import DirectorySource, source_name, unique_source_names
+from state.sources import Source, SourceError, opening
 from state.store import (
     BrokenExperimentError,
     ConflictError,
@@ -34,14 +34,12 @@ def open_store(args: argparse.Namespace, *, read_only: bool) -> StateStore:
     return StateStore(state_dir(args), read_only=read_only)
 
 
-def open_sources(args: argparse.Namespace, *, read_only: bool = True) -> list[DirectorySource]:
-    """Every ``--source`` (each must exist), with labels unique across them."""
-    roots = resolve_sources(args)
-    for root in roots:
-        if not root.is_dir():
-            raise CommandError(f"no state directory at {root}", EXIT_NOT_FOUND)
-    names = unique_source_names(source_name(root) for root in roots)
-    return [DirectorySource(root, read_only=read_only, name=name) for root, name in zip(roots, names)]
+def open_sources(args: argparse.Namespace, *, read_only: bool = True) -> list[Source]:
+    """Every ``--source`` opened (each must exist), with labels unique across them."""
+    try:
+        return opening.open_sources(resolve_sources(args), read_only=read_only)
+    except SourceError as exc:
+        raise CommandError(str(exc), EXIT_NOT_FOUND) from None
 
 
 def add_read_only_argument(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ HELP = "open the dashboard on a state directory (the default command)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "directories", nargs="*", type=Path, metavar="DIR", help="state directories, shown in one table (default: $EXPWATCH_STATE_DIR or ./.state)"
+        "directories", nargs="*", metavar="SOURCE", help="state directories (or other sources), shown in one table (default: $EXPWATCH_STATE_DIR or ./.state)"
     )
     parser.add_argument("--read-only", action="store_true", help="observer mode: no key or action can change anything")
     parser.add_argument(
@@ -33,13 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from app.app import DashboardOptions, run_dashboard
     from app.cli import CommandError, resolve_sources
     from runtime.exit_codes import EXIT_NOT_FOUND
+    from state.sources import SourceError, open_sources
 
     sources = resolve_sources(args, args.directories)
-    for state_dir in sources:
-        if not state_dir.exists():
-            raise CommandError(f"no state directory at {state_dir} (create it, or pass another one)", EXIT_NOT_FOUND)
-        if not state_dir.is_dir():
-            raise CommandError(f"{state_dir} is not a directory", EXIT_NOT_FOUND)
+    try:
+        open_sources(sources, read_only=True)  # each must name something readable, before the screen opens
+    except SourceError as exc:
+        raise CommandError(str(exc), EXIT_NOT_FOUND) from None
     if args.refresh <= 0 or (args.poll is not None and args.poll <= 0):
         raise CommandError("--refresh and --poll take a positive number of seconds")
     options = DashboardOptions(

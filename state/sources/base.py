@@ -43,7 +43,14 @@ class Delta:
 
 @runtime_checkable
 class Source(Protocol):
-    """Anything that holds experiment records and can tell what changed."""
+    """Anything that holds experiment records and can tell what changed.
+
+    How changes reach the dashboard is up to the kind: a state directory is
+    watched (runtime/watcher.py) and turns the watcher's hints into deltas; a
+    source may instead offer ``follow(stop: threading.Event) -> Iterator[Delta]``
+    (blocking, run in a worker thread until ``stop`` is set), or be reconciled every
+    ``poll_seconds`` (an attribute; unset means the rare safety-net rescan only).
+    """
 
     @property
     def name(self) -> str:

@@ -145,3 +145,40 @@ async def test_dashboard_shows_two_directories_in_one_table(tmp_path: Path):
         assert header.startswith("source")
         await pilot.press("slash", *"gpu1", "enter")
         await wait_for(pilot, lambda: table.keys == ["gpu1:sweep"], what="filter by source")
+
+
+def test_open_source_names_what_it_could_not_open(tmp_path: Path):
+    from state.sources import SourceError, open_source, open_sources
+
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(SourceError, match="no state directory"):
+        open_source(tmp_path / "missing")
+    with pytest.raises(SourceError, match="is not a state directory"):
+        open_source(tmp_path / "file.txt")
+    (tmp_path / "a" / ".state").mkdir(parents=True)
+    (tmp_path / "b" / "a" / ".state").mkdir(parents=True)
+    sources = open_sources([tmp_path / "a" / ".state", tmp_path / "b" / "a" / ".state"])
+    assert [s.name for s in sources] == ["a", "a-2"]
+
+
+def test_a_registered_kind_is_tried_before_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from state.sources import open_source, opening
+
+    class Fake:
+        def __init__(self, spec, name):
+            self.spec, self.name = spec, name
+
+    monkeypatch.setattr(opening, "_OPENERS", [])
+    opening.register_opener("fake", lambda spec, ro, name: Fake(spec, name) if spec.startswith("fake://") else None)
+    found = open_source("fake://host/0", name="x")
+    assert isinstance(found, Fake) and found.spec == "fake://host/0"
+    assert opening.default_name("redis://user@hub.example:6379/0") == "hub.example:6379"
+    assert isinstance(open_source(tmp_path), DirectorySource)
+
+
+def test_cli_refuses_a_missing_source(tmp_path: Path, capsys):
+    from app.cli import main
+
+    assert main(["list", "--source", str(tmp_path / "missing")]) == 3
+    assert "no state directory" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing")]) == 3

@@ -1,0 +1,60 @@
+"""From what the user typed (a path, a URL) to a source.
+
+Sources are told apart by what they point at, never by a flag: a directory is a
+state directory; other kinds (an MLtraq database, a Redis hub) register an opener
+here. An argument nothing recognises is a one-line error naming what was tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from state.sources.base import Source
+from state.sources.directory import DirectorySource, source_name, unique_source_names
+
+
+class SourceError(Exception):
+    """The argument names no source expwatch can read; the message says why in one line."""
+
+
+#: An opener returns a source for ``spec`` or None when the spec is not its kind.
+Opener = Callable[[str, bool, "str | None"], "Source | None"]
+_OPENERS: list[tuple[str, Opener]] = []
+
+
+def register_opener(kind: str, opener: Opener) -> None:
+    """Let a source kind claim the specs it recognises (tried before the directory fallback)."""
+    _OPENERS.append((kind, opener))
+
+
+def default_name(spec: str) -> str:
+    """A short label for ``spec``: a directory's (or its project's) name, a URL's host."""
+    if "://" in spec:
+        rest = spec.split("://", 1)[1]
+        return rest.split("/", 1)[0].rsplit("@", 1)[-1] or spec
+    return source_name(Path(spec))
+
+
+def open_source(spec: str | Path, *, read_only: bool = False, name: str | None = None) -> Source:
+    text = str(spec)
+    for _kind, opener in _OPENERS:
+        source = opener(text, read_only, name)
+        if source is not None:
+            return source
+    path = Path(text)
+    if path.is_dir():
+        return DirectorySource(path, read_only=read_only, name=name)
+    if not path.exists():
+        raise SourceError(f"no state directory at {text} (create it, or pass another one)")
+    raise SourceError(f"{text} is not a state directory" + (f" (known kinds: {', '.join(k for k, _ in _OPENERS)})" if _OPENERS else ""))
+
+
+def open_sources(specs: Iterable[str | Path], *, read_only: bool = False) -> list[Source]:
+    """Each spec opened, with labels unique across them (the board keys rows by label)."""
+    specs = [str(s) for s in specs]
+    names = unique_source_names(default_name(s) for s in specs)
+    return [open_source(spec, read_only=read_only, name=name) for spec, name in zip(specs, names)]
+
+
+__all__ = ["SourceError", "default_name", "open_source", "open_sources", "register_opener"]

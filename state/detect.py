@@ -17,7 +17,7 @@ from state.lem import LemExperimentState, LemV2ExperimentState
 from state.native import ExperimentDoc, RunStatus, UnknownSchemaError, migrate
 from state.paths import unsafe_id_reason
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
-from state.transitions import ProcessStatus, phase_to_status
+from state.transitions import ExperimentStatus, ProcessStatus, phase_to_status
 
 MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
 """Larger files are broken rows, refused from ``stat`` alone (100,000 runs take about 30 MiB)."""
@@ -202,9 +202,9 @@ COUNT_RUNS_ABOVE = 2_000
 _RUN_STATUSES = {s.value: s for s in RunStatus}
 
 
-def _count_runs(runs: list[Any]) -> tuple[int, int]:
-    """(completed, failed) from raw run objects, checking only what the summary reads."""
-    done = failed = 0
+def _count_runs(runs: list[Any], attempt: Any) -> tuple[int, int, int]:
+    """(completed, failed, finished by ``attempt``) from raw run objects, checking only what the summary reads."""
+    done = failed = by_attempt = 0
     for i, run in enumerate(runs):
         status = run.get("status", "pending") if isinstance(run, dict) else None
         if status not in _RUN_STATUSES:
@@ -215,7 +215,11 @@ def _count_runs(runs: list[Any]) -> tuple[int, int]:
             done += 1
         elif status == "failed":
             failed += 1
-    return done, failed
+        else:
+            continue
+        if run.get("attempt") == attempt:
+            by_attempt += 1
+    return done, failed, by_attempt
 
 
 def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord:
@@ -231,9 +235,9 @@ def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> Expe
     fmt = detect_format(value)
     runs = value.get("runs") if fmt is StateFormat.EXPWATCH else None
     if isinstance(runs, list) and len(runs) > COUNT_RUNS_ABOVE:
-        counts = _count_runs(runs)
+        done, failed, by_attempt = _count_runs(runs, value.get("attempt", 1))
         model = _validate(fmt, {**value, "runs": []})
-        return summarize(key, path, version, fmt, model, run_counts=(*counts, len(runs)))
+        return summarize(key, path, version, fmt, model, run_counts=(done, failed, len(runs), by_attempt))
     return summarize(key, path, version, fmt, _validate(fmt, value))
 
 
@@ -277,7 +281,7 @@ def summarize(
     version: FileVersion,
     fmt: StateFormat,
     model: BaseModel,
-    run_counts: tuple[int, int, int] | None = None,
+    run_counts: tuple[int, int, int, int] | None = None,
 ) -> ExperimentRecord:
     """Build the common read model from a validated state model.
 
@@ -354,8 +358,12 @@ def summarize(
         done = sum(1 for run in model.runs if run.status is RunStatus.COMPLETED)
         failed = sum(1 for run in model.runs if run.status is RunStatus.FAILED)
         total = len(model.runs)
+        by_attempt = sum(
+            1 for run in model.runs if run.attempt == model.attempt and run.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        )
     else:
-        done, failed, total = run_counts
+        done, failed, total, by_attempt = run_counts
+    resumed = [h.at for h in model.history if h.to is ExperimentStatus.RUNNING]
     return ExperimentRecord(
         key=key,
         path=path,
@@ -384,6 +392,9 @@ def summarize(
         model_name=str(model.config.get("model")) if model.config.get("model") else None,
         energy_joules=model.energy.used_joules if model.energy else None,
         attempt=model.attempt,
+        # A first attempt is the whole history: its rate needs no per-run attempt numbers.
+        attempt_started_at=_aware(resumed[-1]) if resumed and model.attempt > 1 else None,
+        attempt_runs_finished=by_attempt if model.attempt > 1 else None,
         log_path=model.log_path,
         resumable_by_runner=model.resume is not None,
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from state.transitions import ExperimentPhase, ExperimentStatus, ProcessStatus
 
 STALE_MESSAGE = "Subprocess no longer running (stale state detected)"
+#: The process statuses llenergymeasure's own loader accepts (expwatch's runner adds ``interrupted``).
+LEM_PROCESS_STATUSES = tuple(s for s in ProcessStatus if s is not ProcessStatus.INTERRUPTED)
 
 
 class ProcessProgress(BaseModel):
@@ -27,6 +29,13 @@ class ProcessProgress(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error_message: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _lem_statuses_only(cls, value: ProcessStatus) -> ProcessStatus:
+        if value not in LEM_PROCESS_STATUSES:
+            raise ValueError("'interrupted' is not a llenergymeasure process status (pending, running, completed, failed)")
+        return value
 
 
 class LemExperimentState(BaseModel):

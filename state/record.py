@@ -92,6 +92,10 @@ class ExperimentRecord:
     model_name: str | None = None
     energy_joules: float | None = None
     attempt: int = 1
+    attempt_started_at: datetime | None = None
+    """When the current attempt began (the last move to running), where the file says."""
+    attempt_runs_finished: int | None = None
+    """Runs finished (completed or failed) by the current attempt; None where the format does not say."""
     log_path: str | None = None
     resumable_by_runner: bool = False
     broken: bool = field(default=False, init=False)

@@ -23,6 +23,8 @@ class ProcessStatus(str, Enum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """Stopped on request (Ctrl-C, SIGTERM) at a run boundary: expwatch's own format only."""
 
 
 S = ExperimentStatus

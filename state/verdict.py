@@ -61,6 +61,16 @@ class StaleVerdict:
     liveness: Liveness
     reason: str
     evidence: tuple[str, ...] = ()
+    pids: tuple[tuple[int, Liveness], ...] = ()
+    """Each probed owner's own verdict, by PID: a process row shows its own, not the experiment's."""
+
+    def liveness_of(self, pid: int | None) -> Liveness:
+        """The verdict on one process: its own where it was judged, else its owner's (the experiment's)."""
+        if pid is not None:
+            for known, liveness in self.pids:
+                if known == pid:
+                    return liveness
+        return self.liveness
 
     @property
     def is_dead(self) -> bool:
@@ -136,15 +146,15 @@ def judge_owner(
     return StaleVerdict(Liveness.UNKNOWN, f"{who}: exists, but no start time to confirm it is ours")
 
 
-def _combine(verdicts: list[StaleVerdict]) -> StaleVerdict:
+def _combine(verdicts: list[StaleVerdict], pids: tuple[tuple[int, Liveness], ...] = ()) -> StaleVerdict:
     evidence = tuple(v.reason for v in verdicts)
     alive = [v for v in verdicts if v.is_alive]
     if alive:
-        return StaleVerdict(Liveness.ALIVE, alive[0].reason, evidence)
+        return StaleVerdict(Liveness.ALIVE, alive[0].reason, evidence, pids)
     if verdicts and all(v.is_dead for v in verdicts):
-        return StaleVerdict(Liveness.DEAD, verdicts[0].reason, evidence)
+        return StaleVerdict(Liveness.DEAD, verdicts[0].reason, evidence, pids)
     unknown = [v for v in verdicts if v.liveness is Liveness.UNKNOWN]
-    return StaleVerdict(Liveness.UNKNOWN, unknown[0].reason, evidence)
+    return StaleVerdict(Liveness.UNKNOWN, unknown[0].reason, evidence, pids)
 
 
 def judge_legacy_pid(
@@ -209,7 +219,7 @@ def judge_record(
         )
         for owner in owners
     ]
-    return _combine(verdicts)
+    return _combine(verdicts, tuple((o.pid, v.liveness) for o, v in zip(owners, verdicts)))
 
 
 def is_stale(status: str, verdict: StaleVerdict | None) -> bool:

@@ -80,7 +80,7 @@ class ExperimentTable(VirtualTable[BoardRow]):
             Text(runs, style=colours["$error"] if entry.runs_failed else ""),
             fmt.energy(entry.energy_joules),
             fmt.clock_time(now, entry.started_at),
-            fmt.duration(elapsed_seconds(entry, now)),
+            fmt.duration(elapsed_seconds(entry, now, row.verdict)),
             "–" if is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
             fmt.age(now, entry.last_updated),
             Text(owner, style=owner_style),

@@ -22,7 +22,10 @@ STATUS_LOOK: dict[str, tuple[str, str]] = {
     "aggregated": ("◆", "$success"),
     "failed": ("✗", "$error"),
     "interrupted": ("‖", "$warning"),
-    "stale": ("✗", "$error"),
+    "stale": ("†", "$error"),
+    "dead": ("†", "$error"),
+    "unknown": ("?", "$warning"),
+    "stopped": ("■", "$text-muted"),
     "broken": ("!", "$error"),
     "pending": ("·", "$text-muted"),
 }

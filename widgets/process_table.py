@@ -1,7 +1,9 @@
 """An experiment's processes: the main screen's selected experiment, and the inspector's Processes tab.
 
-The inspector asks for ``detail``: the host and the heartbeat age, which
-only one open file carries (see ``state.inspection.processes``).
+A row is never drawn more alive than the evidence: "running" needs a live
+verdict on the process (``state.process_state``), and its elapsed time stops
+where the evidence of it stops. The inspector asks for ``detail``: the host and
+the heartbeat age, which only one open file carries (see ``state.inspection.processes``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from datetime import datetime
 
 from rich.text import Text
 
-from state.record import ProcessRow
+from state.process_state import process_elapsed, shown_process_status
+from state.record import ExperimentRecord, ProcessRow
+from state.verdict import StaleVerdict
 from widgets import formatting as fmt
 from widgets.run_table import printable
 from widgets.virtual_table import Column, VirtualTable
@@ -49,26 +53,46 @@ class ProcessTable(VirtualTable[ProcessRow]):
         )
         self.clock = clock
         self.can_focus = focusable
+        self.record: ExperimentRecord | None = None
+        self.verdict: StaleVerdict | None = None
 
-    def show(self, processes: tuple[ProcessRow, ...]) -> None:
+    def show(
+        self,
+        processes: tuple[ProcessRow, ...],
+        *,
+        record: ExperimentRecord | None = None,
+        verdict: StaleVerdict | None = None,
+    ) -> None:
+        """The rows of ``record``'s processes, judged with ``verdict`` (the experiment's owner verdict)."""
+        context_changed = (record, verdict) != (self.record, self.verdict)
+        self.record, self.verdict = record, verdict
         rows = {p.index: p for p in processes}
         if list(rows) == self.keys:
             self.update_rows(rows)
+            if context_changed:
+                self.refresh()
         else:
             self.replace_rows(rows, sorted(rows))
 
     def _cells(self, p: ProcessRow) -> list[str | Text]:
         now = self.clock()
         colours = fmt.theme_colours(self.app.theme_variables)
-        end = p.completed_at or now
-        elapsed = (end - p.started_at).total_seconds() if p.started_at else None
+        record = self.record
+        if record is None:
+            shown = p.status
+            elapsed = ((p.completed_at or now) - p.started_at).total_seconds() if p.started_at else None
+        else:
+            shown = shown_process_status(p, experiment_status=record.status, verdict=self.verdict)
+            elapsed = process_elapsed(p, shown, record, now)
         runs = f"{p.runs_done}/{p.runs_failed}/{p.runs_total}" if p.runs_total else "–"
         step = p.current_step or ""
-        if p.current_run and p.status == "running":
+        if p.current_run and shown == "running":
             step = f"{p.current_run}:{step}" if step else p.current_run
+        elif step and shown in ("dead", "unknown", "stopped"):
+            step = f"last: {step}"
         cells: dict[str, str | Text] = {
             "index": str(p.index),
-            "status": fmt.status_text(p.status, colours=colours),
+            "status": fmt.status_text(shown, colours=colours),
             "gpu": "–" if p.gpu_id is None else str(p.gpu_id),
             "pid": "–" if p.pid is None else str(p.pid),
             "host": printable(p.host) if p.host else "–",

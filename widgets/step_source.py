@@ -41,6 +41,8 @@ def step_header(view: StepView) -> Content:
     parts: list[Content | tuple[str, str] | str] = [(view.location, "$text-muted")]
     if view.running_in:
         parts += ["\n", ("● running here: " + ", ".join(view.running_in), "bold $text-success")]
+    if view.last_in:
+        parts += ["\n", ("■ last step of: " + ", ".join(view.last_in), "$text-muted")]
     if view.check is SourceCheck.CHANGED:
         parts += ["\n", ("▲ changed on disk since the run started", "bold $text-warning")]
         if view.check_detail:

@@ -132,10 +132,8 @@ class MainScreen(Screen[None]):
 
     # -- drawing the board --------------------------------------------------------------
     def redraw_all(self) -> None:
-        self.table.replace_rows(self.board.rows, self.board.order())
+        self._apply_order()
         self._show_devices()
-        self._update_header()
-        self._show_selected()
 
     def show(self, redraw: Redraw) -> None:
         """Draw what one board change changed."""
@@ -174,9 +172,8 @@ class MainScreen(Screen[None]):
             self._show_failure()
 
     def _show_failure(self) -> None:
-        if self.failure is not None:
-            self.table.empty_text = f"could not read: {self.failure}"
-            self.table.refresh()
+        self.table.empty_text = self._empty_text()
+        self.table.refresh()
         self._update_header()
 
     def _order_tick(self) -> None:
@@ -203,9 +200,20 @@ class MainScreen(Screen[None]):
             self._order_timer.resume()
 
     def _apply_order(self) -> None:
+        self.table.empty_text = self._empty_text()
         self.table.replace_rows(self.board.rows, self.board.order())
         self._update_header()
         self._show_selected()
+
+    def _empty_text(self) -> str:
+        """What an empty table means: a failure, a filter that hides every row, or nothing there yet."""
+        if self.failure is not None:
+            return f"could not read: {self.failure}"
+        if self.board.filter_text and len(self.board):
+            return f"nothing matches the filter {self.board.filter_text!r} ({len(self.board)} hidden): esc clears it"
+        if self.scanning:
+            return "scanning…"
+        return "no experiments in these sources (yet)" if self.board.several_sources else "no experiments in this directory (yet)"
 
     def _update_header(self) -> None:
         note = "scanning…" if self.scanning else ""
@@ -249,7 +257,7 @@ class MainScreen(Screen[None]):
         row = self.selected_row
         processes = self.query_one(ProcessTable)
         if row is not None and isinstance(row.entry, ExperimentRecord):
-            processes.show(row.entry.processes)
+            processes.show(row.entry.processes, record=row.entry, verdict=row.verdict)
             processes.border_title = f"processes of {row.entry.experiment_id}"
         else:
             processes.show(())

@@ -397,7 +397,7 @@ class Coordinator:
         if clean and code == 0 and not self.stopping:
             info.status = ProcessStatus.COMPLETED
         elif clean and self.stopping:
-            info.status = ProcessStatus.FAILED
+            info.status = ProcessStatus.INTERRUPTED
             info.error_message = f"stopped: {self.stop_reason}"
         else:
             info.status = ProcessStatus.FAILED
@@ -607,7 +607,10 @@ class Coordinator:
             target, why = ExperimentStatus.FAILED, "; ".join(parts) or "failed"
         for info in doc.processes.values():
             if info.status in (ProcessStatus.RUNNING, ProcessStatus.PENDING):
-                info.status = ProcessStatus.FAILED if target is not ExperimentStatus.COMPLETED else ProcessStatus.COMPLETED
+                info.status = {
+                    ExperimentStatus.COMPLETED: ProcessStatus.COMPLETED,
+                    ExperimentStatus.INTERRUPTED: ProcessStatus.INTERRUPTED,
+                }.get(target, ProcessStatus.FAILED)
             info.current_run = None
             info.current_step = None
         self._transition(target, why)

@@ -74,6 +74,6 @@ class ExtrasReader:
             elif snap.doc is not None and snap.doc.resume is not None:
                 spec = snap.doc.resume
                 resume = f"{shlex.join(spec.argv)}   (in {display_path(spec.cwd, self.base)})"
-        steps = self.steps.step_views(snap.doc) if snap.doc is not None else ()
+        steps = self.steps.step_views(snap.doc, verdict) if snap.doc is not None else ()
         history = self.history.history(snap) if snap.model is not None else ()
         return Extras(snap.version, verdict, verdict_error, resume, resume_error, steps, history)

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from state.hashing import source_hash
 from state.inspection.display import display_path
+from state.inspection.processes import process_rows
 from state.native import ExperimentDoc, StepInfo
+from state.process_state import shown_process_status
 from state.record import FileVersion
+from state.verdict import StaleVerdict
 
 #: Study files larger than this are not read to compare step sources.
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
@@ -42,7 +45,9 @@ class StepView:
     source: str | None
     first_line: int
     running_in: tuple[str, ...] = ()
-    """Who is in this step now, e.g. ``process 0 (run r-0003)``."""
+    """Who is in this step now (with a live verdict), e.g. ``process 0 (run r-0003)``."""
+    last_in: tuple[str, ...] = ()
+    """Processes whose last recorded step this is but which are not proven running, e.g. ``process 1 (dead)``."""
     check: SourceCheck = SourceCheck.UNKNOWN
     check_detail: str = ""
 
@@ -139,19 +144,29 @@ class StepChecker:
             return SourceCheck.SAME, ""
         return SourceCheck.CHANGED, f"source hash {step.source_hash[:8]} at start, {now_hash[:8]} now"
 
-    def step_views(self, doc: ExperimentDoc) -> tuple[StepView, ...]:
+    def step_views(self, doc: ExperimentDoc, verdict: StaleVerdict | None = None) -> tuple[StepView, ...]:
+        """One view per step; a process is "running here" only with a live verdict on it."""
         cwd = Path(doc.resume.cwd) if doc.resume else self.base
         here: dict[str, list[str]] = {}
-        for p in doc.processes.values():
-            if p.current_step and p.status.value == "running":
-                label = f"process {p.process_index}" + (f" (run {p.current_run})" if p.current_run else "")
-                here.setdefault(p.current_step, []).append(label)
+        last: dict[str, list[str]] = {}
+        for row in process_rows(doc):
+            if not row.current_step:
+                continue
+            shown = shown_process_status(row, experiment_status=doc.status.value, verdict=verdict)
+            if shown == "running":
+                label = f"process {row.index}" + (f" (run {row.current_run})" if row.current_run else "")
+                here.setdefault(row.current_step, []).append(label)
+            else:
+                last.setdefault(row.current_step, []).append(f"process {row.index} ({shown})")
         views = []
         for step in doc.steps:
             check, detail = self.check_step(step, cwd)
             running = tuple(here.get(step.name, []) or here.get(step.qualname, []))
+            stopped = tuple(last.get(step.name, []) or last.get(step.qualname, []))
             location = display_path(step.file, self.base) if step.file else "(no file)"
             if step.line is not None:
                 location += f":{step.line}"
-            views.append(StepView(step.name, step.qualname, location, step.source, step.line or 1, running, check, detail))
+            views.append(
+                StepView(step.name, step.qualname, location, step.source, step.line or 1, running, stopped, check, detail)
+            )
         return tuple(views)

@@ -376,3 +376,40 @@ async def test_a_failed_worker_is_shown_not_dropped(state_dir: Path):
         assert "disk on fire" in header.note
         assert "could not read" in table(app).empty_text
         assert "no experiments" not in table(app).empty_text
+
+
+async def test_a_filter_that_matches_nothing_says_so_and_how_to_clear_it(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        await pilot.press("slash", *"zzz-nothing")
+        await wait_for(pilot, lambda: shown_ids(app) == [], what="everything filtered out")
+        text = table(app).empty_text
+        assert "nothing matches the filter 'zzz-nothing'" in text and "esc" in text
+        assert "no experiments" not in text
+        await pilot.press("escape")
+        assert "no experiments" in table(app).empty_text and len(shown_ids(app)) == 6
+
+
+async def test_a_stale_experiments_process_is_dead_and_its_clock_stopped(state_dir: Path):
+    """The selected stale experiment: its process is not "running" and its elapsed does not grow."""
+    from datetime import timedelta
+
+    from tests.dashboard.conftest import FROZEN, ScriptedProbe
+    from tests.dashboard.helpers import DashboardOptions, ExpwatchApp
+
+    now = [FROZEN]
+    app = ExpwatchApp(DashboardOptions(sources=(state_dir,), gpus=False), clock=lambda: now[0], probe=ScriptedProbe())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete and table(app).cursor_key == "sweep-dead")
+        processes = app.main.query_one(ProcessTable)
+        await wait_for(pilot, lambda: processes.verdict is not None, what="the verdict reaches the process table")
+        cells = [c.plain if hasattr(c, "plain") else c for c in processes._cells(processes.get_row(0))]  # noqa: SLF001
+        assert cells[1] == "† dead" and "● running" not in cells
+        before = cells[6]
+        now[0] = FROZEN + timedelta(minutes=6)
+        cells = [c.plain if hasattr(c, "plain") else c for c in processes._cells(processes.get_row(0))]  # noqa: SLF001
+        assert cells[6] == before
+        row = table(app).get_row("sweep-dead")
+        exp_cells = [c.plain if hasattr(c, "plain") else c for c in table(app)._cells(row)]  # noqa: SLF001
+        assert exp_cells[2] == "† STALE"

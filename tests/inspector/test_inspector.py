@@ -11,7 +11,7 @@ from app.screens.inspector import InspectorScreen, Section
 from state.inspection import PREVIEW_BYTES
 from state.journal import JournalEntry
 from state.native import ExperimentDoc, RunStatus
-from state.verdict import StaleVerdict
+from state.verdict import Liveness, StaleVerdict
 from tests.inspector.fixtures import (
     BROKEN_BYTES,
     EXPERIMENT_ID,
@@ -113,7 +113,7 @@ async def test_a_failing_verdict_provider_is_shown_not_raised():
 
 async def test_processes_are_listed_with_their_progress():
     store, key, _ = create_experiment()
-    app = InspectorHost(store, key, section=Section.PROCESSES)
+    app = InspectorHost(store, key, section=Section.PROCESSES, verdict_provider=lambda record: ALIVE)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
         table = screen.query_one("#process-table", ProcessTable)
@@ -176,7 +176,7 @@ async def test_selecting_a_failed_run_opens_its_detail_with_the_full_traceback()
 
 async def test_steps_show_source_mark_the_running_step_and_flag_changed_files():
     store, key, study = create_experiment()
-    app = InspectorHost(store, key, section=Section.STEPS)
+    app = InspectorHost(store, key, section=Section.STEPS, verdict_provider=lambda record: ALIVE)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
         await wait_for(pilot, lambda: len([p for p in screen.query(StepSource) if p.is_mounted]) == 3, what="step panels")
@@ -435,3 +435,33 @@ async def test_a_big_file_shows_its_runs_before_validation_then_the_full_view(mo
         await pilot.press("enter")
         await wait_for(pilot, lambda: _tabs(screen).active == Section.RUN.value, what="run tab")
         assert "b-01499" in _static_text(screen, "#run-header")
+
+
+DEAD = StaleVerdict(Liveness.DEAD, "coordinator pid 4242 on gpu-node-7: no such process")
+
+
+async def test_a_dead_owners_process_is_not_running_anywhere_in_the_inspector():
+    """The running process of a stale experiment: dead in Processes, "last step" in Steps, elapsed stopped."""
+    store, key, _ = create_experiment()
+    app = InspectorHost(store, key, section=Section.PROCESSES, verdict_provider=lambda record: DEAD)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        table = screen.query_one("#process-table", ProcessTable)
+        await wait_for(pilot, lambda: _process_cells(table, 0)[1] == "† dead", what="the dead process")
+        cells = _process_cells(table, 0)
+        assert "last: " in " ".join(cells) and "● running" not in cells
+        await screen.show_section(Section.STEPS)
+        await wait_for(pilot, lambda: len([p for p in screen.query(StepSource) if p.is_mounted]) == 3, what="step panels")
+        panels = {p.view.name: p for p in screen.query(StepSource)}
+        assert panels["measure"].view.running_in == ()
+        assert panels["measure"].view.last_in == ("process 0 (dead)",)
+        assert not panels["measure"].has_class("-running")
+
+
+async def test_without_a_verdict_a_recorded_running_process_is_unknown():
+    store, key, _ = create_experiment()
+    app = InspectorHost(store, key, section=Section.PROCESSES)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        table = screen.query_one("#process-table", ProcessTable)
+        assert _process_cells(table, 0)[1] == "? unknown"

@@ -124,6 +124,8 @@ def test_a_signal_interrupts_at_a_run_boundary_with_exit_130(tmp_path: Path, sta
     name = signal.Signals(signum).name
     assert doc.error_message.startswith(f"interrupted by {name}")
     assert doc.history[-1].to is ExperimentStatus.INTERRUPTED and name in (doc.history[-1].why or "")
+    # Its workers are interrupted too, not failed.
+    assert {p.status for p in doc.processes.values()} == {ProcessStatus.INTERRUPTED}
     # Workers stopped at a run boundary: every run that began has finished and been recorded.
     began = executions(tmp_path / "exec.log")
     completed = {r.id_run for r in doc.runs if r.status is RunStatus.COMPLETED}

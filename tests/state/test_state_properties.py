@@ -21,7 +21,7 @@ from state import (
     can_transition_to,
     sanitize_experiment_id,
 )
-from state.lem import LemExperimentState, LemV2ExperimentState, ProcessProgress
+from state.lem import LEM_PROCESS_STATUSES, LemExperimentState, LemV2ExperimentState, ProcessProgress
 from state.mutations import apply_transition, current_status
 from state.native import (
     ExceptionInfo,
@@ -62,7 +62,7 @@ def v1_states(draw) -> LemExperimentState:
     progress = {
         i: ProcessProgress(
             process_index=i,
-            status=draw(st.sampled_from(ProcessStatus)),
+            status=draw(st.sampled_from(LEM_PROCESS_STATUSES)),
             gpu_id=draw(st.none() | st.integers(0, 7)),
             started_at=draw(opt_naive),
             completed_at=draw(opt_naive),

@@ -197,7 +197,8 @@ class InspectorScreen(Screen[None]):
         if section is Section.OVERVIEW and snap is not None:
             self._render_overview(snap)
         elif section is Section.PROCESSES and snap is not None:
-            self.query_one(ProcessTable).show(snap.processes)
+            verdict = extras.verdict if extras is not None else None
+            self.query_one(ProcessTable).show(snap.processes, record=snap.record, verdict=verdict)
         elif section is Section.RUNS and snap is not None:
             self.query_one(RunTable).set_data(self.runs.table if self.runs else RunTableData())
             self._update_run_count()
@@ -295,7 +296,7 @@ class InspectorScreen(Screen[None]):
         if message.raw is not None:
             self.raw = message.raw
         self._extras_at = time.monotonic()
-        for section in (Section.OVERVIEW, Section.STEPS, Section.HISTORY, Section.RAW):
+        for section in (Section.OVERVIEW, Section.PROCESSES, Section.STEPS, Section.HISTORY, Section.RAW):
             if section in self._ready:
                 self._fill(section)
 

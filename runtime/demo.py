@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from runtime.gpu.simulated import SimulatedGpuSource
+from runtime.launcher import reap_in_background
 from runtime.liveness import host_facts, probe
 from state.lem import LemExperimentState, ProcessProgress
 from state.record import ExperimentRecord
@@ -183,6 +184,7 @@ class DemoFleet:
                 start_new_session=True,
             )
             log.close()
+            reap_in_background(launch.proc)
             self.events.append(f"started {launch.experiment_id}: pid {launch.proc.pid}")
         self._timer = threading.Thread(target=self._signals, name="expwatch-demo-signals", daemon=True)
         self._timer.start()

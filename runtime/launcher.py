@@ -102,8 +102,10 @@ def find_executable(argv: Sequence[str], *, env: Mapping[str, str] | None = None
     return found
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    proc.wait()
+def reap_in_background(proc: subprocess.Popen[bytes]) -> None:
+    """Whoever starts a process reaps it: a thread waits, so an exited child never lingers as a zombie
+    (which the stale verdict would rightly call dead, for an experiment that finished)."""
+    threading.Thread(target=proc.wait, name=f"expwatch-reap-{proc.pid}", daemon=True).start()
 
 
 def open_log(log_path: Path, header: str) -> int:
@@ -139,7 +141,7 @@ def launch_detached(
         raise LaunchError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    threading.Thread(target=_reap, args=(proc,), name=f"expwatch-reap-{proc.pid}", daemon=True).start()
+    reap_in_background(proc)
     return proc
 
 

@@ -46,3 +46,24 @@ def test_headless_demo_runs_every_case_and_leaves_no_orphans(tmp_path: Path):
     assert {d.name for s in snapshots for d in s.devices} == {"liquid_handler", "heater_shaker", "plate_reader"}
     # Every process the demo started is gone.
     assert _processes_mentioning(str(demo)) == []
+
+
+def test_a_demo_runner_that_finished_is_reaped_not_a_zombie(tmp_path: Path):
+    """Whoever starts a process reaps it: a finished runner must not linger as a zombie of the demo
+    (the stale verdict would then call the owner of a completed experiment dead)."""
+    import time
+
+    from runtime.demo import DemoFleet, Launch
+
+    fleet = DemoFleet(tmp_path / "demo")
+    fleet.root.mkdir(parents=True)
+    fleet.launches = [Launch("quick", [sys.executable, "-c", "pass"])]
+    fleet.start()
+    try:
+        pid = fleet.launches[0].proc.pid
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and psutil.pid_exists(pid):
+            time.sleep(0.02)
+        assert not psutil.pid_exists(pid), f"pid {pid} is still there: {psutil.Process(pid).status()}"
+    finally:
+        fleet.stop(grace=1.0)

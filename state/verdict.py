@@ -177,14 +177,45 @@ def judge_legacy_pid(
         return StaleVerdict(Liveness.DEAD, f"pid {pid}: no such process", (age,))
     if evidence.zombie:
         return StaleVerdict(Liveness.DEAD, f"pid {pid}: zombie (exited, not yet reaped)", (age,))
-    if started_at is not None and evidence.start_time is not None:
-        if evidence.start_time > started_at.timestamp() + 1.0:
+    if evidence.start_time is not None:
+        started = started_at.timestamp() if started_at is not None else None
+        updated = last_updated.timestamp() if last_updated is not None else None
+        if updated is not None and started is not None:
+            updated = max(updated, started)  # a file whose last update precedes its start: trust the start
+        if updated is not None and evidence.start_time > updated + 1.0:
             return StaleVerdict(
-                Liveness.DEAD, f"pid {pid}: PID reused (process started after the experiment)", (age,)
+                Liveness.DEAD, f"pid {pid}: PID reused (process started after the file's last update)", (age,)
+            )
+        if started is not None and evidence.start_time > started + 1.0:
+            # Started after the experiment but before its last write: a restarted subprocess of
+            # its own, or a stranger that took the number. No proof either way.
+            return StaleVerdict(
+                Liveness.UNKNOWN,
+                f"pid {pid}: a process started after the experiment began but before its last update; "
+                "cannot tell whether it is the experiment's",
+                (age,),
             )
     return StaleVerdict(
         Liveness.ALIVE, f"pid {pid}: running (no start time recorded to confirm)", (age,)
     )
+
+
+#: The rules a mark-stale can be decided by.
+RULE_EVIDENCE = "evidence"
+"""expwatch's: dead only with proof (design §4)."""
+RULE_LEM = "llenergymeasure"
+"""llenergymeasure's own: a null or not-running ``subprocess_pid`` is stale (a permission error counts as not running)."""
+
+
+def judge_by_lem_rule(pid: int | None, evidence: ProcessEvidence | None) -> StaleVerdict:
+    """llenergymeasure's own stale rule, exactly: for users who want its behaviour over expwatch's proof."""
+    rule = "llenergymeasure's rule"
+    if pid is None:
+        return StaleVerdict(Liveness.DEAD, f"no subprocess_pid recorded ({rule}: stale)")
+    if evidence is None or not evidence.exists or evidence.error:
+        why = f"cannot probe: {evidence.error}" if evidence is not None and evidence.error else "not running"
+        return StaleVerdict(Liveness.DEAD, f"pid {pid} {why} ({rule}: stale)")
+    return StaleVerdict(Liveness.ALIVE, f"pid {pid} exists ({rule}: not stale)")
 
 
 def judge_record(

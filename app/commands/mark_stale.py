@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="every running experiment whose owner is dead")
     parser.add_argument("--dry-run", action="store_true", help="show the verdicts, change nothing")
     parser.add_argument("--force", action="store_true", help="mark it even if the owner looks alive or unknown")
+    parser.add_argument(
+        "--lem-rule",
+        action="store_true",
+        help="judge llenergymeasure files by llenergymeasure's own rule (a null or not-running pid is stale) "
+        "instead of expwatch's proof",
+    )
     add_read_only_argument(parser)
 
 
@@ -23,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError
     from runtime.actions import execute_cleanup, mark_stale_experiment, plan_cleanup, plan_mark_stale
     from runtime.exit_codes import EXIT_REFUSED, EXIT_USAGE
+    from state.verdict import RULE_EVIDENCE, RULE_LEM
+
+    rule = RULE_LEM if args.lem_rule else RULE_EVIDENCE
 
     if bool(args.id) == bool(args.all):
         raise CommandError("give an experiment id or --all (not both)", EXIT_USAGE)
@@ -33,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     with store_errors():
         if args.all:
             store.scan()
-            plan = plan_cleanup(store.records())
+            plan = plan_cleanup(store.records(), rule=rule)
             if args.dry_run:
                 for mark in plan:
                     print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason}")
@@ -47,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
                 print(plan.refusal)
             return 0
         if args.dry_run:
-            mark = plan_mark_stale(store, args.id)
+            mark = plan_mark_stale(store, args.id, rule=rule)
             if not mark.allowed and not (args.force and mark.forcible):
                 raise CommandError(f"would refuse to mark {mark.experiment_id} stale: {mark.refusal}", EXIT_REFUSED)
-            print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason}")
+            print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason} (rule: {mark.rule})")
             return 0
-        result = mark_stale_experiment(store, args.id, force=args.force)
+        result = mark_stale_experiment(store, args.id, force=args.force, rule=rule)
     print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")
     return 0

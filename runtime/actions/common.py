@@ -14,9 +14,9 @@ from datetime import datetime
 from runtime.liveness import LocalProbe
 from state.detect import summarize
 from state.paths import is_candidate_state_file
-from state.record import ExperimentRecord
+from state.record import ExperimentRecord, StateFormat
 from state.store import ConflictError, Loaded, StateStore, StoreError
-from state.verdict import LivenessProbe, StaleVerdict, judge_record
+from state.verdict import RULE_EVIDENCE, RULE_LEM, LivenessProbe, StaleVerdict, judge_by_lem_rule, judge_record
 
 
 class ActionRefused(StoreError):
@@ -82,8 +82,19 @@ def fresh_records(store: StateStore) -> list[ExperimentRecord]:
 
 
 def verdict_for(
-    record: ExperimentRecord, *, probe: LivenessProbe | None = None, now: datetime | None = None
+    record: ExperimentRecord,
+    *,
+    probe: LivenessProbe | None = None,
+    now: datetime | None = None,
+    rule: str = RULE_EVIDENCE,
 ) -> StaleVerdict:
-    """Is anybody still running this experiment? (design §4)"""
+    """Is anybody still running this experiment? (design §4)
+
+    ``rule=RULE_LEM`` judges llenergymeasure files by llenergymeasure's own rule
+    instead (other formats always by the evidence).
+    """
     p = local_probe(probe)
+    if rule == RULE_LEM and record.format in (StateFormat.LEM_V1, StateFormat.LEM_V2) and not (record.owner or record.workers):
+        pid = record.legacy_pid
+        return judge_by_lem_rule(pid, p.probe(pid) if pid is not None else None)
     return judge_record(record, here=p.host_facts(), probe=p.probe, now=now or datetime.now().astimezone())

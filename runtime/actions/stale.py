@@ -36,7 +36,7 @@ from state.native import ExperimentDoc, RunStatus
 from state.record import ExperimentRecord, FileVersion, StateFormat
 from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
-from state.verdict import LivenessProbe, StaleVerdict
+from state.verdict import RULE_EVIDENCE, RULE_LEM, LivenessProbe, StaleVerdict
 
 S = ExperimentStatus
 
@@ -87,6 +87,8 @@ class StalePlan:
     refusal: str | None
     forcible: bool = False
     """Whether ``force`` may override the refusal (a verdict short of dead, never a status)."""
+    rule: str = RULE_EVIDENCE
+    """Which rule made the verdict: expwatch's evidence, or llenergymeasure's own (``RULE_LEM``)."""
 
     @property
     def allowed(self) -> bool:
@@ -100,7 +102,12 @@ class StalePlan:
     def describe(self) -> list[str]:
         """Human lines for the confirmation dialog and the CLI's dry run."""
         verdict = self.verdict
-        lines = [f"status: {self.status}", f"verdict: {verdict.liveness.value}: {verdict.reason}", "evidence:"]
+        lines = [
+            f"status: {self.status}",
+            f"verdict: {verdict.liveness.value}: {verdict.reason}",
+            f"rule: {RULE_TEXT[self.rule]}",
+            "evidence:",
+        ]
         lines += [f"  - {e}" for e in verdict.evidence] or ["  (none)"]
         lines.append("")
         if self.refusal is not None:
@@ -121,7 +128,13 @@ class StaleMarkResult:
     """The file's version after the mark (what a following action must expect)."""
 
 
-def _judged(record: ExperimentRecord, verdict: StaleVerdict, read_only: str | None) -> StalePlan:
+RULE_TEXT = {
+    RULE_EVIDENCE: "expwatch's (dead only with proof: no such process, a reused PID, an expired heartbeat)",
+    RULE_LEM: "llenergymeasure's own (a null or not-running subprocess_pid is stale)",
+}
+
+
+def _judged(record: ExperimentRecord, verdict: StaleVerdict, read_only: str | None, rule: str = RULE_EVIDENCE) -> StalePlan:
     refusal, forcible = read_only, False
     if refusal is None:
         if record.status != S.RUNNING.value:
@@ -140,16 +153,30 @@ def _judged(record: ExperimentRecord, verdict: StaleVerdict, read_only: str | No
         verdict=verdict,
         refusal=refusal,
         forcible=forcible,
+        rule=rule,
     )
 
 
 def plan_mark_stale(
-    store: StateStore, ident: str, *, probe: LivenessProbe | None = None, now: datetime | None = None
+    store: StateStore,
+    ident: str,
+    *,
+    probe: LivenessProbe | None = None,
+    now: datetime | None = None,
+    rule: str = RULE_EVIDENCE,
 ) -> StalePlan:
     """Read the file fresh and judge its owners; changes nothing (allowed when read-only)."""
     _, record = load_experiment(store, ident)
-    verdict = verdict_for(record, probe=probe, now=now)
-    return _judged(record, verdict, read_only_refusal(store, f"mark {record.experiment_id} stale"))
+    rule = _rule_for(record, rule)
+    verdict = verdict_for(record, probe=probe, now=now, rule=rule)
+    return _judged(record, verdict, read_only_refusal(store, f"mark {record.experiment_id} stale"), rule)
+
+
+def _rule_for(record: ExperimentRecord, rule: str) -> str:
+    """llenergymeasure's rule applies to its own files only; everything else is judged by the evidence."""
+    if rule == RULE_LEM and record.format in (StateFormat.LEM_V1, StateFormat.LEM_V2):
+        return RULE_LEM
+    return RULE_EVIDENCE
 
 
 def execute_mark_stale(store: StateStore, plan: StalePlan, *, force: bool = False) -> StaleMarkResult:
@@ -187,6 +214,7 @@ def mark_stale_experiment(
     expected: FileVersion | None = None,
     probe: LivenessProbe | None = None,
     force: bool = False,
+    rule: str = RULE_EVIDENCE,
 ) -> StaleMarkResult:
     """Plan and execute at once (the CLI: the user confirmed by typing the command).
 
@@ -194,7 +222,7 @@ def mark_stale_experiment(
     has moved since is a conflict, as with a plan.
     """
     refuse_read_only(store, f"mark {ident} stale")
-    plan = plan_mark_stale(store, ident, probe=probe)
+    plan = plan_mark_stale(store, ident, probe=probe, rule=rule)
     if expected is not None and plan.version != expected:
         raise ConflictError(f"{plan.key}.json changed since it was read; reload and try again")
     return execute_mark_stale(store, plan, force=force)
@@ -239,7 +267,11 @@ class CleanupResult:
 
 
 def plan_cleanup(
-    records: Iterable[ExperimentRecord], *, probe: LivenessProbe | None = None, now: datetime | None = None
+    records: Iterable[ExperimentRecord],
+    *,
+    probe: LivenessProbe | None = None,
+    now: datetime | None = None,
+    rule: str = RULE_EVIDENCE,
 ) -> CleanupPlan:
     """Judge the running ones among ``records``; reads nothing but the liveness evidence."""
     p = local_probe(probe)
@@ -248,9 +280,10 @@ def plan_cleanup(
     for record in sorted(records, key=lambda r: r.key):
         if record.status != S.RUNNING.value:
             continue
-        verdict = verdict_for(record, probe=p, now=now)
+        record_rule = _rule_for(record, rule)
+        verdict = verdict_for(record, probe=p, now=now, rule=record_rule)
         if verdict.is_dead:
-            marks.append(_judged(record, verdict, None))
+            marks.append(_judged(record, verdict, None, record_rule))
     return CleanupPlan(tuple(marks))
 
 

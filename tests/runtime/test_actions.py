@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import runtime.actions.resume as resume_module
+from state.verdict import RULE_EVIDENCE, RULE_LEM
 from runtime.actions import (
     ActionRefused,
     execute_cleanup,
@@ -150,8 +151,9 @@ def test_describe_for_each_verdict(tmp_path: Path, state_dir: Path):
 
     dead = plan_mark_stale(store, "dead")
     lines = dead.describe()
-    assert lines[:3] == ["status: running", f"verdict: dead: {dead.verdict.reason}", "evidence:"]
-    assert [line[4:] for line in lines[3:-2]] == list(dead.verdict.evidence) and dead.verdict.evidence
+    assert lines[:2] == ["status: running", f"verdict: dead: {dead.verdict.reason}"]
+    assert lines[2].startswith("rule: expwatch's") and lines[3] == "evidence:"
+    assert [line[4:] for line in lines[4:-2]] == list(dead.verdict.evidence) and dead.verdict.evidence
     assert lines[-2:] == ["", "It will become interrupted (with the stale message), and the action is journalled."]
 
     alive = plan_mark_stale(store, "alive")
@@ -290,3 +292,16 @@ def test_lem_execute_resume_launches_once_per_plan(tmp_path: Path, state_dir: Pa
     assert len(launches) == 1 and path.read_bytes() == before
     assert [e["action"] for e in journal(state_dir)] == ["resume"]
     assert sidecar_files(state_dir) >= {"launches/lem-1.json"}
+
+
+def test_llenergymeasures_own_rule_is_an_explicit_choice_and_the_plan_says_so(tmp_path: Path, state_dir: Path):
+    """Without a pid expwatch has no proof (unknown); llenergymeasure's own rule calls that stale."""
+    make_lem(state_dir, "no-pid", status="running")
+    store = StateStore(state_dir)
+    evidence = plan_mark_stale(store, "no-pid")
+    assert not evidence.verdict.is_dead and evidence.rule == RULE_EVIDENCE
+    lem = plan_mark_stale(store, "no-pid", rule=RULE_LEM)
+    assert lem.verdict.is_dead and lem.allowed and lem.rule == RULE_LEM
+    assert any(line.startswith("rule: llenergymeasure's own") for line in lem.describe())
+    result = execute_mark_stale(store, lem)
+    assert result.to_status == "interrupted"

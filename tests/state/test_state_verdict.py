@@ -145,8 +145,10 @@ def test_legacy_zombie() -> None:
     assert legacy(99, ProcessEvidence(pid=99, exists=True, zombie=True)).liveness is Liveness.DEAD
 
 
-def test_legacy_pid_started_after_the_experiment_is_reuse() -> None:
-    evidence = ProcessEvidence(pid=99, exists=True, start_time=STARTED.timestamp() + 600)
+def test_legacy_pid_started_after_the_files_last_update_is_reuse() -> None:
+    # Started after the last write (NOW - 5 min): it cannot be the writer. (Between the start and the
+    # last write it is ambiguous: see test_a_lem_pid_started_between_start_and_last_update_is_unknown_not_dead.)
+    evidence = ProcessEvidence(pid=99, exists=True, start_time=(NOW - timedelta(minutes=1)).timestamp())
     verdict = legacy(99, evidence)
     assert verdict.liveness is Liveness.DEAD and "PID reused" in verdict.reason
 
@@ -157,8 +159,11 @@ def test_legacy_pid_started_before_the_experiment_is_alive() -> None:
     assert legacy(99, ProcessEvidence(pid=99, exists=True, start_time=STARTED.timestamp() + 0.3)).is_alive
 
 
-def test_legacy_pid_without_started_at_cannot_detect_reuse() -> None:
-    assert legacy(99, ProcessEvidence(pid=99, exists=True, start_time=NOW.timestamp()), started_at=None).is_alive
+def test_legacy_pid_without_any_time_cannot_detect_reuse() -> None:
+    fresh = ProcessEvidence(pid=99, exists=True, start_time=NOW.timestamp())
+    assert legacy(99, fresh, started_at=None, last_updated=None).is_alive
+    # The last write alone is enough: the pid was recorded before this process existed.
+    assert legacy(99, fresh, started_at=None).is_dead
 
 
 def test_legacy_probe_error_is_unknown() -> None:
@@ -228,3 +233,28 @@ def test_record_with_dead_and_unknown_owners_is_unknown() -> None:
     verdict = judge_record(record(owner=coordinator, workers=(remote,)), here=HERE, probe=probe, now=NOW)
     assert verdict.liveness is Liveness.UNKNOWN
     assert probe.asked == [10]  # the remote owner is never probed locally
+
+
+def test_a_lem_pid_started_between_start_and_last_update_is_unknown_not_dead():
+    """A process with the recorded PID that started after the experiment but before its last write
+    could be the experiment's own restarted subprocess: no proof of death (it was judged dead)."""
+    from datetime import datetime, timedelta, timezone
+
+    from state.verdict import Liveness, ProcessEvidence, judge_by_lem_rule, judge_legacy_pid
+
+    t0 = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+    now = t0 + timedelta(hours=2)
+
+    def at(when: datetime) -> ProcessEvidence:
+        return ProcessEvidence(pid=77, exists=True, start_time=when.timestamp())
+
+    between = judge_legacy_pid(77, evidence=at(t0 + timedelta(minutes=30)), started_at=t0, last_updated=t0 + timedelta(hours=1), now=now)
+    assert between.liveness is Liveness.UNKNOWN and "cannot tell" in between.reason
+    after = judge_legacy_pid(77, evidence=at(t0 + timedelta(hours=1, minutes=5)), started_at=t0, last_updated=t0 + timedelta(hours=1), now=now)
+    assert after.is_dead and "after the file's last update" in after.reason
+    before = judge_legacy_pid(77, evidence=at(t0 - timedelta(minutes=1)), started_at=t0, last_updated=t0 + timedelta(hours=1), now=now)
+    assert before.is_alive
+    assert judge_by_lem_rule(None, None).is_dead
+    assert judge_by_lem_rule(77, ProcessEvidence(pid=77, exists=False)).is_dead
+    assert judge_by_lem_rule(77, ProcessEvidence(pid=77, exists=False, error="permission denied")).is_dead
+    assert judge_by_lem_rule(77, at(t0)).is_alive

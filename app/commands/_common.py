@@ -78,8 +78,14 @@ def age_of(when: datetime | None, now: datetime | None = None) -> str:
     return human_age((now - when).total_seconds())
 
 
-def iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when is not None else None
+def iso(when: datetime | None, *, naive: bool = False) -> str | None:
+    """A timestamp as precise as the file: microseconds kept; ``naive`` gives back a naive local
+    time (as llenergymeasure writes them) instead of the offset expwatch reads it with."""
+    if when is None:
+        return None
+    if naive:
+        return when.astimezone().replace(tzinfo=None).isoformat()
+    return when.isoformat()
 
 
 def table(rows: list[list[str]], *, markdown: bool = False) -> str:

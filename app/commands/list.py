@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, iso, open_sources, table
-from state.record import BrokenRecord, Entry, ExperimentRecord
+from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.transitions import ExperimentStatus
 from state.verdict import StaleVerdict
 
@@ -49,7 +49,12 @@ def _verdict_json(verdict: StaleVerdict | None) -> dict[str, Any] | None:
     return {"liveness": verdict.liveness.value, "reason": verdict.reason, "evidence": list(verdict.evidence)}
 
 
+#: Formats whose files hold naive local times: their JSON keeps them naive, as written.
+NAIVE_TIME_FORMATS = (StateFormat.LEM_V1, StateFormat.LEM_V2)
+
+
 def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[str, Any]:
+    naive = record.format in NAIVE_TIME_FORMATS
     return {
         "experiment_id": record.experiment_id,
         "key": record.key,
@@ -65,8 +70,9 @@ def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[
         "processes_total": record.processes_total,
         "attempt": record.attempt,
         "verdict": _verdict_json(verdict),
-        "started_at": iso(record.started_at),
-        "last_updated": iso(record.last_updated),
+        "started_at": iso(record.started_at, naive=naive),
+        "last_updated": iso(record.last_updated, naive=naive),
+        "times": "naive local time, as in the file" if naive else "with the offset the file gives",
         "error_message": record.error_message,
         "log_path": record.log_path,
     }

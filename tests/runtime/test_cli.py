@@ -143,3 +143,26 @@ def test_a_grid_too_large_for_one_state_file_is_refused(tmp_path: Path, state_di
     code, _, err = cli(capsys, "run", study, "--state-dir", state_dir)
     assert code == 1 and "160,000 runs is more than one state file holds" in err
     assert list(state_dir.glob("*.json")) == []
+
+
+def test_json_timestamps_are_as_precise_as_the_file(tmp_path: Path):
+    """llenergymeasure's naive microsecond times came out cut to seconds and with a +00:00 they do not have."""
+    import json as _json
+
+    from state.lem import LemExperimentState
+
+    state_dir = tmp_path / ".state"
+    state_dir.mkdir()
+    text = LemExperimentState(
+        experiment_id="precise", status="completed", started_at="2025-03-14T09:26:53.589793",
+        last_updated="2025-03-14T10:00:00.000123",
+    ).to_json()
+    (state_dir / "precise.json").write_text(text)
+    done = expwatch("list", "--json", "--state-dir", state_dir, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (row,) = _json.loads(done.stdout)
+    assert row["started_at"] == "2025-03-14T09:26:53.589793"
+    assert row["last_updated"] == "2025-03-14T10:00:00.000123"
+    assert "naive" in row["times"]
+    shown = _json.loads(expwatch("show", "precise", "--json", "--state-dir", state_dir, cwd=tmp_path).stdout)
+    assert shown["started_at"] == shown["state"]["started_at"] == "2025-03-14T09:26:53.589793"

@@ -94,6 +94,8 @@ class ExperimentRecord:
     attempt: int = 1
     log_path: str | None = None
     resumable_by_runner: bool = False
+    host: str | None = None
+    """The host that published it, for records read from a hub (None: read here, from a file)."""
     broken: bool = field(default=False, init=False)
 
     @property
@@ -109,6 +111,7 @@ class BrokenRecord:
     path: Path
     reason: str
     version: FileVersion | None = None
+    host: str | None = None
     broken: bool = field(default=True, init=False)
 
     @property

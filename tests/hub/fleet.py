@@ -11,7 +11,7 @@ from pathlib import Path
 from runtime.liveness import LocalProbe, identity_of
 from state.board import Board
 from state.native import ExperimentDoc
-from state.sources import HubSource
+from state.sources import Delta, HubSource
 from tests.dashboard.conftest import native_doc, write_raw
 from tests.runtime.helpers import cli_argv, cli_env
 
@@ -65,8 +65,6 @@ class FollowedHub:
             with self._lock:
                 self.board.apply("fleet", delta)
                 if verdicts:
-                    from state.sources import Delta
-
                     self.board.apply("fleet", Delta(verdicts=verdicts))
                 for key, row in self.board.rows.items():
                     if row.verdict is not None:

@@ -32,7 +32,7 @@ from runtime.liveness import LocalProbe
 from runtime.watcher import watch_directory
 from state.board import Board
 from state.record import ExperimentRecord
-from state.sources import Delta, DirectorySource, Source, open_sources
+from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
 from state.verdict import StaleVerdict, judge_record
@@ -51,6 +51,8 @@ VERDICT_SECONDS = 2.0
 #: ``running / VERDICTS_PER_TICK * VERDICT_SECONDS`` seconds (16 s for 16,000 running).
 VERDICTS_PER_TICK = 2_000
 RECORDS_SECONDS = 0.25
+#: How often sources that report their own health (a hub: unreachable since...) are asked.
+STATUS_SECONDS = 1.0
 
 
 def _local_now() -> datetime:
@@ -112,6 +114,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.worker_failures: list[str] = []
         #: The last GPU sample, for a main screen mounted after it came.
         self.latest_gpus: GpuSampled | None = None
+        self._source_status: dict[str, str | None] = {}
 
     # -- start and stop ---------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -128,6 +131,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
         self.set_interval(RECORDS_SECONDS, self._records_tick)
+        self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
                 if isinstance(source, DirectorySource):
@@ -313,6 +317,24 @@ class ExpwatchApp(ActionFlows, App[None]):
         """A fresh verdict for one record (reads /proc: worker threads only)."""
         return judge_one(record, self.probe, self.clock())
 
+    @property
+    def shows_hosts(self) -> bool:
+        """Whether rows come from other hosts (a hub): the table then shows where each row lives."""
+        return any(isinstance(s, HubSource) for s in self.sources)
+
+    def _source_status_tick(self) -> None:
+        """A source's health changed (a hub lost or back): say so once, keeping the last good picture."""
+        for source in self.sources:
+            status = getattr(source, "status", None)
+            if status == self._source_status.get(source.name):
+                continue
+            before = self._source_status.get(source.name)
+            self._source_status[source.name] = status
+            if status is not None and before is None:
+                self.notify(status, severity="error", timeout=15, markup=False)
+            elif status is None and before is not None:
+                self.notify(f"{source.name}: reachable again", markup=False)
+
     def _records_tick(self) -> None:
         # The GPU thread reads this immutable tuple; rebuilt at most 4x/s, only after records changed.
         self._records_for_threads = self.board.records()
@@ -413,7 +435,7 @@ def judge_one(record: ExperimentRecord, probe: Any, now: datetime) -> StaleVerdi
 
 def run_dashboard(options: DashboardOptions) -> int:
     for root in options.sources:
-        if options.read_only and not os.access(root, os.R_OK):
+        if options.read_only and "://" not in str(root) and not os.access(root, os.R_OK):
             raise PermissionError(f"cannot read {root}")
     ExpwatchApp(options).run()
     return 0

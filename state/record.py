@@ -98,6 +98,8 @@ class ExperimentRecord:
     """Runs finished (completed or failed) by the current attempt; None where the format does not say."""
     log_path: str | None = None
     resumable_by_runner: bool = False
+    host: str | None = None
+    """The host that published it, for records read from a hub (None: read here, from a file)."""
     broken: bool = field(default=False, init=False)
 
     @property
@@ -113,6 +115,7 @@ class BrokenRecord:
     path: Path
     reason: str
     version: FileVersion | None = None
+    host: str | None = None
     broken: bool = field(default=True, init=False)
 
     @property

@@ -49,7 +49,7 @@ class ExperimentTable(VirtualTable[BoardRow]):
 
     def _cells(self, row: BoardRow) -> list[str | Text]:
         cells = self._record_cells(row)
-        return [row.source, *cells] if self.show_source else cells
+        return [row.entry.host or row.source, *cells] if self.show_source else cells
 
     def _record_cells(self, row: BoardRow) -> list[str | Text]:
         entry = row.entry

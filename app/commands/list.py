@@ -116,7 +116,10 @@ def _progress(record: ExperimentRecord) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_ERROR
     from runtime.liveness import LocalProbe
+    from state.hub.connection import HubError
 
     wanted = _statuses(args.status)
     sources = open_sources(args)
@@ -125,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now().astimezone()
     listed: list[tuple[str, Entry, StaleVerdict | None]] = []
     for source in sources:
-        list(source.initial_batches())
+        try:
+            list(source.initial_batches())
+        except HubError as exc:
+            raise CommandError(str(exc), EXIT_ERROR) from None
         entries = sorted(source.entries().values(), key=_sort_key)
         if wanted is not None:
             entries = [e for e in entries if e.status in wanted]
@@ -133,14 +139,15 @@ def run(args: argparse.Namespace) -> int:
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         out = [
-            {**(broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdict)), "source": name}
+            {**(broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdict)), "source": name, "host": e.host}
             for name, e, verdict in listed
         ]
         print(json.dumps(out, indent=2))
         return 0
-    rows = [["SOURCE"] * several + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]
+    hosts = any(e.host for _n, e, _v in listed)
+    rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]
     for name, entry, verdict in listed:
-        where = [name] * several
+        where = [name] * several + [entry.host or "-"] * hosts
         if isinstance(entry, BrokenRecord):
             rows.append(where + [entry.key, f"broken: {entry.reason}", "-", "-", "-", "-"])
             continue

@@ -5,8 +5,10 @@ from state.sources.directory import DirectorySource, source_name, unique_source_
 
 from state.sources.opening import SourceError, open_source, open_sources, register_opener
 
+from state.sources.hub import HubSource  # noqa: E402 (registers the redis:// opener)
+
 __all__ = [
     "SourceError",
     "open_source",
     "open_sources",
-    "register_opener","MARK_STALE", "RESUME", "Delta", "DirectorySource", "Source", "source_name", "unique_source_names"]
+    "register_opener", "HubSource", "MARK_STALE", "RESUME", "Delta", "DirectorySource", "Source", "source_name", "unique_source_names"]

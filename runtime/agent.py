@@ -1,0 +1,278 @@
+"""The host agent: this host's state directories, published into a Redis hub.
+
+The files stay the truth. The agent watches its directories with the same
+watcher and ``DirectorySource`` code as the dashboard, judges the running
+experiments here (only this host can probe its PIDs) and publishes every record
+with its verdict through the hub's compare-and-set. A lease with a server-side
+TTL says the agent is alive. When the hub goes away, the agent keeps reading its
+files and retries with backoff; when the hub is back, or comes back empty (its
+lease was missing at renewal), it republishes everything it holds and deletes what
+the hub has of this host that the files no longer hold. Nothing is lost, since
+nothing lives only in the hub.
+
+All hub and store work runs in threads, one call at a time (a lock): the event
+loop only waits on watch events and timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from runtime.liveness import LocalProbe
+from runtime.watcher import watch_directory
+from state.hub.codec import encode_entry, encode_verdict
+from state.hub.connection import HubError
+from state.hub.schema import Hub, record_version
+from state.record import Entry, ExperimentRecord
+from state.sources import Delta, DirectorySource
+from state.verdict import LivenessProbe, StaleVerdict
+
+#: The lease's TTL, and how often it is renewed (a few renewals may fail before it lapses).
+LEASE_S = 15.0
+RENEW_S = 3.0
+#: Full rescans of the directories (the safety net for lost watch events).
+RECONCILE_S = 30.0
+#: Reconnection attempts wait this long, doubling, up to the most.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 10.0
+#: A verdict whose liveness is unchanged but whose wording moved (an age in it) is republished at most this often.
+REWORDED_VERDICT_S = 30.0
+#: Documents larger than this are published without their full text (the summary always goes).
+DOC_LIMIT_BYTES = 1024 * 1024
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def read_document(entry: Entry) -> bytes:
+    """The state file's text for the hub's ``doc`` field (empty when broken, unreadable or too large)."""
+    if not isinstance(entry, ExperimentRecord):
+        return b""
+    try:
+        with open(entry.path, "rb") as handle:
+            data = handle.read(DOC_LIMIT_BYTES + 1)
+    except OSError:
+        return b""
+    return data if len(data) <= DOC_LIMIT_BYTES else b""
+
+
+class HubAgent:
+    """Publishes ``sources`` as host ``host`` into ``hub`` until stopped."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        sources: Iterable[DirectorySource],
+        host: str,
+        *,
+        probe: LivenessProbe | None = None,
+        lease_s: float = LEASE_S,
+        renew_s: float = RENEW_S,
+        reconcile_s: float = RECONCILE_S,
+        on_status: Callable[[str], None] = lambda text: None,
+        clock: Callable[[], datetime] = _local_now,
+    ) -> None:
+        self.hub = hub
+        self.sources = list(sources)
+        self.host = host
+        self.probe = probe or LocalProbe()
+        self.lease_s = lease_s
+        self.renew_s = renew_s
+        self.reconcile_s = reconcile_s
+        self.on_status = on_status
+        self.clock = clock
+        self.connected = False
+        self.last_error: str | None = None
+        #: Full republications done (the first one included).
+        self.resyncs = 0
+        self._lock = threading.Lock()
+        #: Redis key -> (version, liveness, reason, monotonic time) of the verdict last published.
+        self._verdicts: dict[str, tuple[str, str, str, float]] = {}
+        self._devices: dict[str, list[dict]] = {}
+        self._reconciled_at = time.monotonic()
+
+    # -- running -----------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self._locked, self._initial_scan)
+        tasks = [asyncio.create_task(self._watch(source, stop)) for source in self.sources]
+        tasks.append(asyncio.create_task(self._maintain(stop)))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self._locked, self._release)
+
+    def _locked(self, fn: Callable[..., object], *args: object) -> object:
+        with self._lock:
+            return fn(*args)
+
+    async def _maintain(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_FIRST_S
+        while not stop.is_set():
+            ok = await asyncio.to_thread(self._locked, self._tick)
+            delay = self.renew_s if ok else backoff
+            backoff = BACKOFF_FIRST_S if ok else min(BACKOFF_MAX_S, backoff * 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _watch(self, source: DirectorySource, stop: asyncio.Event) -> None:
+        """Watch events as hints, like the dashboard; a watch that ends (directory replaced) is rescanned and renewed."""
+        while not stop.is_set():
+            try:
+                if source.root.is_dir():
+                    async with contextlib.aclosing(watch_directory(source.root, stop)) as batches:
+                        async for paths in batches:
+                            if paths or source.has_deferred:
+                                await asyncio.to_thread(self._locked, self._apply_hint, source, paths)
+            except (OSError, RuntimeError):
+                pass
+            if stop.is_set():
+                return
+            await asyncio.to_thread(self._locked, self._apply_reconcile, source)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    # -- the work (threads, under the lock) ----------------------------------------------------------
+    def _initial_scan(self) -> None:
+        for source in self.sources:
+            for delta in source.initial_batches():
+                self._note_devices(source, delta)
+
+    def _apply_hint(self, source: DirectorySource, paths: set[str]) -> None:
+        self._apply(source, source.hint(paths))
+
+    def _apply_reconcile(self, source: DirectorySource) -> None:
+        self._apply(source, source.reconcile())
+
+    def _apply(self, source: DirectorySource, delta: Delta) -> None:
+        """Publish what changed (while the hub is away, the store keeps it for the resync)."""
+        devices = self._note_devices(source, delta)
+        if not self.connected or not delta:
+            return
+        try:
+            verdicts = source.judge(delta.upserts.values(), self.probe, self.clock())
+            for entry in delta.upserts.values():
+                self._publish(source, entry, verdicts.get(entry.key))
+            for key in delta.removed:
+                self.hub.remove(self.hub.record_key(self.host, source.name, key))
+                self._verdicts.pop(self.hub.record_key(self.host, source.name, key), None)
+            if devices:
+                self._publish_devices()
+        except HubError as exc:
+            self._lost(exc)
+
+    def _note_devices(self, source: DirectorySource, delta: Delta) -> bool:
+        if delta.devices is None:
+            return False
+        self._devices[source.name] = [json.loads(s.model_dump_json(by_alias=True)) for s in delta.devices]
+        return True
+
+    def _publish(self, source: DirectorySource, entry: Entry, verdict: StaleVerdict | None) -> None:
+        version = record_version(entry.version.mtime_ns if entry.version is not None else None)
+        self.hub.publish(
+            self.host, source.name, entry.key,
+            version=version, summary=encode_entry(entry), verdict=encode_verdict(verdict), doc=read_document(entry),
+        )
+        self._remember_verdict(self.hub.record_key(self.host, source.name, entry.key), version, verdict)
+
+    def _remember_verdict(self, redis_key: str, version: str, verdict: StaleVerdict | None) -> None:
+        if verdict is None:
+            self._verdicts.pop(redis_key, None)
+        else:
+            self._verdicts[redis_key] = (version, verdict.liveness.value, verdict.reason, time.monotonic())
+
+    def _publish_devices(self) -> None:
+        snapshots = [s for name in sorted(self._devices) for s in self._devices[name]]
+        self.hub.put_devices(self.host, json.dumps(snapshots, separators=(",", ":")), self.lease_s)
+
+    def _tick(self) -> bool:
+        """Renew the lease (republishing everything when the hub lost it), re-judge, rescan when due."""
+        try:
+            if not self.connected:
+                self.hub.ping()
+                self._resync()
+            elif not self.hub.renew_lease(self.host, self._lease_info(), self.lease_s):
+                self.on_status(f"hub {self.hub.address.shown} lost this host's lease (restarted or expired): republishing")
+                self._resync()
+            elif self._devices:
+                self._publish_devices()
+            self._rejudge()
+            if time.monotonic() - self._reconciled_at >= self.reconcile_s:
+                self._reconciled_at = time.monotonic()
+                for source in self.sources:
+                    self._apply(source, source.reconcile())
+            return self.connected
+        except HubError as exc:
+            self._lost(exc)
+            return False
+
+    def _resync(self) -> None:
+        """Everything this agent holds, published again; what the hub holds beyond it, removed."""
+        self.hub.renew_lease(self.host, self._lease_info(), self.lease_s)
+        ours: set[str] = set()
+        self._verdicts.clear()
+        now = self.clock()
+        for source in self.sources:
+            entries = list(source.entries().values())
+            verdicts = source.judge(entries, self.probe, now)
+            for entry in entries:
+                ours.add(self.hub.record_key(self.host, source.name, entry.key))
+                self._publish(source, entry, verdicts.get(entry.key))
+        for stale in self.hub.record_keys(self.host) - ours:
+            self.hub.remove(stale)
+        if self._devices:
+            self._publish_devices()
+        self.resyncs += 1
+        if not self.connected or self.last_error:
+            self.on_status(f"publishing to {self.hub.address.shown} as {self.host}: {len(ours)} records")
+        self.connected = True
+        self.last_error = None
+
+    def _rejudge(self) -> None:
+        """Verdicts of running experiments judged again; published when the liveness (or, rarely, the wording) changed."""
+        now, mono = self.clock(), time.monotonic()
+        for source in self.sources:
+            running = [e for e in source.entries().values() if isinstance(e, ExperimentRecord) and e.status == "running"]
+            for key, verdict in source.judge(running, self.probe, now).items():
+                redis_key = self.hub.record_key(self.host, source.name, key)
+                entry = source.entries().get(key)
+                if entry is None:
+                    continue
+                version = record_version(entry.version.mtime_ns if entry.version is not None else None)
+                last = self._verdicts.get(redis_key)
+                if last is not None and last[0] == version and last[1] == verdict.liveness.value:
+                    if last[2] == verdict.reason or mono - last[3] < REWORDED_VERDICT_S:
+                        continue
+                self.hub.set_verdict(self.host, source.name, key, version=version, verdict=encode_verdict(verdict))
+                self._remember_verdict(redis_key, version, verdict)
+
+    def _lost(self, exc: HubError) -> None:
+        text = str(exc)
+        if self.connected or text != self.last_error:
+            self.on_status(f"{text}; retrying (the files stay the truth)")
+        self.connected = False
+        self.last_error = text
+        self.hub.close()
+
+    def _lease_info(self) -> str:
+        return json.dumps({"pid": os.getpid(), "sources": [s.name for s in self.sources]}, separators=(",", ":"))
+
+    def _release(self) -> None:
+        """A clean stop drops the lease at once: this host's running experiments become unknown, not dead."""
+        if self.connected:
+            with contextlib.suppress(HubError):
+                self.hub.call(lambda c: c.delete(self.hub.lease_key(self.host)))
+        self.hub.close()
+
+
+__all__ = ["HubAgent", "LEASE_S", "RENEW_S"]

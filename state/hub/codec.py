@@ -1,0 +1,98 @@
+"""Records and verdicts as hub text, and back.
+
+What an agent publishes is read by every dashboard of the fleet, and anything
+read from the hub is untrusted input, exactly like a file: sizes are capped
+before parsing, every field is validated by type, and a value that fails
+becomes a broken row with the reason (it never blanks the picture). Paths in a
+record name places on the publishing host: they are shown, never opened here,
+so the log path is dropped on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from state.record import BrokenRecord, Entry, ExperimentRecord
+from state.verdict import Liveness, StaleVerdict
+
+#: Largest record summary or verdict accepted from the hub (a summary holds one row per process).
+MAX_SUMMARY_BYTES = 4 * 1024 * 1024
+MAX_VERDICT_BYTES = 64 * 1024
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+_RECORD = TypeAdapter(ExperimentRecord)
+_BROKEN = TypeAdapter(BrokenRecord)
+
+
+def valid_host_name(name: object) -> bool:
+    """Host names are part of hub keys and row keys: letters, digits, ``._-``, at most 64."""
+    return isinstance(name, str) and bool(_SAFE_NAME.match(name))
+
+
+def host_name_from(text: str) -> str:
+    """A host name made valid (``gpu 01`` -> ``gpu_01``), for agents whose hostname is odd."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:64].lstrip("._-")
+    return cleaned or "host"
+
+
+def encode_entry(entry: Entry) -> str:
+    if isinstance(entry, BrokenRecord):
+        body = _BROKEN.dump_python(entry, mode="json")
+        return json.dumps({"kind": "broken", "entry": body}, separators=(",", ":"))
+    body = _RECORD.dump_python(entry, mode="json")
+    return json.dumps({"kind": "record", "entry": body}, separators=(",", ":"))
+
+
+def decode_entry(raw: bytes | str | None, *, key: str, host: str) -> Entry:
+    """The entry a hub hash holds, keyed ``key`` and labelled with ``host``; a broken one if unreadable."""
+    where = Path(f"{host}:{key}")
+    if raw is None:
+        return BrokenRecord(key, where, "hub record has no summary", host=host)
+    if len(raw) > MAX_SUMMARY_BYTES:
+        return BrokenRecord(key, where, f"hub record larger than {MAX_SUMMARY_BYTES // (1024 * 1024)} MiB", host=host)
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("kind") not in ("record", "broken") or not isinstance(doc.get("entry"), dict):
+            raise ValueError("not an expwatch hub record")
+        body: dict[str, Any] = {**doc["entry"], "key": key, "host": host}
+        body.pop("broken", None)
+        if doc["kind"] == "broken":
+            return _BROKEN.validate_python(body)
+        body["log_path"] = None
+        return _RECORD.validate_python(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(p) for p in first.get("loc", ())) or "record"
+        return BrokenRecord(key, where, f"invalid hub record ({exc.error_count()} errors; first at {at}: {first.get('msg')})", host=host)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return BrokenRecord(key, where, f"unreadable hub record: {type(exc).__name__}: {str(exc)[:200]}", host=host)
+
+
+def encode_verdict(verdict: StaleVerdict | None) -> str:
+    if verdict is None:
+        return ""
+    return json.dumps({"liveness": verdict.liveness.value, "reason": verdict.reason, "evidence": list(verdict.evidence)}, separators=(",", ":"))
+
+
+def decode_verdict(raw: bytes | str | None) -> StaleVerdict | None:
+    """The host's verdict, or None when absent or not valid (the caller shows that as unknown)."""
+    if not raw or len(raw) > MAX_VERDICT_BYTES:
+        return None
+    try:
+        doc = json.loads(raw)
+        liveness = Liveness(doc["liveness"])
+        reason = doc["reason"]
+        evidence = doc.get("evidence", [])
+        if not isinstance(reason, str) or not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
+            return None
+        return StaleVerdict(liveness, reason, tuple(evidence))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
+__all__ = ["decode_entry", "decode_verdict", "encode_entry", "encode_verdict", "host_name_from", "valid_host_name"]

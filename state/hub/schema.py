@@ -1,0 +1,282 @@
+"""The hub's keys and every read and write of them.
+
+All keys of a fleet live under one prefix ``P`` (``?prefix=`` in the URL):
+
+- ``P:exp:<host>:<source>:<key>``: a hash per experiment, fields ``host source key
+  version summary verdict doc``, written only by ``PUBLISH`` (Lua): a compare-and-set on
+  ``version`` (the file's mtime in ns, zero-padded so Lua compares strings), so an old
+  agent or a late retry never overwrites a newer version; an unchanged record is not
+  rewritten and sends no event.
+- ``P:events``: the change stream (``XADD MAXLEN ~``), one entry per write or removal,
+  read with ``XREAD BLOCK`` from the reader's last id; never pub/sub, which loses
+  whatever is sent while a reader is away.
+- ``P:host:<host>``: the agent's lease, a key with a server-side TTL (Redis's clock, not
+  the hosts'); ``P:hosts``: host -> the time (Redis's, ms) of its last renewal, so a
+  reader can say for how long a host has been silent.
+- ``P:devices:<host>``: the host's latest lab-device snapshots, with the lease's TTL.
+
+Every Redis error leaves this module as a ``HubError`` with one line that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from state.hub.connection import HubAddress, HubError, describe_error
+
+T = TypeVar("T")
+
+#: Change-stream entries kept (approximately): a reader further behind than this rescans.
+EVENTS_MAXLEN = 10_000
+#: Records read per round trip during a full scan.
+SCAN_BATCH = 500
+
+_PUBLISH = """
+local cur = redis.call('HGET', KEYS[1], 'version')
+if cur and cur > ARGV[1] then return 0 end
+if cur == ARGV[1] then
+  local old = redis.call('HMGET', KEYS[1], 'summary', 'verdict', 'doc')
+  if old[1] == ARGV[2] and old[2] == ARGV[3] and old[3] == ARGV[4] then return 0 end
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'summary', ARGV[2], 'verdict', ARGV[3], 'doc', ARGV[4],
+           'host', ARGV[5], 'source', ARGV[6], 'key', ARGV[7])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'op', 'put', 'k', KEYS[1])
+return 1
+"""
+
+_SET_VERDICT = """
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'verdict') == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'verdict', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'put', 'k', KEYS[1])
+return 1
+"""
+
+_REMOVE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'op', 'del', 'k', KEYS[1])
+return 1
+"""
+
+_RENEW_LEASE = """
+local t = redis.call('TIME')
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], t[1] * 1000 + math.floor(t[2] / 1000))
+return existed
+"""
+
+_LEASES = """
+local t = redis.call('TIME')
+local out = {t[1] * 1000 + math.floor(t[2] / 1000)}
+local hosts = redis.call('HGETALL', KEYS[1])
+for i = 1, #hosts, 2 do
+  out[#out + 1] = hosts[i]
+  out[#out + 1] = hosts[i + 1]
+  out[#out + 1] = redis.call('EXISTS', ARGV[1] .. hosts[i])
+end
+return out
+"""
+
+
+def record_version(mtime_ns: int | None) -> str:
+    """A file version as the hub compares it (strings of one width compare like the numbers)."""
+    return f"{max(0, mtime_ns or 0):020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class HubRecord:
+    """One experiment hash as read from the hub (bytes: decoding is the codec's job)."""
+
+    redis_key: str
+    host: bytes | None
+    source: bytes | None
+    key: bytes | None
+    summary: bytes | None
+    verdict: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HubEvent:
+    id: str
+    op: str
+    redis_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostLease:
+    host: str
+    alive: bool
+    silent_s: float
+    """Seconds since the host last renewed its lease (by the hub's clock)."""
+
+
+class Hub:
+    """One fleet on one Redis server: the keys under its prefix, and the operations on them."""
+
+    def __init__(self, address: HubAddress | str, *, timeout: float | None = None) -> None:
+        self.address = address if isinstance(address, HubAddress) else HubAddress.parse(address)
+        self.prefix = self.address.prefix
+        self._timeout = timeout
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self.events_key = f"{self.prefix}:events"
+        self.hosts_key = f"{self.prefix}:hosts"
+
+    # -- keys ---------------------------------------------------------------------------------
+    def record_key(self, host: str, source: str, key: str) -> str:
+        return f"{self.prefix}:exp:{host}:{source}:{key}"
+
+    def lease_key(self, host: str) -> str:
+        return f"{self.prefix}:host:{host}"
+
+    def devices_key(self, host: str) -> str:
+        return f"{self.prefix}:devices:{host}"
+
+    def is_record_key(self, name: str) -> bool:
+        return name.startswith(f"{self.prefix}:exp:")
+
+    # -- the connection -------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.address.client() if self._timeout is None else self.address.client(timeout=self._timeout)
+        return self._client
+
+    def call(self, operation: Callable[[Any], T]) -> T:
+        """Run ``operation(client)``; any Redis error becomes a one-line ``HubError``."""
+        import redis
+
+        try:
+            return operation(self.client)
+        except redis.RedisError as exc:
+            raise HubError(describe_error(exc, self.address.shown)) from exc
+        except OSError as exc:
+            raise HubError(f"hub {self.address.shown}: {type(exc).__name__}: {exc}") from exc
+
+    def _script(self, name: str, text: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self.client.register_script(text)
+        return self._scripts[name]
+
+    def ping(self) -> None:
+        if not self.call(lambda c: c.ping()):
+            raise HubError(f"hub {self.address.shown}: no PONG (is it a Redis server?)")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._scripts.clear()
+
+    # -- writes (agents) -------------------------------------------------------------------------
+    def publish(self, host: str, source: str, key: str, *, version: str, summary: str, verdict: str, doc: bytes) -> bool:
+        """Write one record if ``version`` is not older than the hub's; True when it changed."""
+        script = self._script("publish", _PUBLISH)
+        keys = [self.record_key(host, source, key), self.events_key]
+        return bool(self.call(lambda c: script(keys=keys, args=[version, summary, verdict, doc, host, source, key, EVENTS_MAXLEN])))
+
+    def set_verdict(self, host: str, source: str, key: str, *, version: str, verdict: str) -> bool:
+        """A new verdict for the record at ``version`` (refused once the record moved on)."""
+        script = self._script("set_verdict", _SET_VERDICT)
+        keys = [self.record_key(host, source, key), self.events_key]
+        return bool(self.call(lambda c: script(keys=keys, args=[version, verdict, EVENTS_MAXLEN])))
+
+    def remove(self, redis_key: str) -> bool:
+        script = self._script("remove", _REMOVE)
+        return bool(self.call(lambda c: script(keys=[redis_key, self.events_key], args=[EVENTS_MAXLEN])))
+
+    def renew_lease(self, host: str, info: str, ttl_s: float) -> bool:
+        """Renew ``host``'s lease; False when there was none (expired, or the hub lost everything)."""
+        script = self._script("renew", _RENEW_LEASE)
+        keys = [self.lease_key(host), self.hosts_key]
+        return bool(self.call(lambda c: script(keys=keys, args=[host, info, int(ttl_s * 1000)])))
+
+    def put_devices(self, host: str, text: str, ttl_s: float) -> None:
+        self.call(lambda c: c.set(self.devices_key(host), text, px=int(ttl_s * 1000)))
+
+    def record_keys(self, host: str | None = None) -> set[str]:
+        """The hub's record keys (of one host, or all)."""
+        pattern = f"{self.prefix}:exp:{host}:*" if host else f"{self.prefix}:exp:*"
+        return self.call(lambda c: {k.decode() for k in c.scan_iter(match=pattern, count=1000)})
+
+    # -- reads (dashboards) ------------------------------------------------------------------------
+    def last_event_id(self) -> str:
+        """The newest id in the change stream ("0-0" when there is none): where a reader resumes."""
+        found = self.call(lambda c: c.xrevrange(self.events_key, count=1))
+        return found[0][0].decode() if found else "0-0"
+
+    def first_event_id(self) -> str | None:
+        found = self.call(lambda c: c.xrange(self.events_key, count=1))
+        return found[0][0].decode() if found else None
+
+    def read_records(self, redis_keys: Iterable[str]) -> list[HubRecord | None]:
+        """The records at ``redis_keys`` (None where the key is gone), in one round trip."""
+        names = list(redis_keys)
+        if not names:
+            return []
+
+        def read(c: Any) -> list[Any]:
+            pipe = c.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(name, "host", "source", "key", "summary", "verdict")
+            return pipe.execute()
+
+        out: list[HubRecord | None] = []
+        for name, fields in zip(names, self.call(read)):
+            out.append(None if not fields or all(f is None for f in fields) else HubRecord(name, *fields))
+        return out
+
+    def scan_records(self, batch: int = SCAN_BATCH) -> Iterator[list[HubRecord]]:
+        """Every record, in batches."""
+        names = sorted(self.record_keys())
+        for start in range(0, len(names), batch):
+            yield [r for r in self.read_records(names[start : start + batch]) if r is not None]
+
+    def read_events(self, after: str, *, block_ms: int, count: int = 1000) -> list[HubEvent]:
+        """Change-stream entries after ``after``, waiting up to ``block_ms`` for the first."""
+        found = self.call(lambda c: c.xread({self.events_key: after}, count=count, block=block_ms))
+        events = []
+        for _stream, entries in found or ():
+            for entry_id, fields in entries:
+                op = fields.get(b"op", b"").decode(errors="replace")
+                name = fields.get(b"k", b"").decode(errors="replace")
+                events.append(HubEvent(entry_id.decode(), op, name))
+        return events
+
+    def leases(self) -> list[HostLease]:
+        """Every host that ever renewed a lease: alive or not, and silent for how long."""
+        script = self._script("leases", _LEASES)
+        raw = self.call(lambda c: script(keys=[self.hosts_key], args=[f"{self.prefix}:host:"]))
+        now_ms = int(raw[0])
+        out = []
+        for i in range(1, len(raw) - 2, 3):
+            host = raw[i].decode(errors="replace")
+            try:
+                last_ms = int(raw[i + 1])
+            except ValueError:
+                continue
+            out.append(HostLease(host, bool(int(raw[i + 2])), max(0.0, (now_ms - last_ms) / 1000)))
+        return out
+
+    def devices(self, hosts: Iterable[str]) -> dict[str, bytes]:
+        names = list(hosts)
+        if not names:
+            return {}
+        values = self.call(lambda c: c.mget([self.devices_key(h) for h in names]))
+        return {h: v for h, v in zip(names, values) if v is not None}
+
+
+def event_id_before(a: str, b: str) -> bool:
+    """Whether stream id ``a`` is older than ``b`` (``ms-seq`` compared as numbers)."""
+
+    def parts(text: str) -> tuple[int, int]:
+        ms, _, seq = text.partition("-")
+        return int(ms), int(seq or 0)
+
+    return parts(a) < parts(b)
+
+
+__all__ = ["EVENTS_MAXLEN", "HostLease", "Hub", "HubEvent", "HubRecord", "event_id_before", "record_version"]

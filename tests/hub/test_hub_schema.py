@@ -1,0 +1,141 @@
+"""The hub's schema against a real redis-server: compare-and-set, the change stream, leases, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from state.hub.codec import decode_entry, decode_verdict, encode_entry, encode_verdict, host_name_from, valid_host_name
+from state.hub.connection import HubAddress, HubError, redact
+from state.hub.schema import Hub, record_version
+from state.record import BrokenRecord, ExperimentRecord
+from state.sources import DirectorySource
+from state.verdict import Liveness, StaleVerdict
+from tests.dashboard.conftest import DEAD_PID, native_doc, populate, write_raw
+from tests.hub.redis_server import REDIS_SERVER, RedisServer
+from tests.runtime.helpers import wait_for
+
+
+def _publish(hub: Hub, version: int, summary: str = "{}", verdict: str = "") -> bool:
+    return hub.publish("gpu1", "lab", "exp", version=record_version(version), summary=summary, verdict=verdict, doc=b"{}")
+
+
+def test_url_prefix_and_redaction():
+    address = HubAddress.parse("redis://:s3cret@hub.example:6380/2?prefix=lab1")
+    assert address.prefix == "lab1" and "prefix" not in address.url
+    assert "s3cret" not in address.shown and "***" in address.shown
+    assert HubAddress.parse("rediss://hub.example/0").prefix == "expwatch"
+    for bad in ("http://hub", "redis://", "redis://hub/0?prefix=../x", "redis://hub:port/0"):
+        with pytest.raises(HubError) as caught:
+            HubAddress.parse(bad)
+        assert "\n" not in str(caught.value)
+    assert redact("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+
+
+def test_compare_and_set_on_version(redis_server: RedisServer):
+    hub = Hub(redis_server.url)
+    assert _publish(hub, 200, '{"v": 2}')
+    assert not _publish(hub, 100, '{"v": 1}'), "an older version must never overwrite a newer one"
+    assert not _publish(hub, 200, '{"v": 2}'), "an unchanged record is not rewritten"
+    assert _publish(hub, 200, '{"v": 2}', verdict="x"), "same version, new verdict"
+    assert _publish(hub, 300, '{"v": 3}')
+    raw = redis_server.client().hgetall(hub.record_key("gpu1", "lab", "exp"))
+    assert raw[b"summary"] == b'{"v": 3}' and raw[b"host"] == b"gpu1"
+    events = hub.read_events("0-0", block_ms=10)
+    assert [e.op for e in events] == ["put", "put", "put"]
+    assert hub.set_verdict("gpu1", "lab", "exp", version=record_version(300), verdict="y")
+    assert not hub.set_verdict("gpu1", "lab", "exp", version=record_version(200), verdict="z"), "verdict of an old version"
+    assert hub.remove(hub.record_key("gpu1", "lab", "exp")) and not hub.remove(hub.record_key("gpu1", "lab", "exp"))
+    assert [e.op for e in hub.read_events(events[-1].id, block_ms=10)] == ["put", "del"]
+
+
+def test_versions_compare_past_float_precision(redis_server: RedisServer):
+    hub = Hub(redis_server.url)
+    base = 1_796_142_459_828_354_793  # an mtime in ns: beyond a double's exact integers
+    assert _publish(hub, base + 1)
+    assert not _publish(hub, base, '{"older": 1}')
+
+
+def test_leases_expire_on_the_servers_clock(redis_server: RedisServer):
+    hub = Hub(redis_server.url)
+    assert not hub.renew_lease("gpu1", "{}", 0.3), "no lease before the first renewal"
+    assert hub.renew_lease("gpu1", "{}", 0.3)
+    assert [(l.host, l.alive) for l in hub.leases()] == [("gpu1", True)]
+    lease = wait_for(lambda: next((l for l in hub.leases() if not l.alive), None), 10, "the lease to expire")
+    assert lease.host == "gpu1" and lease.silent_s >= 0.3
+
+
+def test_keys_stay_under_the_prefix(redis_server: RedisServer):
+    lab1, lab2 = Hub(redis_server.url + "?prefix=lab1"), Hub(redis_server.url + "?prefix=lab2")
+    lab1.publish("h", "s", "k", version=record_version(1), summary="{}", verdict="", doc=b"")
+    lab1.renew_lease("h", "{}", 10)
+    assert lab2.record_keys() == set() and lab2.leases() == []
+    assert all(k.startswith(b"lab1:") for k in redis_server.client().keys("*"))
+
+
+def test_auth_failure_and_refused_connection_are_one_line(tmp_path: Path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; CI installs it)")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory, password="s3cret").start()
+    try:
+        wrong = Hub(server.url.replace("s3cret", "wrong"))
+        with pytest.raises(HubError, match="authentication failed") as caught:
+            wrong.ping()
+        assert "wrong" not in str(caught.value) and "\n" not in str(caught.value)
+        Hub(server.url).ping()
+    finally:
+        server.stop()
+    with pytest.raises(HubError, match="connection refused|cannot connect"):
+        Hub(server.url).ping()
+
+
+def test_full_redis_is_a_clear_error(redis_server: RedisServer):
+    redis_server.client().config_set("maxmemory", "1")
+    hub = Hub(redis_server.url)
+    with pytest.raises(HubError, match="maxmemory"):
+        _publish(hub, 1, "x" * 10_000)
+
+
+def test_records_round_trip(tmp_path: Path):
+    populate(tmp_path)
+    source = DirectorySource(tmp_path, read_only=True)
+    list(source.initial_batches())
+    for entry in source.entries().values():
+        back = decode_entry(encode_entry(entry), key=f"gpu1/lab/{entry.key}", host="gpu1")
+        assert type(back) is type(entry) and back.host == "gpu1" and back.key == f"gpu1/lab/{entry.key}"
+        if isinstance(entry, ExperimentRecord):
+            assert back.status == entry.status and back.owner == entry.owner and back.runs_done == entry.runs_done
+            assert back.log_path is None, "a remote path is never opened here"
+    verdict = StaleVerdict(Liveness.DEAD, "pid 1: no such process", ("a",))
+    assert decode_verdict(encode_verdict(verdict)) == verdict
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[]", b'{"kind": "record", "entry": {"status": 5}}', b'{"kind": "evil", "entry": {}}', b"[" * 100_000, b"x" * (5 * 1024 * 1024)],
+)
+def test_hostile_summaries_become_broken_rows(raw: bytes):
+    entry = decode_entry(raw, key="gpu1/lab/x", host="gpu1")
+    assert isinstance(entry, BrokenRecord) and entry.key == "gpu1/lab/x" and "\n" not in entry.reason
+
+
+def test_hostile_verdicts_are_ignored():
+    for raw in (b"{}", b'{"liveness": "undead", "reason": "x"}', b'{"liveness": "alive", "reason": 3}', b"[" * 100_000):
+        assert decode_verdict(raw) is None
+
+
+def test_host_names():
+    assert valid_host_name("gpu-01.lab") and not valid_host_name("../x") and not valid_host_name("a:b")
+    assert host_name_from("gpu 01:lab") == "gpu_01_lab" and valid_host_name(host_name_from("..."))
+
+
+def test_document_survives_a_publish(redis_server: RedisServer, tmp_path: Path):
+    write_raw(tmp_path, native_doc("exp", "running", pid=DEAD_PID))
+    hub = Hub(redis_server.url)
+    hub.publish("gpu1", "lab", "exp", version=record_version(1), summary="{}", verdict="", doc=(tmp_path / "exp.json").read_bytes())
+    doc = redis_server.client().hget(hub.record_key("gpu1", "lab", "exp"), "doc")
+    assert json.loads(doc)["experiment_id"] == "exp"

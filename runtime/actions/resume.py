@@ -43,6 +43,7 @@ from runtime.launcher import (
     runner_argv,
 )
 from runtime.liveness import identity_of
+from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
 from state.journal import current_user
 from state.lem import LemExperimentState, LemV2ExperimentState
@@ -78,6 +79,8 @@ class ResumePlan:
     runs_failed_kept: int = 0
     attempt: int | None = None
     env: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    notes: tuple[str, ...] = ()
+    """What the plan chose over what the file records (a moved directory, a log path elsewhere)."""
     launch_record: FileVersion | None = None
     """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
 
@@ -104,6 +107,7 @@ class ResumePlan:
         lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
         lines.append(f"In: {self.cwd}")
         lines.append(f"Log: {self.log_path}")
+        lines += [f"Note: {note}" for note in self.notes]
         return lines
 
 
@@ -152,7 +156,20 @@ def _plan_native(
         elif doc.study_path and not Path(doc.study_path).is_file():
             refusal = f"the study file {doc.study_path} is gone"
     root = store.root.resolve()
-    if doc.resume is not None and doc.resume.argv:
+    notes: list[str] = []
+    recorded = ResumeArgs.from_command(doc.resume.argv) if doc.resume is not None else None
+    if recorded is not None:
+        # Paths in the file are hints: the directory the user pointed at wins (a copied or moved one).
+        args, python = recorded
+        was = Path(args.state_dir)
+        argv = tuple(replace(args, state_dir=root).to_argv(python))
+        cwd = Path(doc.resume.cwd)
+        env = dict(doc.resume.env)
+        if was.resolve() != root:
+            notes.append(f"recorded for {was}; resumes in {root}, where you pointed")
+            if cwd == was.parent or cwd == was.resolve().parent:
+                cwd = root.parent
+    elif doc.resume is not None and doc.resume.argv:
         argv = tuple(doc.resume.argv)
         cwd = Path(doc.resume.cwd)
         env = dict(doc.resume.env)
@@ -162,7 +179,10 @@ def _plan_native(
         env = {}
     if not cwd.is_dir():
         cwd = Path(doc.study_path).parent if doc.study_path else root.parent
-    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir.resolve(), loaded.key)
+    logs = store.logs_dir.resolve()
+    log_path = log_path_for(logs, loaded.key)
+    if doc.log_path and Path(doc.log_path).resolve() != log_path:
+        notes.append(f"recorded log {doc.log_path} is not this state directory's log: appends to {log_path}")
     return ResumePlan(
         experiment_id=doc.experiment_id,
         key=loaded.key,
@@ -183,6 +203,7 @@ def _plan_native(
         runs_failed_kept=failed - rerun,
         attempt=doc.attempt + 1,
         env=env,
+        notes=tuple(notes),
     )
 
 

@@ -9,6 +9,8 @@ coordinator. Stdlib only: worker processes parse theirs here.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +87,17 @@ class ResumeArgs:
         parser.add_argument("--heartbeat", type=float, default=None)
         parser.add_argument("--workcell", default=None)
         return parser
+
+    @classmethod
+    def from_command(cls, argv: Sequence[str]) -> tuple[ResumeArgs, str] | None:
+        """A recorded command line read back: (its arguments, its Python), or None when it is not ours."""
+        if len(argv) < 4 or list(argv[1:3]) != ["-m", RUNNER_MODULE]:
+            return None
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # argparse prints its usage before it exits
+                return cls.parse(argv[3:]), argv[0]
+        except (SystemExit, RunnerError):
+            return None
 
     @classmethod
     def parse(cls, argv: Sequence[str] | None = None) -> ResumeArgs:

@@ -166,3 +166,26 @@ def test_json_timestamps_are_as_precise_as_the_file(tmp_path: Path):
     assert "naive" in row["times"]
     shown = _json.loads(expwatch("show", "precise", "--json", "--state-dir", state_dir, cwd=tmp_path).stdout)
     assert shown["started_at"] == shown["state"]["started_at"] == "2025-03-14T09:26:53.589793"
+
+
+def test_resume_of_a_copied_state_directory_runs_where_the_user_pointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The file records the old --state-dir and cwd: resuming the copy must not write to the original."""
+    import shutil
+
+    original = tmp_path / "lab" / ".state"
+    original.mkdir(parents=True)
+    study = write_study(tmp_path / "lab")
+    monkeypatch.chdir(tmp_path / "lab")  # the runner records the directory it was started in
+    make_native(original, study, "moved", status="interrupted", completed=range(3))
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "lab", elsewhere)
+    shutil.rmtree(original / ".expwatch" / "logs", ignore_errors=True)
+    done = expwatch("resume", "moved", "--dry-run", "--state-dir", elsewhere / ".state", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    command = next(line for line in out.splitlines() if line.startswith("Command:"))
+    assert f"--state-dir {(elsewhere / '.state').resolve()}" in command and str(original) not in command
+    assert f"In: {elsewhere.resolve()}" in out
+    assert "Note: recorded for" in out and str(original) in out
+    log = next(line for line in out.splitlines() if line.startswith("Log:"))
+    assert str(elsewhere.resolve()) in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -44,7 +45,7 @@ def _row(screen: str, experiment: str) -> str:
 
 def test_stale_mark_resume_and_quit_in_tmux(tmp_path: Path):
     demo = tmp_path / "demo"
-    session = f"expwatch-e2e-{tmp_path.name}"
+    session = f"expwatch-e2e-{os.getpid()}-{tmp_path.name}"  # unique across suites running at once
     command = f"cd {ROOT} && .venv/bin/python -m app.cli demo {demo}; sleep 30"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
     pane = Pane(session)

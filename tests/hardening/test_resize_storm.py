@@ -4,6 +4,7 @@ the real program in tmux. Nothing may raise, and the last size wins."""
 from __future__ import annotations
 
 import random
+import os
 import shutil
 import subprocess
 import time
@@ -68,7 +69,7 @@ def test_resize_storm_in_tmux(state_dir: Path, tmp_path: Path) -> None:
     At least 10x4 here: tmux 3.3 itself sometimes dies when windows of one or two columns are
     resized in a burst; the in-process storm above covers 1x1.
     """
-    session = f"expwatch-resize-{tmp_path.name}"
+    session = f"expwatch-resize-{os.getpid()}-{tmp_path.name}"  # unique across suites running at once
     errors = tmp_path / "stderr.txt"
     # Textual draws on stderr: keep it on the terminal and only catch a traceback after exit.
     command = f"cd {ROOT} && .venv/bin/python -m app.cli {state_dir} --read-only; echo EXIT=$? > {errors}; sleep 30"

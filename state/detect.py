@@ -424,13 +424,9 @@ def _entry_error(error_type: str | None, message: str | None) -> str | None:
     return error_type or message
 
 
-def _summarize_study(key: str, path: Path, version: FileVersion, model: StudyManifest) -> ExperimentRecord:
-    """A study as one row: its entries are its processes; the file's mtime is its last update.
-
-    The id is the study folder's name (``<study_name>_<timestamp>``), which
-    ``llem run --resume-dir`` takes; the name is the study's own.
-    """
-    procs = tuple(
+def study_process_rows(model: StudyManifest) -> tuple[ProcessRow, ...]:
+    """A study's entries as process rows: config summary and cycle as the label, error type and message."""
+    return tuple(
         ProcessRow(
             index=i,
             status=e.status,
@@ -442,6 +438,15 @@ def _summarize_study(key: str, path: Path, version: FileVersion, model: StudyMan
         )
         for i, e in enumerate(model.experiments)
     )
+
+
+def _summarize_study(key: str, path: Path, version: FileVersion, model: StudyManifest) -> ExperimentRecord:
+    """A study as one row: its entries are its processes; the file's mtime is its last update.
+
+    The id is the study folder's name (``<study_name>_<timestamp>``), which
+    ``llem run --resume-dir`` takes; the name is the study's own.
+    """
+    procs = study_process_rows(model)
     energies = [e.energy_joules for e in model.experiments if e.energy_joules is not None]
     failures = [p.error for p in procs if p.status == "failed" and p.error]
     return ExperimentRecord(

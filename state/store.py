@@ -423,7 +423,13 @@ class StateStore:
     def path_for(self, key: str) -> Path:
         if "/" in key or "\0" in key or key in ("", ".", ".."):
             raise UnsafePathError(f"bad key {key!r}")
-        path = self.root / self._name_of(key)
+        name = self._name_of(key)
+        if key not in self.entries and not os.path.lexists(self.root / name):
+            # A store that has not scanned yet: a study folder of that name, if there is one.
+            study = study_manifest_name(key)
+            if os.path.lexists(self.root / study):
+                name = study
+        path = self.root / name
         ensure_inside(self.root, path)
         return path
 

@@ -224,11 +224,7 @@ def _plan_lem(
         find_executable(argv)
     except LaunchError as exc:
         refusal = refusal or f"{exc} (resume template {chosen!r})"
-    launch_record = _launch_record_version(store, loaded.key)
-    if refusal is None:
-        running = _live_launch(store, loaded.key, probe)
-        if running:
-            refusal = f"a resume is already under way: {running}"
+    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
     total = record.runs_total
     return ResumePlan(
         experiment_id=model.experiment_id,
@@ -249,6 +245,18 @@ def _plan_lem(
         retry_failed=retry_failed,
         launch_record=launch_record,
     )
+
+
+def _launch_guard(
+    store: StateStore, key: str, probe: LivenessProbe, refusal: str | None
+) -> tuple[str | None, FileVersion | None]:
+    """(refusal, launch record version): a resume launched earlier and still running refuses another."""
+    launch_record = _launch_record_version(store, key)
+    if refusal is None:
+        running = _live_launch(store, key, probe)
+        if running:
+            refusal = f"a resume is already under way: {running}"
+    return refusal, launch_record
 
 
 def _plan_study(
@@ -282,11 +290,7 @@ def _plan_study(
         find_executable(argv)
     except LaunchError as exc:
         refusal = refusal or f"{exc} (resume template {chosen!r}, set ${STUDY_TEMPLATE_ENV} to change it)"
-    launch_record = _launch_record_version(store, loaded.key)
-    if refusal is None:
-        running = _live_launch(store, loaded.key, probe)
-        if running:
-            refusal = f"a resume is already under way: {running}"
+    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
     cwd = study_dir.parent.parent if study_dir.parent.parent.is_dir() else study_dir.parent
     left = sum(1 for e in model.experiments if e.status != "completed")
     return ResumePlan(

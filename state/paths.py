@@ -107,6 +107,8 @@ def study_manifest_name(folder: str) -> str:
 
 def is_candidate_name(name: str) -> bool:
     """A top-level state file name, or a study manifest one folder down."""
+    if "\0" in name:
+        return False
     folder, sep, rest = name.partition("/")
     if not sep:
         return is_candidate_state_file(name)

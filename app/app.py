@@ -35,7 +35,7 @@ from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
-from state.verdict import StaleVerdict, judge_record
+from state.verdict import StaleVerdict, judge_with
 
 from app.actions import ActionFlows
 from app.messages import GpuSampled, SourceChanged, SourceScanned
@@ -430,7 +430,7 @@ class ExpwatchApp(ActionFlows, App[None]):
 
 
 def judge_one(record: ExperimentRecord, probe: Any, now: datetime) -> StaleVerdict:
-    return judge_record(record, here=probe.host_facts(), probe=probe.probe, now=now)
+    return judge_with(record, probe, now)
 
 
 def run_dashboard(options: DashboardOptions) -> int:

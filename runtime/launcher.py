@@ -19,9 +19,13 @@ from pathlib import Path
 
 from runtime.runner.args import ResumeArgs
 
+#: The 6-state files' resume, as the llenergymeasure version that writes them spells it.
 DEFAULT_LEM_TEMPLATE = "lem experiment --resume {experiment_id}"
 TEMPLATE_ENV = "EXPWATCH_RESUME_TEMPLATE"
-TEMPLATE_FIELDS = ("experiment_id", "state_dir", "config_path")
+#: llenergymeasure 0.7.0 studies: ``llem run`` again on the study's saved config, into the same folder.
+DEFAULT_STUDY_TEMPLATE = "llem run {study_dir}/_study-artefacts/study_config.yaml --resume-dir {study_dir}"
+STUDY_TEMPLATE_ENV = "EXPWATCH_STUDY_RESUME_TEMPLATE"
+TEMPLATE_FIELDS = ("experiment_id", "state_dir", "config_path", "study_dir")
 
 #: Environment variables a resumed runner must see again.
 CARRIED_ENV = ("PYTHONPATH", "EXPWATCH_SIMULATE_GPUS", "CUDA_VISIBLE_DEVICES")
@@ -71,6 +75,10 @@ def carried_env() -> dict[str, str]:
 
 def resolve_template(template: str | None) -> str:
     return template or os.environ.get(TEMPLATE_ENV) or DEFAULT_LEM_TEMPLATE
+
+
+def resolve_study_template(template: str | None) -> str:
+    return template or os.environ.get(STUDY_TEMPLATE_ENV) or DEFAULT_STUDY_TEMPLATE
 
 
 def expand_template(template: str, **fields: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from state.native import OwnerIdentity
-from state.verdict import HostFacts, ProcessEvidence
+from state.verdict import HostFacts, ProcessEvidence, ToolProcess
 
 _PROC = Path("/proc")
 
@@ -97,8 +97,38 @@ def identity_of(pid: int | None = None, *, role: str = "coordinator", process_in
     )
 
 
+#: Program names of llenergymeasure's command line (0.7.0 is ``llem``; the 6-state versions ``lem``).
+LEM_PROGRAMS = frozenset({"llem", "lem"})
+
+
+def _is_llenergymeasure(argv: list[str]) -> bool:
+    """``llem ...``, ``python .../bin/llem ...``, ``python -m llenergymeasure...``."""
+    for arg in argv[:3]:
+        if os.path.basename(arg) in LEM_PROGRAMS or "llenergymeasure" in arg:
+            return True
+    return False
+
+
+def llenergymeasure_processes() -> tuple[ToolProcess, ...]:
+    """This user's llenergymeasure processes on this host (a study records no PID to probe)."""
+    uid = os.getuid()
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "uids", "cmdline"]):
+        info = proc.info
+        uids, argv = info.get("uids"), info.get("cmdline")
+        if info["pid"] == me or not argv or uids is None or uids.real != uid:
+            continue
+        if _is_llenergymeasure(argv):
+            found.append(ToolProcess(info["pid"], " ".join(argv)[:200]))
+    return tuple(found)
+
+
 class LocalProbe:
     """``state.verdict.LivenessProbe`` for this host."""
+
+    def llenergymeasure_processes(self) -> tuple[ToolProcess, ...]:
+        return llenergymeasure_processes()
 
     def host_facts(self) -> HostFacts:
         return host_facts()

@@ -1,6 +1,7 @@
 """Watch a state directory: watchfiles events as change hints for its source.
 
-The events only say where to look; ``state.sources.DirectorySource.hint`` re-stats
+Study manifests one folder down (``results/<study>/manifest.json``) and new
+study folders count as well. The events only say where to look; ``state.sources.DirectorySource.hint`` re-stats
 those files and re-reads the changed ones. A periodic full reconcile catches
 dropped events, and ``--poll`` mode (network filesystems, where inotify sees
 nothing) is that scan on a timer.
@@ -13,6 +14,9 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+from state.lem_study import MANIFEST_NAME
+from state.paths import is_candidate_study_dir
 
 #: watchfiles settings: group a burst of writes into one batch, but answer fast.
 DEBOUNCE_MS = 40
@@ -39,7 +43,10 @@ async def watch_directory(root: Path, stop: asyncio.Event) -> AsyncIterator[set[
         if p == root:
             return True
         if p.parent == root:
-            return p.suffix == ".json"
+            # State files, and folders that may be new studies (``results/<study>/``).
+            return p.suffix == ".json" or is_candidate_study_dir(p.name)
+        if p.parent.parent == root and p.name == MANIFEST_NAME:
+            return True
         return p.parent.name == "devices" and p.suffix == ".json"
 
     root = Path(os.path.abspath(root))

@@ -7,6 +7,7 @@ nothing here raises anything else for bad input.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from state.lem import LemExperimentState, LemV2ExperimentState
+from state.lem_study import (
+    STUDY_SCHEMA_VERSIONS,
+    StudyManifest,
+    contradiction,
+    looks_like_study_manifest,
+    looks_like_study_sidecar,
+    study_status,
+    unsafe_log_file,
+)
 from state.native import ExperimentDoc, RunStatus, UnknownSchemaError, migrate
 from state.paths import unsafe_id_reason
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
@@ -23,7 +33,7 @@ MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
 """Larger files are broken rows, refused from ``stat`` alone (100,000 runs take about 30 MiB)."""
 MAX_JSON_DEPTH = 64
 
-StateModel = LemExperimentState | LemV2ExperimentState | ExperimentDoc
+StateModel = LemExperimentState | LemV2ExperimentState | ExperimentDoc | StudyManifest
 
 
 class BrokenStateFile(ValueError):
@@ -162,7 +172,14 @@ def detect_format(value: Any) -> StateFormat:
         if isinstance(schema, str) and schema.startswith("expwatch."):
             raise NotAnExperiment(schema)
         raise BrokenStateFile(f"unknown schema {schema!r}")
+    if looks_like_study_manifest(value):
+        version = value.get("schema_version")
+        if version not in STUDY_SCHEMA_VERSIONS:
+            raise BrokenStateFile(f"llenergymeasure study manifest with unknown schema_version {version!r}")
+        return StateFormat.LEM_STUDY
     if "experiment_id" not in value:
+        if looks_like_study_sidecar(value):
+            raise NotAnExperiment("llenergymeasure study sidecar")
         if "experiments" in value or "campaign_id" in value:
             raise NotAnExperiment("campaign manifest")
         raise BrokenStateFile("not an experiment state file (no experiment_id)")
@@ -175,6 +192,8 @@ def _validate(fmt: StateFormat, value: Any) -> StateModel:
     try:
         if fmt is StateFormat.EXPWATCH:
             model: StateModel = ExperimentDoc.model_validate(migrate(value))
+        elif fmt is StateFormat.LEM_STUDY:
+            return _validate_study(value)
         elif fmt is StateFormat.LEM_V2:
             model = LemV2ExperimentState.model_validate(value)
         else:
@@ -186,6 +205,14 @@ def _validate(fmt: StateFormat, value: Any) -> StateModel:
     reason = unsafe_id_reason(model.experiment_id)
     if reason:
         raise BrokenStateFile(f"unsafe id: {reason}")
+    return model
+
+
+def _validate_study(value: Any) -> StudyManifest:
+    model = StudyManifest.model_validate(value)
+    reason = contradiction(model) or unsafe_log_file(model)
+    if reason:
+        raise BrokenStateFile(reason)
     return model
 
 
@@ -321,6 +348,8 @@ def summarize(
             config_hash=model.config_hash,
             model_name=model.model_name,
         )
+    if isinstance(model, StudyManifest):
+        return _summarize_study(key, path, version, model)
     if isinstance(model, LemV2ExperimentState):
         return ExperimentRecord(
             key=key,
@@ -397,4 +426,59 @@ def summarize(
         attempt_runs_finished=by_attempt if model.attempt > 1 else None,
         log_path=model.log_path,
         resumable_by_runner=model.resume is not None,
+    )
+
+
+def _entry_error(error_type: str | None, message: str | None) -> str | None:
+    if error_type and message:
+        return f"{error_type}: {message}"
+    return error_type or message
+
+
+def study_process_rows(model: StudyManifest) -> tuple[ProcessRow, ...]:
+    """A study's entries as process rows: config summary and cycle as the label, error type and message."""
+    return tuple(
+        ProcessRow(
+            index=i,
+            status=e.status,
+            started_at=_aware(e.started_at),
+            completed_at=_aware(e.completed_at),
+            error=_entry_error(e.error_type, e.error_message),
+            label=f"{e.config_summary} (cycle {e.cycle})",
+            energy_joules=e.energy_joules,
+        )
+        for i, e in enumerate(model.experiments)
+    )
+
+
+def _summarize_study(key: str, path: Path, version: FileVersion, model: StudyManifest) -> ExperimentRecord:
+    """A study as one row: its entries are its processes; the file's mtime is its last update.
+
+    The id is the study folder's name (``<study_name>_<timestamp>``), which
+    ``llem run --resume-dir`` takes; the name is the study's own.
+    """
+    procs = study_process_rows(model)
+    energies = [e.energy_joules for e in model.experiments if e.energy_joules is not None]
+    failures = [p.error for p in procs if p.status == "failed" and p.error]
+    return ExperimentRecord(
+        key=key,
+        path=path,
+        format=StateFormat.LEM_STUDY,
+        experiment_id=Path(os.path.abspath(path)).parent.name,
+        name=model.study_name,
+        status=study_status(model).value,
+        raw_status=model.status,
+        version=version,
+        processes=procs,
+        processes_total=len(procs),
+        processes_done=model.completed,
+        runs_done=model.completed,
+        runs_failed=model.failed,
+        runs_total=model.total_experiments,
+        started_at=_aware(model.started_at),
+        finished_at=_aware(model.completed_at),
+        last_updated=_shared_tz(datetime.fromtimestamp(version.mtime_ns / 1e9).astimezone()),
+        error_message=failures[-1] if failures else None,
+        config_hash=model.study_design_hash or None,
+        energy_joules=sum(energies) if energies else None,
     )

@@ -1,4 +1,4 @@
-"""Status changes applied to any of the three formats, as their own tools would.
+"""Status changes applied to any of the formats, as their own tools would.
 
 Each function returns a new model; the caller saves it through the store.
 """
@@ -9,6 +9,7 @@ from datetime import datetime
 
 from state.detect import StateModel
 from state.lem import STALE_MESSAGE, LemExperimentState, LemV2ExperimentState
+from state.lem_study import StudyManifest, mark_interrupted, study_status
 from state.native import ExperimentDoc, HistoryEntry
 from state.transitions import (
     ExperimentPhase,
@@ -22,6 +23,8 @@ from state.transitions import (
 def current_status(model: StateModel) -> ExperimentStatus:
     if isinstance(model, LemV2ExperimentState):
         return phase_to_status(model.phase, model.failed)
+    if isinstance(model, StudyManifest):
+        return study_status(model)
     return model.status
 
 
@@ -73,9 +76,16 @@ def _apply_v2(
 
 
 def mark_stale(model: StateModel, *, who: str) -> StateModel:
-    """llenergymeasure's stale rule: running -> interrupted (v2: failed) with its message."""
+    """llenergymeasure's stale rule: running -> interrupted (v2: failed) with its message.
+
+    A study gets what its own ``mark_interrupted()`` writes (no message: the manifest has no field for one).
+    """
+    if isinstance(model, StudyManifest):
+        if model.status != "running":
+            raise InvalidStateTransitionError(study_status(model), ExperimentStatus.INTERRUPTED)
+        return mark_interrupted(model)
     return apply_transition(model, ExperimentStatus.INTERRUPTED, who=who, why=STALE_MESSAGE)
 
 
 def is_llenergymeasure(model: StateModel) -> bool:
-    return isinstance(model, (LemExperimentState, LemV2ExperimentState))
+    return isinstance(model, (LemExperimentState, LemV2ExperimentState, StudyManifest))

@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import Path
 
+from state.lem_study import MANIFEST_NAME, STUDY_ARTEFACT_DIRS
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 255
 #: Longest file name most filesystems take (bytes, after UTF-8 encoding).
@@ -84,3 +86,36 @@ def is_candidate_state_file(name: str) -> bool:
         and not name.startswith(".")
         and name not in NON_EXPERIMENT_NAMES
     )
+
+
+def is_candidate_study_dir(name: str) -> bool:
+    """Whether a directory entry name may be a study folder (one holding ``manifest.json``)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and not name.endswith(".json")
+        and name not in STUDY_ARTEFACT_DIRS
+        and "/" not in name
+        and "\0" not in name
+    )
+
+
+def study_manifest_name(folder: str) -> str:
+    """The scan's name for a study folder's manifest, relative to the scanned directory."""
+    return f"{folder}/{MANIFEST_NAME}"
+
+
+def is_candidate_name(name: str) -> bool:
+    """A top-level state file name, or a study manifest one folder down."""
+    if "\0" in name:
+        return False
+    folder, sep, rest = name.partition("/")
+    if not sep:
+        return is_candidate_state_file(name)
+    return rest == MANIFEST_NAME and is_candidate_study_dir(folder)
+
+
+def key_of_name(name: str) -> str:
+    """The entry key of a candidate name: the file stem, or a study's folder name."""
+    folder, sep, _ = name.partition("/")
+    return folder if sep else name[:-5]

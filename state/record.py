@@ -20,6 +20,7 @@ class StateFormat(str, Enum):
     LEM_V1 = "llenergymeasure-v1"
     LEM_V2 = "llenergymeasure-v2"
     EXPWATCH = "expwatch-1"
+    LEM_STUDY = "llenergymeasure-study"
 
 
 class FileVersion(NamedTuple):
@@ -54,6 +55,9 @@ class ProcessRow:
     error: str | None = None
     host: str | None = None
     heartbeat_at: datetime | None = None
+    label: str | None = None
+    """What the process works on, where the file names it (a study entry: its config summary and cycle)."""
+    energy_joules: float | None = None
     """``host`` and ``heartbeat_at`` are filled in only for one open file (the inspector), not by a scan."""
 
 

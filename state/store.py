@@ -31,14 +31,19 @@ from state.detect import (
 from state.journal import AuditJournal
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import current_status
+from state.lem_study import StudyManifest
 from state.native import ExperimentDoc
 from state.paths import (
     SIDECAR_DIR,
     UnsafePathError,
     ensure_inside,
+    is_candidate_name,
     is_candidate_state_file,
+    is_candidate_study_dir,
+    key_of_name,
     sanitize_experiment_id,
     state_file_for,
+    study_manifest_name,
     unsafe_id_reason,
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
@@ -98,6 +103,8 @@ _UNSEEN = object()
 def _format_of(model: StateModel) -> StateFormat:
     if isinstance(model, ExperimentDoc):
         return StateFormat.EXPWATCH
+    if isinstance(model, StudyManifest):
+        return StateFormat.LEM_STUDY
     if isinstance(model, LemV2ExperimentState):
         return StateFormat.LEM_V2
     return StateFormat.LEM_V1
@@ -121,6 +128,8 @@ class StateStore:
         #: Config hash -> keys of the files with it (tuples: most hashes have one file, and a
         #: one-element set costs 216 bytes against a tuple's 48).
         self._by_hash: dict[str, tuple[str, ...]] = {}
+        #: Keys of study folders (their file is ``<key>/manifest.json``, not ``<key>.json``).
+        self._study_keys: set[str] = set()
         #: File name -> seconds its last read and parse took, for reads slower than
         #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
         self.slow_reads: dict[str, float] = {}
@@ -178,11 +187,14 @@ class StateStore:
             lstat = os.lstat
             queue = todo.append
             hits = 0
+            studies = []
             for name in names:
                 sig = known(name, _UNSEEN)
                 if sig is _UNSEEN:
                     if is_candidate_state_file(name):
                         queue((name, None))
+                    elif is_candidate_study_dir(name):
+                        studies.append(study_manifest_name(name))
                     continue
                 hits += 1
                 try:
@@ -191,6 +203,18 @@ class StateStore:
                     queue((name, None))
                     continue
                 if sig != FileVersion.of(st):
+                    queue((name, st))
+            # Study folders one level down: one lstat of ``<folder>/manifest.json`` each.
+            for name in studies:
+                try:
+                    st = lstat(name, dir_fd=dir_fd)
+                except OSError:
+                    if known(name, _UNSEEN) is not _UNSEEN:
+                        queue((name, None))
+                    continue
+                hits += name in sigs
+                names.append(name)
+                if known(name, _UNSEEN) != FileVersion.of(st):
                     queue((name, st))
         finally:
             os.close(dir_fd)
@@ -203,14 +227,30 @@ class StateStore:
         for name, st in todo:
             outcome = self._refresh_one(name, st)
             if outcome is not None:
-                outcomes[outcome].append(name[:-5])
+                outcomes[outcome].append(key_of_name(name))
         gone = []
         for name in vanished:
-            key = name[:-5]
+            key = key_of_name(name)
             if key in self.entries:
                 gone.append(key)
             self._drop(key)
         return ScanDelta(tuple(added), tuple(changed), tuple(removed + sorted(gone)))
+
+    def candidate_names(self) -> list[str]:
+        """Every name a scan would read, sorted: state files, and study manifests one folder down."""
+        try:
+            listed = os.listdir(self.root)
+        except OSError:
+            return []
+        names = [n for n in listed if is_candidate_state_file(n)]
+        for name in listed:
+            if is_candidate_study_dir(name) and os.path.lexists(self.root / study_manifest_name(name)):
+                names.append(study_manifest_name(name))
+        return sorted(names)
+
+    def refresh_key(self, key: str) -> ScanDelta:
+        """Re-read the one entry ``key`` names, whether a state file or a study folder."""
+        return self.refresh([f"{key}.json", study_manifest_name(key)])
 
     def refresh(self, names: Iterable[str]) -> ScanDelta:
         """Re-stat just these file names (watcher hints) and re-read the changed ones."""
@@ -219,11 +259,11 @@ class StateStore:
         removed: list[str] = []
         outcomes = {"added": added, "changed": changed, "removed": removed}
         for name in set(names):
-            if not is_candidate_state_file(name) or "/" in name or "\0" in name:
+            if not is_candidate_name(name):
                 continue
             outcome = self._refresh_one(name, None)
             if outcome is not None:
-                outcomes[outcome].append(name[:-5])
+                outcomes[outcome].append(key_of_name(name))
         return ScanDelta(tuple(added), tuple(changed), tuple(removed))
 
     def _refresh_one(self, name: str, lst: os.stat_result | None) -> str | None:
@@ -235,32 +275,37 @@ class StateStore:
         try:
             return self._refresh_checked(name, lst)
         except Exception as exc:  # noqa: BLE001
-            key = name[:-5]
-            return self._set(key, BrokenRecord(key, self.root / name, unexpected_reason(exc)), None)
+            key = key_of_name(name)
+            return self._set(key, BrokenRecord(key, self.root / name, unexpected_reason(exc)), None, name)
 
     def _refresh_checked(self, name: str, lst: os.stat_result | None) -> str | None:
-        key = name[:-5]
+        key = key_of_name(name)
         path = self.root / name
         if lst is None:
             try:
                 lst = os.lstat(path)
             except OSError as exc:
                 if not isinstance(exc, FileNotFoundError) and exc.errno != errno.ENAMETOOLONG:
-                    return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None)
+                    return self._set(key, BrokenRecord(key, path, f"cannot stat: {exc.strerror}"), None, name)
                 # Missing, or a name too long to exist on this filesystem (asked for by id).
                 existed = key in self.entries
-                self._drop(key)
-                return "removed" if existed else None
+                if self._name_of(key) == name:
+                    self._drop(key)
+                else:
+                    self._sigs.pop(name, None)
+                return "removed" if existed and key not in self.entries else None
+        if "/" in name and not _inside(self.root, path):
+            return self._set(key, BrokenRecord(key, path, "study folder points outside the directory"), FileVersion.of(lst), name)
         if stat.S_ISLNK(lst.st_mode):
             link_sig = FileVersion.of(lst)
             try:
                 ensure_inside(self.root, path)
                 lst = os.stat(path)
             except UnsafePathError:
-                return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), link_sig)
+                return self._set(key, BrokenRecord(key, path, "symlink points outside the state directory"), link_sig, name)
             except OSError as exc:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else f"dangling symlink ({exc.strerror})"
-                return self._set(key, BrokenRecord(key, path, reason), link_sig)
+                return self._set(key, BrokenRecord(key, path, reason), link_sig, name)
         sig = FileVersion.of(lst)
         if self._sigs.get(name, _UNSEEN) == sig:
             return None
@@ -271,7 +316,7 @@ class StateStore:
             self.slow_reads[name] = cost
         elif self.slow_reads:
             self.slow_reads.pop(name, None)
-        return self._set(key, entry, sig)
+        return self._set(key, entry, sig, name)
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
@@ -293,15 +338,24 @@ class StateStore:
         except Exception as exc:  # noqa: BLE001 - one input never stops a scan
             return BrokenRecord(key, path, unexpected_reason(exc), sig)
 
-    def _set(self, key: str, entry: Entry | None, sig: FileVersion | None) -> str | None:
+    def _name_of(self, key: str) -> str:
+        return study_manifest_name(key) if key in self._study_keys else f"{key}.json"
+
+    def _set(self, key: str, entry: Entry | None, sig: FileVersion | None, name: str) -> str | None:
         existed = key in self.entries
         old = self.entries.get(key)
         if entry is None:
             if existed:
                 self._drop(key)
-            self._sigs[f"{key}.json"] = sig
+            self._sigs[name] = sig
             return "removed" if existed else None
-        self._sigs[f"{key}.json"] = sig
+        if existed and self._name_of(key) != name:
+            # A study folder and a file with the same stem: the first one seen keeps the key.
+            self._sigs[name] = sig
+            return None
+        if "/" in name:
+            self._study_keys.add(key)
+        self._sigs[name] = sig
         if old is not None:
             self._unindex(key, old)
         self.entries[key] = entry
@@ -325,7 +379,8 @@ class StateStore:
 
     def _drop(self, key: str) -> None:
         entry = self.entries.pop(key, None)
-        self._sigs.pop(f"{key}.json", None)
+        self._sigs.pop(self._name_of(key), None)
+        self._study_keys.discard(key)
         if entry is not None:
             self._unindex(key, entry)
 
@@ -343,7 +398,7 @@ class StateStore:
         key = self._lookup(ident)
         if key is None:
             # Cheap first: the file named after the key or the sanitised id.
-            self.refresh({f"{ident}.json", f"{sanitize_experiment_id(ident)}.json"})
+            self.refresh({f"{ident}.json", f"{sanitize_experiment_id(ident)}.json", study_manifest_name(ident)})
             key = self._lookup(ident)
         if key is None:
             self.scan()
@@ -368,14 +423,20 @@ class StateStore:
     def path_for(self, key: str) -> Path:
         if "/" in key or "\0" in key or key in ("", ".", ".."):
             raise UnsafePathError(f"bad key {key!r}")
-        path = self.root / f"{key}.json"
+        name = self._name_of(key)
+        if key not in self.entries and not os.path.lexists(self.root / name):
+            # A store that has not scanned yet: a study folder of that name, if there is one.
+            study = study_manifest_name(key)
+            if os.path.lexists(self.root / study):
+                name = study
+        path = self.root / name
         ensure_inside(self.root, path)
         return path
 
     def load(self, ident: str) -> Loaded:
         """Read an experiment fresh from disk (not from the scan cache)."""
         key = self.resolve(ident)
-        path = self.root / f"{key}.json"
+        path = self.root / self._name_of(key)
         try:
             path = self.path_for(key)
             data, st = read_limited(path)
@@ -414,6 +475,8 @@ class StateStore:
     def _write(self, path: Path, model: StateModel) -> Saved:
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
+        elif isinstance(model, StudyManifest):
+            pass  # llenergymeasure's manifest has no such field: written as given
         else:
             model = model.model_copy(update={"last_updated": datetime.now()})
         data = model.to_json().encode("utf-8")
@@ -440,7 +503,7 @@ class StateStore:
         if reason:
             raise UnsafePathError(f"refusing to write {model.experiment_id!r}: {reason}")
         path = self.path_for(key) if key else state_file_for(self.root, model.experiment_id)
-        key = path.name[:-5]
+        key = key_of_name(str(path.relative_to(self.root)))
         with self.lock(key):
             self._check_version(path, expected)
             saved = self._write(path, model)
@@ -490,6 +553,14 @@ class StateStore:
             to_status=current_status(saved.model).value,
             reason=reason,
         )
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        ensure_inside(root, path)
+    except UnsafePathError:
+        return False
+    return True
 
 
 def unexpected_reason(exc: BaseException) -> str:

@@ -9,14 +9,14 @@ itself lives in runtime/ and is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
 from state.native import OwnerIdentity
-from state.record import ExperimentRecord
+from state.record import ExperimentRecord, StateFormat
 
 #: Start times from psutil are floats rounded by the kernel's tick (10 ms);
 #: two readings of the same process agree far closer than this.
@@ -50,10 +50,29 @@ class ProcessEvidence:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolProcess:
+    """A process of the tool that writes a file with no PID in it (llenergymeasure's ``llem``)."""
+
+    pid: int
+    command: str
+
+
 class LivenessProbe(Protocol):
     def host_facts(self) -> HostFacts: ...
 
     def probe(self, pid: int) -> ProcessEvidence: ...
+
+
+#: A probe may also offer ``llenergymeasure_processes() -> Sequence[ToolProcess]`` (this user's, this
+#: host's); without it a study manifest, which records no PID, can never be judged dead.
+ToolProcesses = Callable[[], Sequence[ToolProcess]]
+
+#: A running study is "probably dead" once its manifest has been quiet this long at least...
+STUDY_QUIET_MIN_S = 15 * 60.0
+#: ... or this many times its longest entry so far, if that is longer (llenergymeasure rewrites
+#: the manifest when each entry starts and ends, so a live study is quiet about one entry's length).
+STUDY_QUIET_ENTRY_FACTOR = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,17 +237,71 @@ def judge_by_lem_rule(pid: int | None, evidence: ProcessEvidence | None) -> Stal
     return StaleVerdict(Liveness.ALIVE, f"pid {pid} exists ({rule}: not stale)")
 
 
+def study_quiet_threshold(record: ExperimentRecord) -> float:
+    """Seconds a running study's manifest may stay unchanged before it counts as probably dead."""
+    longest = 0.0
+    for entry in record.processes:
+        if entry.started_at is not None and entry.completed_at is not None:
+            longest = max(longest, (entry.completed_at - entry.started_at).total_seconds())
+    return max(STUDY_QUIET_MIN_S, STUDY_QUIET_ENTRY_FACTOR * longest)
+
+
+def judge_study(
+    record: ExperimentRecord, *, here: HostFacts, tool_processes: ToolProcesses | None, now: datetime
+) -> StaleVerdict:
+    """A running llenergymeasure study, which records no PID: probably dead, or unknown.
+
+    Dead needs both: no llenergymeasure process of this user alive on this
+    host, and a manifest unchanged past ``study_quiet_threshold``. It is never
+    alive: a live ``llem`` process may be another study's.
+    """
+    threshold = study_quiet_threshold(record)
+    quiet = _age(now, record.last_updated) if record.last_updated else 0.0
+    unchanged = f"manifest unchanged for {human_age(quiet)} (threshold {human_age(threshold)})"
+    caveat = "no PID is recorded: a run on another host writing this folder would not be seen"
+    if tool_processes is None:
+        return StaleVerdict(Liveness.UNKNOWN, "no PID recorded, and no process list to look in", (unchanged, caveat))
+    found = tool_processes()
+    if found:
+        shown = "; ".join(f"pid {p.pid}: {p.command}" for p in found[:3])
+        return StaleVerdict(
+            Liveness.UNKNOWN,
+            f"{len(found)} llenergymeasure process(es) of this user alive on {here.host}; "
+            "which study each runs is not recorded",
+            (shown, unchanged, caveat),
+        )
+    none_alive = f"no llenergymeasure process of this user alive on {here.host}"
+    if quiet < threshold:
+        recent = f"{none_alive}, but the manifest changed {human_age(quiet)} ago (under the {human_age(threshold)} threshold)"
+        return StaleVerdict(Liveness.UNKNOWN, recent, (none_alive, unchanged, caveat))
+    return StaleVerdict(Liveness.DEAD, f"probably dead: {none_alive}; {unchanged}", (none_alive, unchanged, caveat))
+
+
+def judge_with(record: ExperimentRecord, probe: LivenessProbe, now: datetime) -> StaleVerdict:
+    """``judge_record`` with everything ``probe`` can offer (its process list, where it has one)."""
+    return judge_record(
+        record,
+        here=probe.host_facts(),
+        probe=probe.probe,
+        now=now,
+        tool_processes=getattr(probe, "llenergymeasure_processes", None),
+    )
+
+
 def judge_record(
     record: ExperimentRecord,
     *,
     here: HostFacts,
     probe: Callable[[int], ProcessEvidence],
     now: datetime,
+    tool_processes: ToolProcesses | None = None,
 ) -> StaleVerdict:
     """Verdict on all of an experiment's recorded owners.
 
     Alive if any owner is alive; dead if every owner is dead; unknown otherwise.
     """
+    if record.format is StateFormat.LEM_STUDY:
+        return judge_study(record, here=here, tool_processes=tool_processes, now=now)
     owners = ([record.owner] if record.owner else []) + list(record.workers)
     if not owners:
         evidence = probe(record.legacy_pid) if record.legacy_pid is not None else None

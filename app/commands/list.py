@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, iso, open_sources, table
-from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
+from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
 from state.transitions import ExperimentStatus
 from state.verdict import StaleVerdict
 
@@ -75,6 +75,29 @@ def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[
         "times": "naive local time, as in the file" if naive else "with the offset the file gives",
         "error_message": record.error_message,
         "log_path": record.log_path,
+        "config_hash": record.config_hash,
+        "model_name": record.model_name,
+        "energy_joules": record.energy_joules,
+        "finished_at": iso(record.finished_at, naive=naive),
+        "processes": [process_json(p) for p in record.processes],
+    }
+
+
+def process_json(row: ProcessRow) -> dict[str, Any]:
+    """One process row (a study: one entry, with its config summary and cycle as ``label``)."""
+    return {
+        "index": row.index,
+        "status": row.status,
+        "label": row.label,
+        "gpu_id": row.gpu_id,
+        "pid": row.pid,
+        "runs_done": row.runs_done,
+        "runs_failed": row.runs_failed,
+        "runs_total": row.runs_total,
+        "started_at": iso(row.started_at),
+        "completed_at": iso(row.completed_at),
+        "error": row.error,
+        "energy_joules": row.energy_joules,
     }
 
 
@@ -97,13 +120,15 @@ def _sort_key(entry: ExperimentRecord | BrokenRecord) -> tuple[int, float, str]:
 
 
 def _status_cell(record: ExperimentRecord, verdict: StaleVerdict | None) -> str:
+    # A study's own word (circuit_breaker, timed_out) says more than the status it maps to.
+    status = record.raw_status if record.format is StateFormat.LEM_STUDY and record.raw_status else record.status
     if verdict is None:
-        return record.status
+        return status
     if verdict.is_dead:
-        return f"{record.status} (STALE: owner dead)"
+        return f"{status} (STALE: owner dead)"
     if verdict.is_alive:
-        return f"{record.status} (alive)"
-    return f"{record.status} (owner unknown)"
+        return f"{status} (alive)"
+    return f"{status} (owner unknown)"
 
 
 def _progress(record: ExperimentRecord) -> str:

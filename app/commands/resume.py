@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="command for llenergymeasure experiments (default $EXPWATCH_RESUME_TEMPLATE or "
         "'lem experiment --resume {experiment_id}'; fields {experiment_id} {state_dir} {config_path})",
     )
+    parser.add_argument(
+        "--study-resume-template",
+        default=None,
+        metavar="T",
+        help="command for llenergymeasure 0.7.0 studies (default $EXPWATCH_STUDY_RESUME_TEMPLATE or "
+        "'llem run {study_dir}/_study-artefacts/study_config.yaml --resume-dir {study_dir}')",
+    )
     add_read_only_argument(parser)
 
 
@@ -33,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     store = StateStore(state_dir(args), read_only=args.read_only)
     template = args.resume_template or os.environ.get("EXPWATCH_RESUME_TEMPLATE") or None
     with store_errors():
-        plan = plan_resume(store, args.id, retry_failed=args.retry_failed, template=template)
+        plan = plan_resume(store, args.id, retry_failed=args.retry_failed, template=template,
+                           study_template=args.study_resume_template)
         if args.dry_run:
             print("\n".join(plan.describe()))
             return 0 if plan.allowed else EXIT_REFUSED

@@ -9,6 +9,10 @@ from typing import Any
 
 from app.commands._common import age_of, open_store, store_errors, table
 from app.commands.list import record_json
+from pathlib import Path
+
+from state.inspection.study import study_tracebacks
+from state.lem_study import StudyManifest
 from state.native import ExperimentDoc, RunStatus
 
 NAME = "show"
@@ -77,6 +81,23 @@ def _native_lines(doc: ExperimentDoc) -> list[str]:
     return lines
 
 
+def _study_lines(model: StudyManifest, study_dir: Path) -> list[str]:
+    """A study's entries, then its failed entries' tracebacks (read inside the study folder only)."""
+    rows = [["#", "CYCLE", "STATUS", "CONFIG", "ENERGY", "TOK/S", "ERROR"]]
+    for i, e in enumerate(model.experiments):
+        rows.append([
+            str(i), str(e.cycle), e.status, e.config_summary,
+            "-" if e.energy_joules is None else f"{e.energy_joules:.1f} J",
+            "-" if e.throughput_tok_s is None else f"{e.throughput_tok_s:.1f}",
+            ": ".join(x for x in (e.error_type, e.error_message) if x),
+        ])
+    lines = [f"design hash  {model.study_design_hash}", "", *table(rows).splitlines()]
+    for tb in study_tracebacks(study_dir, model):
+        lines += ["", f"traceback of #{tb.index} ({tb.log_file}):"]
+        lines += ["  " + line for line in (tb.text or f"(unreadable: {tb.reason})").rstrip().splitlines()]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.actions import load_experiment, verdict_for
 
@@ -115,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     model = loaded.model
     if isinstance(model, ExperimentDoc):
         lines += _native_lines(model)
+    elif isinstance(model, StudyManifest):
+        lines += _study_lines(model, record.path.parent)
     else:
         lines.append(f"pid          {record.legacy_pid if record.legacy_pid is not None else '-'}")
         if record.config_hash:

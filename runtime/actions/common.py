@@ -13,10 +13,10 @@ from datetime import datetime
 
 from runtime.liveness import LocalProbe
 from state.detect import summarize
-from state.paths import is_candidate_state_file
+from state.paths import is_candidate_name, study_manifest_name
 from state.record import ExperimentRecord, StateFormat
 from state.store import ConflictError, Loaded, StateStore, StoreError
-from state.verdict import RULE_EVIDENCE, RULE_LEM, LivenessProbe, StaleVerdict, judge_by_lem_rule, judge_record
+from state.verdict import RULE_EVIDENCE, RULE_LEM, LivenessProbe, StaleVerdict, judge_by_lem_rule, judge_with
 
 
 class ActionRefused(StoreError):
@@ -47,7 +47,7 @@ def private_store(store: StateStore, key: str | None = None) -> StateStore:
     """A store of our own over the same directory, knowing just ``key``."""
     private = StateStore(store.root, read_only=store.read_only, durable=store.durable)
     if key is not None:
-        private.refresh([f"{key}.json"])
+        private.refresh_key(key)
     return private
 
 
@@ -57,9 +57,8 @@ def resolve_key(store: StateStore, ident: str) -> str:
     A key whose file exists resolves at once; anything else takes a scan of a
     private store (same rules as ``StateStore.resolve``).
     """
-    name = f"{ident}.json"
-    if ident and "/" not in ident and ident not in (".", "..") and is_candidate_state_file(name):
-        if os.path.lexists(store.root / name):
+    for name in (f"{ident}.json", study_manifest_name(ident)):
+        if ident and ident not in (".", "..") and is_candidate_name(name) and os.path.lexists(store.root / name):
             return ident
     private = StateStore(store.root, read_only=True)
     private.scan()
@@ -97,4 +96,4 @@ def verdict_for(
     if rule == RULE_LEM and record.format in (StateFormat.LEM_V1, StateFormat.LEM_V2) and not (record.owner or record.workers):
         pid = record.legacy_pid
         return judge_by_lem_rule(pid, p.probe(pid) if pid is not None else None)
-    return judge_record(record, here=p.host_facts(), probe=p.probe, now=now or datetime.now().astimezone())
+    return judge_with(record, p, now or datetime.now().astimezone())

@@ -33,12 +33,14 @@ from runtime.actions.common import (
 )
 from runtime.actions.stale import StalePlan, execute_mark_stale, stale_marked
 from runtime.launcher import (
+    STUDY_TEMPLATE_ENV,
     LaunchError,
     expand_template,
     find_executable,
     launch_detached,
     log_path_for,
     python_env,
+    resolve_study_template,
     resolve_template,
     runner_argv,
 )
@@ -47,6 +49,7 @@ from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
 from state.journal import current_user
 from state.lem import LemExperimentState, LemV2ExperimentState
+from state.lem_study import RESUMABLE_STUDY_STATUSES, STUDY_CONFIG, StudyManifest
 from state.mutations import apply_transition, current_status
 from state.native import ExperimentDoc, ProcessInfo, RunStatus
 from state.record import ExperimentRecord, FileVersion, StateFormat
@@ -102,6 +105,8 @@ class ResumePlan:
                 lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} (--retry-failed reruns them)")
             if self.attempt is not None:
                 lines.append(f"Attempt: {self.attempt}")
+        elif self.format is StateFormat.LEM_STUDY:
+            lines.append(f"Entries: {self.runs_to_run} to run again, {self.runs_skipped} completed (llem skips them)")
         else:
             lines.append("Runs: llenergymeasure decides which runs to repeat")
         lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
@@ -240,11 +245,7 @@ def _plan_lem(
         find_executable(argv)
     except LaunchError as exc:
         refusal = refusal or f"{exc} (resume template {chosen!r})"
-    launch_record = _launch_record_version(store, loaded.key)
-    if refusal is None:
-        running = _live_launch(store, loaded.key, probe)
-        if running:
-            refusal = f"a resume is already under way: {running}"
+    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
     total = record.runs_total
     return ResumePlan(
         experiment_id=model.experiment_id,
@@ -267,6 +268,72 @@ def _plan_lem(
     )
 
 
+def _launch_guard(
+    store: StateStore, key: str, probe: LivenessProbe, refusal: str | None
+) -> tuple[str | None, FileVersion | None]:
+    """(refusal, launch record version): a resume launched earlier and still running refuses another."""
+    launch_record = _launch_record_version(store, key)
+    if refusal is None:
+        running = _live_launch(store, key, probe)
+        if running:
+            refusal = f"a resume is already under way: {running}"
+    return refusal, launch_record
+
+
+def _plan_study(
+    store: StateStore,
+    loaded: Loaded,
+    record: ExperimentRecord,
+    verdict: StaleVerdict,
+    template: str | None,
+    probe: LivenessProbe,
+) -> ResumePlan:
+    """A llenergymeasure 0.7.0 study: ``llem run`` on its saved config with ``--resume-dir``.
+
+    ``llem`` skips the completed entries itself. It runs in the folder the
+    study was started from, which llenergymeasure does not record: the one
+    holding the output folder (``<here>/results/<study>``), the default layout.
+    """
+    model = loaded.model
+    assert isinstance(model, StudyManifest)
+    study_dir = loaded.path.resolve().parent
+    refusal, needs_mark = _liveness_refusal(record.status, verdict)
+    if refusal is None and model.status != "running" and model.status not in RESUMABLE_STUDY_STATUSES:
+        refusal = f"already {model.status}: nothing to resume"
+    config = study_dir / STUDY_CONFIG
+    if refusal is None and not config.is_file():
+        refusal = f"the study's saved config {config} is missing"
+    chosen = resolve_study_template(template)
+    argv: tuple[str, ...] = ()
+    try:
+        argv = tuple(expand_template(chosen, experiment_id=record.experiment_id, study_dir=str(study_dir),
+                                     state_dir=str(store.root.resolve()), config_path=str(config)))
+        find_executable(argv)
+    except LaunchError as exc:
+        refusal = refusal or f"{exc} (resume template {chosen!r}, set ${STUDY_TEMPLATE_ENV} to change it)"
+    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
+    cwd = study_dir.parent.parent if study_dir.parent.parent.is_dir() else study_dir.parent
+    left = sum(1 for e in model.experiments if e.status != "completed")
+    return ResumePlan(
+        experiment_id=record.experiment_id,
+        key=loaded.key,
+        format=loaded.format,
+        allowed=refusal is None,
+        refusal=refusal,
+        verdict=verdict,
+        needs_stale_mark=needs_mark and refusal is None,
+        argv=argv,
+        cwd=cwd,
+        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        runs_to_run=left,
+        runs_skipped=model.completed,
+        runs_failed_rerun=model.failed,
+        version=loaded.version,
+        status=model.status,
+        launch_record=launch_record,
+    )
+
+
 def plan_resume(
     store: StateStore,
     ident: str,
@@ -275,17 +342,22 @@ def plan_resume(
     probe: LivenessProbe | None = None,
     retry_failed: bool = False,
     now: datetime | None = None,
+    study_template: str | None = None,
 ) -> ResumePlan:
     """What resuming would do, and whether it is allowed now; changes nothing.
 
-    On a read-only store the plan is still made (the inspector shows the
-    command) but it is never allowed.
+    ``template`` is the 6-state files' command, ``study_template`` the 0.7.0
+    studies' (each defaults to its environment variable, then to what that
+    llenergymeasure version calls itself). On a read-only store the plan is
+    still made (the inspector shows the command) but it is never allowed.
     """
     p = local_probe(probe)
     loaded, record = load_experiment(store, ident)
     verdict = verdict_for(record, probe=p, now=now)
     if loaded.format is StateFormat.EXPWATCH:
         plan = _plan_native(store, loaded, verdict, retry_failed)
+    elif loaded.format is StateFormat.LEM_STUDY:
+        plan = _plan_study(store, loaded, record, verdict, study_template, p)
     else:
         plan = _plan_lem(store, loaded, record, verdict, retry_failed, template, p)
     if store.read_only:

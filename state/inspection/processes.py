@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from state.detect import StateModel
+from state.detect import StateModel, study_process_rows
+from state.lem_study import StudyManifest
 from state.lem import LemExperimentState
 from state.native import ExperimentDoc
 from state.record import ProcessRow
@@ -59,4 +60,6 @@ def process_rows(model: StateModel) -> tuple[ProcessRow, ...]:
             )
             for _, p in sorted(model.process_progress.items())
         )
+    if isinstance(model, StudyManifest):
+        return study_process_rows(model)
     return ()

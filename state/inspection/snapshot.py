@@ -20,6 +20,8 @@ from pydantic_core import from_json
 
 from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, NotAnExperiment, StateModel, parse_state, summarize
 from state.inspection.processes import process_rows
+from state.inspection.study import EntryTraceback, study_tracebacks
+from state.lem_study import StudyManifest
 from state.native import SCHEMA_PREFIX, ExperimentDoc
 from state.paths import UnsafePathError, ensure_inside
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
@@ -61,6 +63,8 @@ class Snapshot:
     processes: tuple[ProcessRow, ...] = ()
     preview: bool = False
     """Only ``runs_json`` is filled in: the validated snapshot follows."""
+    tracebacks: tuple[EntryTraceback, ...] = ()
+    """A study's failed entries' traceback files (other formats keep tracebacks in the file)."""
 
     @property
     def doc(self) -> ExperimentDoc | None:
@@ -143,9 +147,10 @@ def read_snapshot(
             runs = runs_from_json(data) or RunsJson()
     else:
         runs = None
+    tracebacks = study_tracebacks(path.parent, model) if isinstance(model, StudyManifest) else ()
     return Snapshot(
         key, path, version, text, len(data),
-        format=fmt, model=model, record=record, runs_json=runs, processes=process_rows(model),
+        format=fmt, model=model, record=record, runs_json=runs, processes=process_rows(model), tracebacks=tracebacks,
     )
 
 

@@ -1,6 +1,7 @@
 """A state directory as a source: one JSON file per experiment, every format.
 
-Wraps one ``StateStore`` and serialises access to it (scans from the watcher's
+Study folders one level down (llenergymeasure 0.7.0's ``results/<study>/manifest.json``)
+are entries too, keyed by the folder's name. Wraps one ``StateStore`` and serialises access to it (scans from the watcher's
 thread, actions from workers). Change hints are absolute paths a watcher saw
 change: the store re-stats just those files and re-reads the ones whose inode,
 mtime_ns or size changed. A slow file (one huge experiment rewritten without
@@ -11,6 +12,7 @@ the watcher's thread. The watching itself (watchfiles) lives in runtime/.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -19,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from state.devices import DeviceSnapshot, read_device_snapshots
-from state.paths import SIDECAR_DIR, is_candidate_state_file
+from state.lem_study import MANIFEST_NAME
+from state.paths import SIDECAR_DIR, study_manifest_name
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion
 from state.sources.base import MARK_STALE, RESUME, Delta
 from state.store import ScanDelta, StateStore
@@ -106,10 +109,7 @@ class DirectorySource:
         return Delta(upserts, scan.removed, devices=snapshots, device_errors=errors)
 
     def initial_batches(self, batch: int = FIRST_SCAN_BATCH) -> Iterator[Delta]:
-        try:
-            names = sorted(n for n in os.listdir(self.store.root) if is_candidate_state_file(n))
-        except OSError:
-            names = []
+        names = self.store.candidate_names()
         first = True
         for start in range(0, len(names), batch):
             with self._lock:
@@ -139,7 +139,10 @@ class DirectorySource:
         for raw in paths:
             path = Path(raw)
             if path.parent == self.root:
-                names.add(path.name)
+                # A file, or a study folder that just appeared (its manifest may be there already).
+                names.add(path.name if path.suffix == ".json" else study_manifest_name(path.name))
+            elif path.parent.parent == self.root and path.name == MANIFEST_NAME:
+                names.add(study_manifest_name(path.parent.name))
             elif path.parent.name == "devices" and path.parent.parent.name == SIDECAR_DIR:
                 devices = True
             elif path == self.root:
@@ -191,7 +194,10 @@ class DirectorySource:
         if not running:
             return {}
         here = probe.host_facts()
-        return {r.key: judge_record(r, here=here, probe=probe.probe, now=now) for r in running}
+        tools = getattr(probe, "llenergymeasure_processes", None)
+        if tools is not None:
+            tools = functools.cache(tools)  # one process list for every study judged now
+        return {r.key: judge_record(r, here=here, probe=probe.probe, now=now, tool_processes=tools) for r in running}
 
     def allowed_actions(self, entry: Entry) -> frozenset[str]:
         if self.read_only or isinstance(entry, BrokenRecord):

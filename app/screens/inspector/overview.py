@@ -19,9 +19,10 @@ from textual.content import Content
 
 from app.screens.inspector.styles import MUTED, STATUS_STYLE, VERDICT_STYLE, status_content
 from state.inspection import Extras, Snapshot, display_path, local_time
+from state.lem_study import StudyEntry, StudyManifest
 from state.verdict import human_age
 from widgets.overview_panel import OverviewSection
-from widgets.run_table import format_value
+from widgets.run_table import format_value, printable
 
 
 def _when(value: datetime, now: datetime) -> Content:
@@ -148,6 +149,31 @@ def overview_sections(snap: Snapshot, extras: Extras | None, *, now: datetime, b
         why = extras.resume_error or "no resume command for this experiment"
         resume_rows = (("command", Content.styled(f"n/a: {why}", MUTED)),)
     sections.append(OverviewSection("Resume", resume_rows))
+    if isinstance(model, StudyManifest):
+        sections += study_sections(model, snap)
     sections.append(OverviewSection("Experiment", tuple((label.get(n, n), v) for n, v in fields)))
     sections.append(OverviewSection("File", tuple(file_rows)))
+    return sections
+
+
+def _entry_line(entry: StudyEntry) -> str:
+    parts = [entry.status, entry.config_summary]
+    if entry.elapsed_seconds is not None:
+        parts.append(f"{entry.elapsed_seconds:.1f} s")
+    if entry.energy_joules is not None:
+        parts.append(f"{entry.energy_joules:.1f} J")
+    if entry.throughput_tok_s is not None:
+        parts.append(f"{entry.throughput_tok_s:.1f} tok/s")
+    if entry.error_type or entry.error_message:
+        parts.append(f"{entry.error_type or 'error'}: {entry.error_message or ''}")
+    return "  ·  ".join(parts)
+
+
+def study_sections(model: StudyManifest, snap: Snapshot) -> list[OverviewSection]:
+    """A study's entries (one line each) and the text of its failed entries' traceback files."""
+    rows = tuple((f"#{i} cycle {e.cycle}", _entry_line(e)) for i, e in enumerate(model.experiments))
+    sections = [OverviewSection(f"Entries ({len(rows)})", rows)]
+    for tb in snap.tracebacks:
+        body = tb.text if tb.text is not None else Content.styled(printable(f"unreadable: {tb.reason}"), "$text-error")
+        sections.append(OverviewSection(printable(f"Traceback of #{tb.index} ({tb.log_file})"), note=body))
     return sections

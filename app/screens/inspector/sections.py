@@ -10,6 +10,7 @@ from enum import Enum
 
 from state.inspection import Snapshot
 from state.lem import LemExperimentState
+from state.lem_study import StudyManifest
 from state.native import ExperimentDoc
 
 
@@ -42,6 +43,8 @@ def visible_sections(snap: Snapshot) -> set[Section]:
     shown = {Section.OVERVIEW, Section.HISTORY, Section.RAW}
     if isinstance(snap.model, ExperimentDoc):
         return shown | {Section.PROCESSES, Section.RUNS, Section.RUN, Section.STEPS}
+    if isinstance(snap.model, StudyManifest):
+        shown.add(Section.PROCESSES)
     if isinstance(snap.model, LemExperimentState):
         shown.add(Section.PROCESSES)
         if snap.model.completed_runs or snap.model.failed_runs:

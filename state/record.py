@@ -20,6 +20,8 @@ class StateFormat(str, Enum):
     LEM_V1 = "llenergymeasure-v1"
     LEM_V2 = "llenergymeasure-v2"
     EXPWATCH = "expwatch-1"
+    MLTRAQ = "mltraq"
+    """An experiment in an MLtraq database (read-only; ``path`` is the database file)."""
 
 
 class FileVersion(NamedTuple):

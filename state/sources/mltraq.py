@@ -7,8 +7,8 @@ moved. ``persist(if_exists="replace")`` removes an experiment for a moment (its
 row is deleted and inserted again, its runs table dropped and refilled in
 chunks): while an experiment's row is missing, or its table holds other than
 the runs its ``meta`` announces, the last good row stays, marked "being
-rewritten", for up to ``REWRITE_GRACE_S``; only then is what the database
-holds shown as it is. Read-only: no action is ever allowed.
+rewritten", for up to ``REWRITE_GRACE_S`` (a new experiment waits as long to
+appear); only then is what the database holds shown as it is. Read-only: no action is ever allowed.
 """
 
 from __future__ import annotations
@@ -130,7 +130,9 @@ class MltraqSource:
         self._error_since = None
         entries: dict[str, Entry] = {}
         for name, read in reads.items():
-            entries[name] = self._record(read, version, now)
+            record = self._record(read, version, now)
+            if record is not None:
+                entries[name] = record
         for name in list(self._good):
             if name in reads:
                 continue
@@ -142,7 +144,8 @@ class MltraqSource:
                 self._bad_since.pop(name, None)
         return entries
 
-    def _record(self, read: _Read, version: FileVersion | None, now: float) -> ExperimentRecord:
+    def _record(self, read: _Read, version: FileVersion | None, now: float) -> ExperimentRecord | None:
+        """The row to show; None for a new experiment still being written (it shows once complete, or after the grace)."""
         name = read.row.name
         if read.why_not is None:
             self._bad_since.pop(name, None)
@@ -158,8 +161,8 @@ class MltraqSource:
             return record
         since = self._bad_since.setdefault(name, now)
         good = self._good.get(name)
-        if good is not None and now - since < REWRITE_GRACE_S:
-            return self._marked(good)
+        if now - since < REWRITE_GRACE_S:
+            return self._marked(good) if good is not None else None
         table = read.table if read.table is not None else RunsTable("", (), ())
         return summary_record(self.db.path, version, read.row, table, updated=_modified(version), note=read.why_not)
 

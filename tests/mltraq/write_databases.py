@@ -139,6 +139,7 @@ def loaded(session, fallback=None):
 
 
 def persist_loop(db: str, name: str, times: int) -> None:
+    options().set("tqdm.disable", False)  # MLtraq then writes the runs in chunks of 1,000, each its own commit
     session = mltraq.create_session(f"sqlite:///{db}")
     for n in range(1, times + 1):
         e = session.create_experiment(name)

@@ -14,6 +14,8 @@ they cannot be imported the value is shown as ``N bytes of <kind>``. The
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import pickle
 import struct
@@ -142,11 +144,19 @@ def _tagged(value: dict, depth: int) -> Any:
     raise ValueError(f"unknown DATAPAK tag {str(kind)[:60]!r}")
 
 
+@functools.cache
+def _optional(module: str) -> Any:
+    """``module`` imported, or None when it is not installed (looked for once: a failed import is not cached)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
 def _ndarray(data: bytes) -> Any:
     """An ``.npy`` payload as nested lists (numpy's own reader, pickles refused)."""
-    try:
-        import numpy
-    except ImportError:
+    numpy = _optional("numpy")
+    if numpy is None:
         return Opaque(f"{len(data):,} bytes of numpy.ndarray")
     try:
         array = numpy.load(io.BytesIO(data), allow_pickle=False)
@@ -157,10 +167,8 @@ def _ndarray(data: bytes) -> Any:
 
 def _feather(data: bytes, kind: str) -> Any:
     """A Feather payload (pandas frames and series, arrow tables) as ``{column: [values]}`` (a series: its values)."""
-    try:
-        import pyarrow
-        import pyarrow.feather
-    except ImportError:
+    pyarrow = _optional("pyarrow")
+    if pyarrow is None or _optional("pyarrow.feather") is None:
         return Opaque(f"{len(data):,} bytes of {kind}")
     try:
         table = pyarrow.feather.read_table(pyarrow.BufferReader(data))

@@ -13,7 +13,6 @@ appear); only then is what the database holds shown as it is. Read-only: no acti
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -267,7 +266,7 @@ class MltraqSnapshotReader:
         table = read.table if read.table is not None else RunsTable(table_of(read.row), (), ())
         record = summary_record(path, version, read.row, table, updated=_modified(version), note=read.why_not)
         model = full_experiment(read.row, table, record, note=read.why_not)
-        text = json.dumps(model.model_dump(mode="json"), indent=2, ensure_ascii=False, default=str)
+        text = model.model_dump_json(indent=2, fallback=str)
         snap = Snapshot(key, path, version, text, version.size if version else 0, format=StateFormat.MLTRAQ, model=model, record=record)  # type: ignore[arg-type]
         if read.why_not is None:
             self._last[key] = snap

@@ -415,7 +415,7 @@ def judge_one(record: ExperimentRecord, probe: Any, now: datetime) -> StaleVerdi
 
 def run_dashboard(options: DashboardOptions) -> int:
     for root in options.sources:
-        if options.read_only and not os.access(root, os.R_OK):
+        if options.read_only and "://" not in str(root) and not os.access(root, os.R_OK):
             raise PermissionError(f"cannot read {root}")
     ExpwatchApp(options).run()
     return 0

@@ -111,7 +111,8 @@ class MltraqSource:
         return self._entries
 
     # -- reading ----------------------------------------------------------------------------
-    def _read_one(self, row: ExperimentRow, columns: Iterable[str] | None) -> _Read:
+    def read_experiment(self, row: ExperimentRow, columns: Iterable[str] | None) -> _Read:
+        """One experiment's runs (all columns, or only ``columns``) and whether they are complete."""
         try:
             table = self.db.runs_table(table_of(row), only=tuple(columns) if columns is not None else None)
         except MltraqError:
@@ -123,7 +124,7 @@ class MltraqSource:
         try:
             version = FileVersion.of(self.db.path.stat()) if self.db.path.exists() else None
             rows = self.db.experiments()
-            reads = {r.name: self._read_one(r, (*STATUS_COLUMNS, "id_experiment")) for r in rows}
+            reads = {r.name: self.read_experiment(r, (*STATUS_COLUMNS, "id_experiment")) for r in rows}
         except MltraqError as exc:
             return self._unreadable(exc, now)
         self._error_since = None
@@ -255,7 +256,7 @@ class MltraqSnapshotReader:
             signature = self.db.signature()
             version = signature[1]
             row = next((r for r in self.db.experiments() if r.name == key), None)
-            read = self.source._read_one(row, None) if row is not None else None
+            read = self.source.read_experiment(row, None) if row is not None else None
         except MltraqError as exc:
             return self._keep_or(key, f"cannot read the database: {exc}")
         self._read_at[key] = signature

@@ -388,20 +388,22 @@ class ExpwatchApp(ActionFlows, App[None]):
         if found is None:
             return
         source, entry = found
-        if not isinstance(source, DirectorySource):
-            self.notify(f"{source.name}: opening an experiment is not available for this kind of source", severity="warning")
-            return
         from app.screens.inspector import InspectorScreen
 
-        self.push_screen(
-            InspectorScreen(
+        if isinstance(source, DirectorySource):
+            screen = InspectorScreen(
                 StateStore(source.root, read_only=True),
                 entry.key,
                 verdict_provider=self.verdict_for_record,
                 resume_command=lambda ident: self.resume_command_text(source, ident),
                 now=self.clock,
             )
-        )
+        elif hasattr(source, "snapshot_reader"):
+            screen = InspectorScreen(source.snapshot_reader(), entry.key, now=self.clock)
+        else:
+            self.notify(f"{source.name}: opening an experiment is not available for this kind of source", severity="warning")
+            return
+        self.push_screen(screen)
 
     # -- command palette ---------------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:

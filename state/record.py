@@ -21,6 +21,8 @@ class StateFormat(str, Enum):
     LEM_V2 = "llenergymeasure-v2"
     EXPWATCH = "expwatch-1"
     LEM_STUDY = "llenergymeasure-study"
+    MLTRAQ = "mltraq"
+    """An experiment in an MLtraq database (read-only; ``path`` is the database file)."""
 
 
 class FileVersion(NamedTuple):

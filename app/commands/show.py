@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from app.commands._common import age_of, open_store, store_errors, table
+from app.commands._common import age_of, open_sources, open_store, store_errors, table
 from app.commands.list import record_json
-from pathlib import Path
-
 from state.inspection.study import study_tracebacks
 from state.lem_study import StudyManifest
 from state.native import ExperimentDoc, RunStatus
@@ -98,9 +97,38 @@ def _study_lines(model: StudyManifest, study_dir: Path) -> list[str]:
     return lines
 
 
+def _show_from_reader(args: argparse.Namespace, source: Any) -> int:
+    """A source that is not a state directory (an MLtraq database): its inspector's read, as JSON or lines."""
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_NOT_FOUND
+
+    snap = source.snapshot_reader().read(args.id)
+    if snap.model is None or snap.record is None:
+        raise CommandError(snap.reason or f"cannot read {args.id}", EXIT_NOT_FOUND)
+    record = snap.record
+    if args.json:
+        print(json.dumps({**record_json(record, None), "state": snap.model.model_dump(mode="json")}, indent=2, default=str))
+        return 0
+    model = snap.model
+    lines = [
+        f"experiment   {record.experiment_id}  ({getattr(model, 'id_experiment', '')})",
+        f"format       {record.format.value}",
+        f"status       {record.status} [{record.raw_status}]",
+        f"file         {record.path}",
+        f"runs         {record.runs_done} completed, {record.runs_failed} failed, {record.runs_total} total",
+    ]
+    for step in getattr(model, "steps", []):
+        lines.append(f"step         {step.name}  {step.pathname}:{step.lineno}")
+    print("\n".join(lines))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.actions import load_experiment, verdict_for
 
+    first = open_sources(args)[0]
+    if hasattr(first, "snapshot_reader"):
+        return _show_from_reader(args, first)
     store = open_store(args, read_only=True)
     with store_errors():
         loaded, record = load_experiment(store, args.id)

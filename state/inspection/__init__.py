@@ -11,6 +11,7 @@ from state.inspection.display import display_path, local_time
 from state.inspection.extras import Extras, ExtrasReader, ResumeCommand, VerdictProvider
 from state.inspection.history import HistoryReader, HistoryRow
 from state.inspection.processes import process_rows
+from state.inspection.reader import SnapshotReader, StoreSnapshotReader
 from state.inspection.snapshot import (
     PREVIEW_BYTES,
     RunsJson,
@@ -32,9 +33,11 @@ __all__ = [
     "ResumeCommand",
     "RunsJson",
     "Snapshot",
+    "SnapshotReader",
     "SourceCheck",
     "StepChecker",
     "StepView",
+    "StoreSnapshotReader",
     "VerdictProvider",
     "collector_paused",
     "display_path",

@@ -32,7 +32,8 @@ def default_name(spec: str) -> str:
     """A short label for ``spec``: a directory's (or its project's) name, a URL's host."""
     if "://" in spec:
         rest = spec.split("://", 1)[1]
-        return rest.split("/", 1)[0].rsplit("@", 1)[-1] or spec
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        return host or Path(rest).name or spec  # no host (sqlite:///file.db): the file's name
     return source_name(Path(spec))
 
 

@@ -67,6 +67,8 @@ def overview_value(name: str, value: Any, snap: Snapshot, now: datetime, base: P
         return Content.assemble(f"{len(value)} processes" + (f" ({detail})" if detail else ""), ("   → Processes", MUTED))
     if doc is not None and name == "steps":
         return Content.assemble(f"{len(value)} steps: " + ", ".join(s.name for s in value), ("   → Steps", MUTED))
+    if name in ("runs", "steps") and isinstance(value, list):
+        return Content.assemble(f"{len(value)} {name}", (f"   → {name.title()}", MUTED))
     if name == "history" and isinstance(value, list):
         return Content.assemble(f"{len(value)} transitions", ("   → History", MUTED))
     if name == "process_progress":

@@ -7,10 +7,14 @@ from textual.highlight import highlight
 
 from app.screens.inspector.styles import MUTED, status_content
 from state.inspection import local_time
+from state.mltraq.experiment import MltraqRun
 from state.native import RunRecord
 
 
-def run_header(run: RunRecord) -> Content:
+def run_header(run: RunRecord | MltraqRun) -> Content:
+    if isinstance(run, MltraqRun):
+        status = status_content(run.status) if run.status else Content.styled("no status recorded", MUTED)
+        return Content.assemble(("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ", status)
     parts: list[Content | str | tuple[str, str]] = [
         ("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ", status_content(run.status.value),
         ("  attempt ", MUTED), str(run.attempt),
@@ -26,7 +30,12 @@ def run_header(run: RunRecord) -> Content:
     return Content.assemble(*parts)
 
 
-def exception_content(run: RunRecord) -> Content:
+def exception_content(run: RunRecord | MltraqRun) -> Content:
+    if isinstance(run, MltraqRun):
+        error = run.fields.get("error")
+        if error in (None, ""):
+            return Content.styled("no error field (MLtraq does not record exceptions)", f"italic {MUTED}")
+        return Content.assemble(("error field", "bold $text-error"), ": ", str(error))
     exc = run.exception
     if exc is None:
         return Content.styled("no exception", f"italic {MUTED}")

@@ -13,7 +13,9 @@ are updated in place, keeping the selected tab, the runs cursor and the
 tree's expanded nodes.
 
 The screen knows nothing of runtime/: the app passes the verdict and the
-resume command as callables, which run in the worker.
+resume command as callables, which run in the worker. It reads through a
+``SnapshotReader``: a state directory's store is wrapped in one, and a source
+of another kind (an MLtraq database) hands its own.
 """
 
 from __future__ import annotations
@@ -42,15 +44,14 @@ from app.screens.inspector.sections import SECTION_TITLES, Section, visible_sect
 from app.screens.inspector.styles import MUTED, status_content
 from state.inspection import (
     Extras,
-    ExtrasReader,
     ResumeCommand,
     RunsJson,
     Snapshot,
+    SnapshotReader,
     StepView,
+    StoreSnapshotReader,
     VerdictProvider,
     collector_paused,
-    read_snapshot,
-    stat_version,
 )
 from state.store import StateStore
 from widgets.field_tree import FieldTree
@@ -104,7 +105,7 @@ class InspectorScreen(Screen[None]):
 
     def __init__(
         self,
-        store: StateStore,
+        source: StateStore | SnapshotReader,
         key: str,
         *,
         verdict_provider: VerdictProvider | None = None,
@@ -117,7 +118,9 @@ class InspectorScreen(Screen[None]):
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.store = store
+        if isinstance(source, StateStore):
+            source = StoreSnapshotReader(source, verdict_provider, resume_command)
+        self.reader: SnapshotReader = source
         self.key = key
         self.verdict_provider = verdict_provider
         self.resume_command = resume_command
@@ -130,7 +133,6 @@ class InspectorScreen(Screen[None]):
         self.raw: RawText | None = None
         self.selected_run: str | None = None
         self.load_count = 0
-        self._reader = ExtrasReader(store, verdict_provider, resume_command)
         self._loader: Worker[Snapshot | None] | None = None
         self._extras_at = 0.0
         self._shown: set[Section] | None = None
@@ -244,7 +246,7 @@ class InspectorScreen(Screen[None]):
         """Read the file if it changed (or ``force``), then the extras if due; returns the read it used."""
         worker = get_current_worker()
         snap = previous
-        changed = force or previous is None or stat_version(previous.path) != previous.version
+        changed = force or previous is None or self.reader.changed(previous)
         if changed:
             built: tuple[RunsJson, RunTableData] | None = None
 
@@ -258,7 +260,7 @@ class InspectorScreen(Screen[None]):
                 return not worker.is_cancelled
 
             with collector_paused():
-                snap = read_snapshot(self.store, self.key, on_preview=preview if previous is None else None)
+                snap = self.reader.read(self.key, on_preview=preview if previous is None else None)
                 runs = runs_view(snap, built)
             if worker.is_cancelled:
                 return snap
@@ -268,7 +270,7 @@ class InspectorScreen(Screen[None]):
         assert snap is not None
         text_changed = previous is None or snap.text != previous.text
         raw = RawText.from_text(snap.text) if text_changed else None
-        extras = self._reader.read(snap)
+        extras = self.reader.extras(snap)
         if not worker.is_cancelled:
             self.post_message(self.ExtrasLoaded(extras, raw))
         return snap
@@ -349,7 +351,7 @@ class InspectorScreen(Screen[None]):
         if Section.OVERVIEW not in self._ready:
             return
         sections = overview_sections(
-            snap, self.extras, now=self.now(), base=self._reader.base, has_verdict=self.verdict_provider is not None
+            snap, self.extras, now=self.now(), base=self.reader.base, has_verdict=self.verdict_provider is not None
         )
         self.query_one(OverviewPanel).show(sections)
 

@@ -1,7 +1,8 @@
 """The inspector's tabs, and which of them a given file has.
 
 A broken file has only its Overview and its raw bytes; an llenergymeasure
-file has no steps or run details; an expwatch file has everything.
+file has no steps or run details; an expwatch file has everything; an MLtraq
+experiment has no processes and no history (MLtraq records neither).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from enum import Enum
 from state.inspection import Snapshot
 from state.lem import LemExperimentState
 from state.lem_study import StudyManifest
+from state.mltraq.experiment import MltraqExperiment
 from state.native import ExperimentDoc
 
 
@@ -40,6 +42,8 @@ SECTION_TITLES = {
 def visible_sections(snap: Snapshot) -> set[Section]:
     if snap.model is None:
         return {Section.OVERVIEW, Section.RAW}
+    if isinstance(snap.model, MltraqExperiment):
+        return {Section.OVERVIEW, Section.RUNS, Section.RUN, Section.STEPS, Section.RAW}
     shown = {Section.OVERVIEW, Section.HISTORY, Section.RAW}
     if isinstance(snap.model, ExperimentDoc):
         return shown | {Section.PROCESSES, Section.RUNS, Section.RUN, Section.STEPS}

@@ -1,0 +1,48 @@
+"""``expwatch list``/``show`` on an MLtraq database, by path and by ``sqlite:///`` URL."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("spec", [str(DATA / "runs.db"), f"sqlite:///{DATA / 'runs.db'}"])
+def test_list_json_has_every_experiment_with_mltraqs_run_count(spec: str, capsys):
+    assert main(["list", "--json", "--source", spec]) == 0
+    listed = {o["experiment_id"]: o for o in json.loads(capsys.readouterr().out)}
+    assert {k: o["runs_total"] for k, o in listed.items()} == {k: e["run_count"] for k, e in EXPECTED["runs.db"].items()}
+    assert {o["source"] for o in listed.values()} == {"runs.db"} and listed["grid"]["format"] == "mltraq"
+
+
+def test_show_json_has_every_runs_fields_and_the_codelog(capsys):
+    assert main(["show", "values", "--json", "--source", str(DATA / "runs.db")]) == 0
+    state = json.loads(capsys.readouterr().out)["state"]
+    runs = {r["id_run"]: r["fields"] for r in state["runs"]}
+    assert runs.keys() == EXPECTED["runs.db"]["values"]["runs"].keys()
+    for ident, fields in runs.items():
+        want = EXPECTED["runs.db"]["values"]["runs"][ident]
+        assert fields["nested"] == want["nested"]
+        if importlib.util.find_spec("numpy"):
+            assert fields["array"] == want["array"]
+        else:
+            assert fields["array"].endswith("bytes of numpy.ndarray")
+    assert main(["show", "grid", "--json", "--source", str(DATA / "runs.db")]) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)["state"]["steps"]] == ["train", "evaluate"]
+
+
+def test_show_unknown_experiment_and_a_non_mltraq_database_exit_not_found(tmp_path: Path, capsys):
+    assert main(["show", "nope", "--source", str(DATA / "runs.db")]) == 3
+    assert "no experiment named nope" in capsys.readouterr().err
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    assert main(["list", "--source", str(other)]) == 3
+    assert "not MLtraq's" in capsys.readouterr().err

@@ -42,6 +42,8 @@ from state.paths import (
     unsafe_id_reason,
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
+from state.sidecar import UnsafeSidecarError, open_sidecar_file, read_regular, sidecar_dir, sidecar_dir_fd
+from state.text import printable
 from state.transitions import ExperimentStatus
 
 
@@ -132,7 +134,7 @@ class StateStore:
 
     @property
     def journal(self) -> AuditJournal:
-        return AuditJournal(self.sidecar_dir / "journal.jsonl")
+        return AuditJournal(self.sidecar_dir / "journal.jsonl", root=self.root)
 
     @property
     def devices_dir(self) -> Path:
@@ -142,11 +144,52 @@ class StateStore:
     def logs_dir(self) -> Path:
         return self.sidecar_dir / "logs"
 
+    def log_file(self, key: str, recorded: str | None) -> tuple[Path, str | None]:
+        """Where an experiment's log goes, and a note when the recorded path was ignored.
+
+        A state file is data: a ``log_path`` naming anything but a file in the
+        state directory's log folder (``~/.bashrc``, ``/dev/zero``, a symlink
+        out of the folder) would choose where a resume appends. Such a path is
+        ignored for the default one, and the note says so (the dry run shows it).
+        """
+        folder = self.root.resolve() / SIDECAR_DIR / "logs"
+        default = folder / f"{key}.log"
+        if not recorded:
+            return default, None
+        try:
+            real = ensure_inside(folder, Path(recorded))
+        except (UnsafePathError, OSError, ValueError):
+            real = None
+        if real is not None and real.parent == folder:
+            return real, None
+        return default, f"recorded log path {printable(recorded)} is outside {folder}: ignored"
+
+    def prepare_logs(self) -> Path:
+        """The log folder, created if needed and checked to be a real directory (before a launch)."""
+        return self._writable_sidecar("logs")
+
+    def check_sidecars(self) -> None:
+        """Raise ``UnsafeSidecarError`` if a sidecar folder or the journal is not what it should be.
+
+        Creates nothing: actions call it before their first write, so a
+        journal made a symlink stops a mark-stale before the state file
+        changes, not after.
+        """
+        for parts in ((), ("locks",), ("tmp",), ("logs",)):
+            try:
+                with sidecar_dir_fd(self.root, *parts, create=False):
+                    pass
+            except FileNotFoundError:
+                continue
+        try:
+            os.close(open_sidecar_file(self.root, (), "journal.jsonl", os.O_RDONLY))
+        except FileNotFoundError:
+            pass
+
     def _writable_sidecar(self, name: str) -> Path:
+        """A sidecar folder, created if needed, checked to be a real directory (never a symlink)."""
         self._refuse_if_read_only(f"create {name}")
-        path = self.sidecar_dir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return sidecar_dir(self.root, name) if name else sidecar_dir(self.root)
 
     def _refuse_if_read_only(self, what: str) -> None:
         if self.read_only:
@@ -407,8 +450,13 @@ class StateStore:
     @contextlib.contextmanager
     def lock(self, key: str, *, timeout: float | None = 10.0) -> Iterator[None]:
         """The advisory per-experiment lock (a sidecar file, outside the watched set)."""
-        locks = self._writable_sidecar("locks")
-        with exclusive_lock(locks / f"{key}.lock", timeout=timeout):
+        self._refuse_if_read_only(f"lock {key}")
+        name = f"{key}.lock"
+        with exclusive_lock(
+            self.sidecar_dir / "locks" / name,
+            timeout=timeout,
+            open_fd=lambda: open_sidecar_file(self.root, ("locks",), name, os.O_RDWR | os.O_CREAT, 0o666),
+        ):
             yield
 
     def _write(self, path: Path, model: StateModel) -> Saved:
@@ -519,23 +567,7 @@ def read_limited(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> tuple[bytes, 
     to the bytes returned even if the file is replaced meanwhile. Opening
     non-blocking keeps a FIFO that appears in a race from hanging the reader.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(21, "not a regular file")
-        chunks = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
+    return read_regular(path, limit)
 
 
 __all__ = [
@@ -548,5 +580,6 @@ __all__ = [
     "ScanDelta",
     "StateStore",
     "StoreError",
+    "UnsafeSidecarError",
     "LemExperimentState",
 ]

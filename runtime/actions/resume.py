@@ -37,7 +37,6 @@ from runtime.launcher import (
     expand_template,
     find_executable,
     launch_detached,
-    log_path_for,
     python_env,
     resolve_template,
     runner_argv,
@@ -80,6 +79,8 @@ class ResumePlan:
     env: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     launch_record: FileVersion | None = None
     """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
+    log_note: str | None = None
+    """Why the log path the file records is not used (it lies outside the log folder), else None."""
 
     def describe(self) -> list[str]:
         """Human lines for the dry-run preview and the confirmation modal."""
@@ -104,6 +105,8 @@ class ResumePlan:
         lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
         lines.append(f"In: {self.cwd}")
         lines.append(f"Log: {self.log_path}")
+        if self.log_note:
+            lines.append(f"Note: {self.log_note}")
         return lines
 
 
@@ -162,7 +165,7 @@ def _plan_native(
         env = {}
     if not cwd.is_dir():
         cwd = Path(doc.study_path).parent if doc.study_path else root.parent
-    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir.resolve(), loaded.key)
+    log_path, log_note = store.log_file(loaded.key, doc.log_path)
     return ResumePlan(
         experiment_id=doc.experiment_id,
         key=loaded.key,
@@ -174,6 +177,7 @@ def _plan_native(
         argv=argv,
         cwd=cwd,
         log_path=log_path,
+        log_note=log_note,
         runs_to_run=waiting + rerun,
         runs_skipped=completed,
         runs_failed_rerun=rerun,
@@ -235,7 +239,7 @@ def _plan_lem(
         needs_stale_mark=needs_mark and refusal is None,
         argv=argv,
         cwd=root.parent,
-        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=max(0, total - record.runs_done - (0 if retry_failed else record.runs_failed)),
         runs_skipped=record.runs_done,
         runs_failed_rerun=record.runs_failed if retry_failed else 0,
@@ -338,6 +342,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
         if plan.needs_stale_mark:
             doc = stale_marked(doc, who=who, reason=plan.verdict.reason)
         next_attempt = doc.attempt + 1
+        private.prepare_logs()
         proc = launch_detached(
             plan.argv,
             cwd=plan.cwd,
@@ -425,6 +430,7 @@ def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> Re
                 "nothing was done, plan again"
             )
         try:
+            private.prepare_logs()
             proc = launch_detached(plan.argv, cwd=plan.cwd, log_path=plan.log_path, header="resume (llenergymeasure)")
         except LaunchError as exc:
             raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None

@@ -14,6 +14,8 @@ import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from state.paths import SIDECAR_DIR
+
 #: watchfiles settings: group a burst of writes into one batch, but answer fast.
 DEBOUNCE_MS = 40
 STEP_MS = 20
@@ -31,6 +33,12 @@ async def watch_directory(root: Path, stop: asyncio.Event) -> AsyncIterator[set[
     itself or when another directory, or none, stands at the path (checked
     on every batch, quiet ones included; tmpfs may even reuse the inode,
     hence the event): the caller rescans and watches anew.
+
+    Only folders that can hold what a source reads are watched, each without
+    recursion: the state directory and the device snapshot folder (or, until
+    that exists, the sidecar folder, whose new ``devices`` ends the iteration
+    so the next watch includes it). A results tree with thousands of
+    subfolders costs two or three inotify watches, not one per folder.
     """
     from watchfiles import awatch
 
@@ -40,26 +48,46 @@ async def watch_directory(root: Path, stop: asyncio.Event) -> AsyncIterator[set[
             return True
         if p.parent == root:
             return p.suffix == ".json"
-        return p.parent.name == "devices" and p.suffix == ".json"
+        if p in (sidecar, devices):
+            return True
+        return p.parent == devices and p.suffix == ".json"
 
     root = Path(os.path.abspath(root))
     watched = _dir_identity(root)
     text = str(root)
+    sidecar = root / SIDECAR_DIR
+    devices = sidecar / "devices"
+    folders = [root]
+    if _is_real_dir(devices):
+        folders.append(devices)
+    elif _is_real_dir(sidecar):
+        folders.append(sidecar)
+    # A folder that appears and should be watched ends this watch; the next one includes it.
+    restart_on = set() if devices in folders else {str(devices)} | ({str(sidecar)} if sidecar not in folders else set())
     async for changes in awatch(
-        root,
+        *folders,
         stop_event=stop,
         watch_filter=interesting,
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         rust_timeout=IDLE_YIELD_MS,
         yield_on_timeout=True,
-        recursive=True,
+        recursive=False,
         ignore_permission_denied=True,
     ):
         paths = {path for _change, path in changes}
         if text in paths or _dir_identity(root) != watched:
             return
+        if restart_on & paths:
+            return
         yield paths
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _dir_identity(path: Path) -> tuple[int, int] | None:

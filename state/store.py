@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from state.atomic import atomic_write_bytes, exclusive_lock
+from state.atomic import LockTimeout, atomic_write_bytes, exclusive_lock
 from state.detect import (
     MAX_STATE_FILE_BYTES,
     BrokenStateFile,
@@ -105,6 +106,12 @@ def _format_of(model: StateModel) -> StateFormat:
     return StateFormat.LEM_V1
 
 
+#: Broken reasons that say the bytes could not be read (not that they were bad): retried every scan.
+_READ_FAILURES = ("permission denied", "cannot read:")
+
+#: A temp file this old (seconds) whose experiment is not locked was left by a killed writer.
+STALE_TEMP_AGE_S = 60.0
+
 SLOW_READ_S = 0.05
 """A file whose read and parse take longer than this is recorded in ``StateStore.slow_reads``."""
 
@@ -126,6 +133,8 @@ class StateStore:
         #: File name -> seconds its last read and parse took, for reads slower than
         #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
         self.slow_reads: dict[str, float] = {}
+        if not read_only:
+            self.clean_stale_temp()
 
     # -- sidecars -------------------------------------------------------------
     @property
@@ -167,6 +176,54 @@ class StateStore:
     def prepare_logs(self) -> Path:
         """The log folder, created if needed and checked to be a real directory (before a launch)."""
         return self._writable_sidecar("logs")
+
+    def clean_stale_temp(self, *, now: float | None = None) -> list[str]:
+        """Remove temp files a killed writer left in the sidecar temp folder; the names removed.
+
+        A save's temp file lives for milliseconds under the experiment's lock,
+        so one older than ``STALE_TEMP_AGE_S`` whose experiment is not locked
+        now belongs to nobody. Anything odd (a symlinked folder, a file that
+        is not a plain file) is left alone; failures are not errors.
+        """
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        try:
+            with sidecar_dir_fd(self.root, "tmp", create=False) as tmp_fd:
+                for name in os.listdir(tmp_fd):
+                    if not name.endswith(".tmp"):
+                        continue
+                    try:
+                        st = os.lstat(name, dir_fd=tmp_fd)
+                        if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < STALE_TEMP_AGE_S:
+                            continue
+                        with self._unless_locked(name.partition(".json.")[0] if ".json." in name else None):
+                            os.unlink(name, dir_fd=tmp_fd)
+                        removed.append(name)
+                    except (OSError, LockTimeout):
+                        continue
+        except (OSError, UnsafePathError):
+            pass
+        return removed
+
+    @contextlib.contextmanager
+    def _unless_locked(self, key: str | None) -> Iterator[None]:
+        """Hold ``key``'s lock without waiting (``LockTimeout`` if someone holds it); no key, no lock."""
+        if key is None:
+            yield
+            return
+        try:
+            fd = open_sidecar_file(self.root, ("locks",), f"{key}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockTimeout(f"{key} is locked") from None
+            yield
+        finally:
+            os.close(fd)
 
     def check_sidecars(self) -> None:
         """Raise ``UnsafeSidecarError`` if a sidecar folder or the journal is not what it should be.
@@ -314,6 +371,10 @@ class StateStore:
             self.slow_reads[name] = cost
         elif self.slow_reads:
             self.slow_reads.pop(name, None)
+        if isinstance(entry, BrokenRecord) and entry.reason.startswith(_READ_FAILURES):
+            # A chmod changes neither inode, mtime nor size: remember no version, so the
+            # next scan (or hint) tries again and a file made readable comes back.
+            return self._set(key, entry, None)
         return self._set(key, entry, sig)
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:

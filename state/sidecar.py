@@ -46,14 +46,18 @@ def _refuse(path: Path, why: str) -> UnsafeSidecarError:
     return UnsafeSidecarError(f"refusing to use {path}: {why}")
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "not a regular file"
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, for a reason a reader can act on ("a named pipe", "a device")."""
+    kinds = (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
 def _check_owner(path: Path, st: os.stat_result, root_uid: int) -> None:
@@ -108,7 +112,7 @@ def _why_not_dir(name: str, parent: int, here: Path, exc: OSError) -> OSError:
             mode = os.lstat(name, dir_fd=parent).st_mode
         except OSError:
             return exc
-        return _refuse(here, f"it is {_kind(mode)}, not a real directory")
+        return _refuse(here, f"it is {file_kind(mode)}, not a real directory")
     return exc
 
 
@@ -132,7 +136,7 @@ def open_sidecar_file(root: Path, parts: tuple[str, ...], name: str, flags: int,
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, f"it is {_kind(st.st_mode)}, not a regular file")
+            raise _refuse(path, f"it is {file_kind(st.st_mode)}, not a regular file")
         if st.st_nlink > 1:
             raise _refuse(path, f"it has {st.st_nlink} hard links (one may be a file outside)")
         # Back to blocking: O_NONBLOCK only kept a FIFO from hanging the open.
@@ -150,21 +154,25 @@ def sidecar_dir(root: Path, *parts: str) -> Path:
     return Path(root, SIDECAR_DIR, *parts)
 
 
+def _open_regular(path: Path | str, *, follow: bool = True) -> tuple[int, os.stat_result]:
+    """A descriptor of a regular file (non-blocking open: a FIFO cannot hang) and its ``fstat``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else _NOFOLLOW))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", str(path))
+    return fd, st
+
+
 def read_regular(path: Path | str, limit: int, *, follow: bool = True) -> tuple[bytes, os.stat_result]:
     """At most ``limit`` + 1 bytes of a regular file (so a caller sees it is over) and its ``fstat``.
 
-    Opened non-blocking (a FIFO cannot hang the reader) and checked on the
-    descriptor (a device, a directory or a socket is refused with
-    ``EISDIR``/``EINVAL``-style ``OSError``), so ``/dev/zero`` or a 3 GB
-    sparse file costs one ``fstat``. ``follow=False`` refuses a symlink
-    (``ELOOP``).
+    Checked on the descriptor, so ``/dev/zero``, a directory or a socket is an
+    ``OSError`` ("not a regular file (a device)") and a 3 GB sparse file costs
+    ``limit`` bytes. ``follow=False`` refuses a symlink (``ELOOP``).
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else _NOFOLLOW)
-    fd = os.open(path, flags)
+    fd, st = _open_regular(path, follow=follow)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)})", str(path))
         chunks = []
         remaining = limit + 1
         while remaining > 0:
@@ -180,19 +188,16 @@ def read_regular(path: Path | str, limit: int, *, follow: bool = True) -> tuple[
 
 def read_tail(path: Path | str, limit: int) -> tuple[bytes, int]:
     """The last ``limit`` bytes of a regular file and its whole size (a log's tail)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd, st = _open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)})", str(path))
-        start = max(0, st.st_size - limit)
-        return os.pread(fd, limit, start), st.st_size
+        return os.pread(fd, limit, max(0, st.st_size - limit)), st.st_size
     finally:
         os.close(fd)
 
 
 __all__ = [
     "UnsafeSidecarError",
+    "file_kind",
     "open_sidecar_file",
     "read_regular",
     "read_tail",

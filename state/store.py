@@ -43,7 +43,14 @@ from state.paths import (
     unsafe_id_reason,
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
-from state.sidecar import UnsafeSidecarError, open_sidecar_file, read_regular, sidecar_dir, sidecar_dir_fd
+from state.sidecar import (
+    UnsafeSidecarError,
+    file_kind,
+    open_sidecar_file,
+    read_regular,
+    sidecar_dir,
+    sidecar_dir_fd,
+)
 from state.text import printable
 from state.transitions import ExperimentStatus
 
@@ -379,7 +386,7 @@ class StateStore:
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
-            return BrokenRecord(key, path, f"not a regular file ({_file_kind(st.st_mode)})", sig)
+            return BrokenRecord(key, path, f"not a regular file ({file_kind(st.st_mode)})", sig)
         if st.st_size > MAX_STATE_FILE_BYTES:
             return BrokenRecord(key, path, f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB ({st.st_size} bytes)", sig)
         try:
@@ -607,18 +614,6 @@ def unexpected_reason(exc: BaseException) -> str:
     if len(text) > 300:
         text = text[:299] + "…"
     return f"unreadable ({type(exc).__name__}: {text})" if text else f"unreadable ({type(exc).__name__})"
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a plain file"
 
 
 def read_limited(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> tuple[bytes, os.stat_result]:

@@ -10,11 +10,22 @@ markup here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
 from rich.text import Span, Text
 from textual.content import Content
 from textual.content import Span as ContentSpan
 
 from state.text import printable, printable_offsets
+
+SpanT = TypeVar("SpanT")
+
+
+def _moved(spans: Iterable[Any], offsets: list[int], make: Callable[[int, int, Any], SpanT]) -> list[SpanT]:
+    """Spans over the original characters, moved to where those characters are after escaping."""
+    last = len(offsets) - 1
+    return [make(offsets[min(s.start, last)], offsets[min(s.end, last)], s.style) for s in spans]
 
 
 def safe_text(cell: str | Text, *, keep_newlines: bool = False) -> Text:
@@ -25,12 +36,8 @@ def safe_text(cell: str | Text, *, keep_newlines: bool = False) -> Text:
     if converted is None:
         return cell
     plain, offsets = converted
-    last = len(offsets) - 1
-    out = Text(plain, style=cell.style, justify=cell.justify, overflow=cell.overflow,
-               no_wrap=cell.no_wrap, end=cell.end)
-    out.spans[:] = [
-        Span(offsets[min(span.start, last)], offsets[min(span.end, last)], span.style) for span in cell.spans
-    ]
+    out = Text(plain, style=cell.style, justify=cell.justify, overflow=cell.overflow, no_wrap=cell.no_wrap, end=cell.end)
+    out.spans[:] = _moved(cell.spans, offsets, Span)
     return out
 
 
@@ -42,12 +49,7 @@ def safe_content(content: str | Content, *, keep_newlines: bool = True) -> Conte
     if converted is None:
         return content
     plain, offsets = converted
-    last = len(offsets) - 1
-    spans = [
-        ContentSpan(offsets[min(span.start, last)], offsets[min(span.end, last)], span.style)
-        for span in content.spans
-    ]
-    return Content(plain, spans)
+    return Content(plain, _moved(content.spans, offsets, ContentSpan))
 
 
 __all__ = ["safe_content", "safe_text"]

@@ -26,6 +26,7 @@ from runtime.actions import (
     plan_resume,
 )
 from state.atomic import LockTimeout
+from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
 from state.sources import MARK_STALE, RESUME, DirectorySource
 from state.store import StoreError
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from app.app import ExpwatchApp
 
 #: What a refused or failed action is expected to raise: shown as a notice, not as a failed worker.
-EXPECTED = (StoreError, LockTimeout, PermissionError)
+EXPECTED = (StoreError, LockTimeout, PermissionError, UnsafePathError)
 
 
 class ActionFlows:

@@ -25,6 +25,7 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.markup import escape as escape_markup
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -35,6 +36,7 @@ from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
+from state.text import printable
 from state.verdict import StaleVerdict, judge_with
 
 from app.actions import ActionFlows
@@ -125,7 +127,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         return not self._scanning
 
     def on_mount(self) -> None:
-        self.title = f"expwatch — {self.main.location}"
+        self.title = f"expwatch — {printable(self.main.location)}"
         for source in self.sources:
             self._initial_scan(source)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
@@ -146,6 +148,12 @@ class ExpwatchApp(ActionFlows, App[None]):
         self._stop_thread.set()
         if self._gpu_sampler is not None:
             self._gpu_sampler.stop(timeout=1.0)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notice here carries data (ids, reasons, errors): shown as text, never as markup."""
+        super().notify(printable(message, keep_newlines=True), title=printable(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     # -- the one error handler -------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -255,6 +263,7 @@ class ExpwatchApp(ActionFlows, App[None]):
     async def _watch(self, source: DirectorySource) -> None:
         """watchfiles in an async worker; each batch is re-read in a thread."""
         lost = False
+        fresh: set[Path] = set()  # study folders that appeared while watching (their manifest may follow)
         while not self._stop_watch.is_set():
             try:
                 if not source.root.is_dir():
@@ -268,7 +277,7 @@ class ExpwatchApp(ActionFlows, App[None]):
                     # sends no event, so read the whole directory once.
                     lost = False
                     self._reconcile_tick(now=True, only=source)
-                async with contextlib.aclosing(watch_directory(source.root, self._stop_watch)) as batches:
+                async with contextlib.aclosing(watch_directory(source.root, self._stop_watch, fresh)) as batches:
                     async for paths in batches:
                         if not paths and not source.has_deferred:
                             continue
@@ -412,14 +421,16 @@ class ExpwatchApp(ActionFlows, App[None]):
         if row is None:
             return
         name = row.entry.experiment_id
-        yield SystemCommand(f"Inspect {name}", "Open the inspector", self.main.action_inspect)
+        # The palette reads titles and help as markup: the id is escaped for it, and copied as it is.
+        shown = escape_markup(printable(name))
+        yield SystemCommand(f"Inspect {shown}", "Open the inspector", self.main.action_inspect)
         if not self.options.read_only:
-            yield SystemCommand(f"Resume {name}", "Dry run first, then confirm", self.main.action_resume)
-            yield SystemCommand(f"Mark {name} stale", "Only when its owner is dead", self.main.action_mark_stale)
-        yield SystemCommand(f"Copy id {name}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
+            yield SystemCommand(f"Resume {shown}", "Dry run first, then confirm", self.main.action_resume)
+            yield SystemCommand(f"Mark {shown} stale", "Only when its owner is dead", self.main.action_mark_stale)
+        yield SystemCommand(f"Copy id {shown}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
         log_path = getattr(row.entry, "log_path", None)
         if log_path:
-            yield SystemCommand(f"Open log of {name}", str(log_path), lambda: self._open_log(log_path))
+            yield SystemCommand(f"Open log of {shown}", escape_markup(printable(log_path)), lambda: self._open_log(log_path))
 
     def _copy(self, text: str) -> None:
         self.copy_to_clipboard(text)
@@ -439,5 +450,7 @@ def run_dashboard(options: DashboardOptions) -> int:
     for root in options.sources:
         if options.read_only and "://" not in str(root) and not os.access(root, os.R_OK):
             raise PermissionError(f"cannot read {root}")
-    ExpwatchApp(options).run()
-    return 0
+    app = ExpwatchApp(options)
+    app.run()
+    # A crash (an exception Textual caught and printed) must not look like a normal quit.
+    return app.return_code or 0

@@ -9,14 +9,18 @@ with ``--debug``) and map to meaningful exit codes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import app.commands
 from runtime.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from state.text import printable
 
 
 class CommandError(Exception):
@@ -25,6 +29,42 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR):
         super().__init__(message)
         self.code = code
+
+
+#: Commands that hand the terminal to the dashboard (Textual writes its own escapes).
+TERMINAL_COMMANDS = frozenset({"dashboard", "demo", "serve"})
+
+
+class PrintableStream:
+    """A text stream that puts everything written through ``state.text.printable``.
+
+    The boundary where the CLI's text from data (ids, names, errors, paths,
+    runner output) becomes terminal text: no escape sequence, C1 byte or
+    surrogate written by a printer reaches the terminal, whichever printer
+    it is. ``--json`` is unchanged: ``json.dumps`` escapes all of those
+    already, so its output is printable ASCII.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text, keep_newlines=True))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def printable_output() -> Iterator[None]:
+    """``sys.stdout`` and ``sys.stderr`` as ``PrintableStream`` while the block runs."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def default_state_dir() -> Path:
@@ -92,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
+    with guard:
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except CommandError as exc:

@@ -10,10 +10,13 @@ import getpass
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from state.sidecar import UnsafeSidecarError, open_sidecar_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,10 @@ class JournalEntry:
     def from_json_dict(cls, raw: dict[str, str | None]) -> JournalEntry:
         if not isinstance(raw, dict):
             raise TypeError("journal line is not an object")
+        texts = [raw["time"], raw["user"], raw["host"], raw["experiment"], raw["action"]]
+        optional = [raw.get("from", raw.get("from_status")), raw.get("to", raw.get("to_status")), raw.get("reason")]
+        if not all(isinstance(v, str) for v in texts) or not all(v is None or isinstance(v, str) for v in optional):
+            raise TypeError("journal line has a field of the wrong type")
         return cls(
             time=raw["time"],
             user=raw["user"],
@@ -63,11 +70,31 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-class AuditJournal:
-    """Append-only JSON lines beside the experiments (in the sidecar folder)."""
+#: The journal's tail read for history: older lines beyond this are left out (years of actions).
+MAX_JOURNAL_READ_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, path: Path):
+
+class AuditJournal:
+    """Append-only JSON lines beside the experiments (in the sidecar folder).
+
+    With ``root`` (the state directory) the file is opened through
+    ``state.sidecar``: the sidecar folder must be a real directory and the
+    journal a regular file with one link, never a symlink, or nothing is
+    written or read.
+    """
+
+    def __init__(self, path: Path, *, root: Path | None = None):
         self.path = path
+        self.root = root
+
+    def _open(self, flags: int) -> int:
+        if self.root is not None:
+            return open_sidecar_file(self.root, (), self.path.name, flags)
+        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeSidecarError(f"refusing to use {self.path}: not a regular file")
+        return fd
 
     def append(
         self,
@@ -89,7 +116,7 @@ class AuditJournal:
             reason=reason,
         )
         line = (json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open(os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -102,16 +129,27 @@ class AuditJournal:
         return entry
 
     def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
-        """Entries in order; lines that do not parse (a torn tail) are passed over."""
+        """Entries in order; lines that do not parse or hold wrong types are passed over.
+
+        Only the last ``MAX_JOURNAL_READ_BYTES`` are read. A journal that is a
+        symlink, a device or a folder raises ``UnsafeSidecarError``.
+        """
         try:
-            handle = self.path.open("r", encoding="utf-8", errors="replace")
+            fd = self._open(os.O_RDONLY)
         except FileNotFoundError:
             return
-        with handle:
-            for line in handle:
-                try:
-                    entry = JournalEntry.from_json_dict(json.loads(line))
-                except (ValueError, TypeError, KeyError):
-                    continue
-                if experiment is None or entry.experiment == experiment:
-                    yield entry
+        try:
+            size = os.fstat(fd).st_size
+            start = max(0, size - MAX_JOURNAL_READ_BYTES)
+            data = os.pread(fd, MAX_JOURNAL_READ_BYTES, start)
+        finally:
+            os.close(fd)
+        if start:
+            data = data.partition(b"\n")[2]  # the first line is cut
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                entry = JournalEntry.from_json_dict(json.loads(line))
+            except (ValueError, TypeError, KeyError, RecursionError):
+                continue
+            if experiment is None or entry.experiment == experiment:
+                yield entry

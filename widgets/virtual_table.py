@@ -26,6 +26,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.safe_text import safe_text
+
 RowT = TypeVar("RowT")
 Cell = str | Text
 
@@ -344,7 +346,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
                 w = line_width - text.cell_len
                 last = n
             cell = cells[position]
-            part = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+            part = safe_text(cell)
+            part = part.copy() if part is cell else part
             part.truncate(w, overflow="ellipsis")
             if col.justify == "right":
                 part.pad_left(w - part.cell_len)

@@ -11,7 +11,9 @@ from pathlib import Path
 from app.cli import CommandError, resolve_sources, resolve_state_dir
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
+from state.paths import UnsafePathError
 from state.sources import Source, SourceError, opening
+from state.text import printable
 from state.store import (
     BrokenExperimentError,
     ConflictError,
@@ -69,6 +71,8 @@ def store_errors() -> Iterator[None]:
         raise CommandError(str(exc), EXIT_ERROR) from None
     except PermissionError as exc:
         raise CommandError(f"permission denied: {exc.filename or exc}", EXIT_REFUSED) from None
+    except UnsafePathError as exc:  # a sidecar that is a symlink, a path that leaves the directory
+        raise CommandError(str(exc), EXIT_REFUSED) from None
 
 
 def age_of(when: datetime | None, now: datetime | None = None) -> str:
@@ -90,6 +94,7 @@ def iso(when: datetime | None, *, naive: bool = False) -> str | None:
 
 def table(rows: list[list[str]], *, markdown: bool = False) -> str:
     """Plain aligned columns, or a Markdown table."""
+    rows = [[printable(c) for c in row] for row in rows]  # escapes widen a cell: align what is printed
     if markdown:
         def cell(text: str) -> str:
             return text.replace("|", "\\|").replace("\n", " ")

@@ -18,12 +18,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from state.board import SORTS, Board, BoardRow, Redraw
 from state.record import ExperimentRecord
+from state.text import printable
 from widgets.device_panel import DevicePanel
 from widgets.experiment_table import ExperimentTable
 from widgets.gpu_panel import GpuPanel
@@ -258,7 +260,7 @@ class MainScreen(Screen[None]):
         processes = self.query_one(ProcessTable)
         if row is not None and isinstance(row.entry, ExperimentRecord):
             processes.show(row.entry.processes, record=row.entry, verdict=row.verdict)
-            processes.border_title = f"processes of {row.entry.experiment_id}"
+            processes.border_title = Content(f"processes of {printable(row.entry.experiment_id)}")
         else:
             processes.show(())
             processes.border_title = "processes"

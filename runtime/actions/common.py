@@ -46,6 +46,8 @@ def local_probe(probe: LivenessProbe | None) -> LivenessProbe:
 def private_store(store: StateStore, key: str | None = None) -> StateStore:
     """A store of our own over the same directory, knowing just ``key``."""
     private = StateStore(store.root, read_only=store.read_only, durable=store.durable)
+    if not private.read_only:
+        private.check_sidecars()  # a sidecar made a symlink refuses the action before anything is written
     if key is not None:
         private.refresh_key(key)
     return private

@@ -38,7 +38,6 @@ from runtime.launcher import (
     expand_template,
     find_executable,
     launch_detached,
-    log_path_for,
     python_env,
     resolve_study_template,
     resolve_template,
@@ -184,10 +183,9 @@ def _plan_native(
         env = {}
     if not cwd.is_dir():
         cwd = Path(doc.study_path).parent if doc.study_path else root.parent
-    logs = store.logs_dir.resolve()
-    log_path = log_path_for(logs, loaded.key)
-    if doc.log_path and Path(doc.log_path).resolve() != log_path:
-        notes.append(f"recorded log {doc.log_path} is not this state directory's log: appends to {log_path}")
+    log_path, log_note = store.log_file(loaded.key, doc.log_path)
+    if log_note:
+        notes.append(log_note)
     return ResumePlan(
         experiment_id=doc.experiment_id,
         key=loaded.key,
@@ -257,7 +255,7 @@ def _plan_lem(
         needs_stale_mark=needs_mark and refusal is None,
         argv=argv,
         cwd=root.parent,
-        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=max(0, total - record.runs_done - (0 if retry_failed else record.runs_failed)),
         runs_skipped=record.runs_done,
         runs_failed_rerun=record.runs_failed if retry_failed else 0,
@@ -324,7 +322,7 @@ def _plan_study(
         needs_stale_mark=needs_mark and refusal is None,
         argv=argv,
         cwd=cwd,
-        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=left,
         runs_skipped=model.completed,
         runs_failed_rerun=model.failed,
@@ -431,6 +429,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
         if plan.needs_stale_mark:
             doc = stale_marked(doc, who=who, reason=plan.verdict.reason)
         next_attempt = doc.attempt + 1
+        private.prepare_logs()
         proc = launch_detached(
             plan.argv,
             cwd=plan.cwd,
@@ -518,6 +517,7 @@ def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> Re
                 "nothing was done, plan again"
             )
         try:
+            private.prepare_logs()
             proc = launch_detached(plan.argv, cwd=plan.cwd, log_path=plan.log_path, header="resume (llenergymeasure)")
         except LaunchError as exc:
             raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None

@@ -216,7 +216,7 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
             "use `expwatch resume` to resume it",
             EXIT_CONFLICT,
         )
-    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir, key)
+    log_path, log_note = store.log_file(key, doc.log_path)
     try:
         if not doc.study_path:
             raise StudyError("no study file recorded")
@@ -230,6 +230,8 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
     changed = [s.name for s, old in zip(steps, doc.steps) if s.source_hash != old.source_hash]
     doc.steps = steps
     coordinator = Coordinator(store, key, doc, loaded.version, study, options, log_path=log_path)
+    if log_note:
+        coordinator.log(log_note)
     if changed or len(steps) != len(doc.steps):
         coordinator.log(f"step sources changed since the last attempt: {', '.join(changed) or 'step list'}")
     code = coordinator.run()

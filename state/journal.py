@@ -6,6 +6,7 @@ retry is recorded here, whatever the experiment's format.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -69,6 +70,69 @@ class AuditJournal:
     def __init__(self, path: Path):
         self.path = path
 
+    def open(self) -> JournalAppender:
+        """Open for appending now, so that an action learns before it acts whether it can journal.
+
+        ``OSError`` (a directory in the way, an immutable or read-only file, a
+        folder we may not write) comes from here, before anything was done. A
+        journal that does not exist yet is created by the first append only,
+        so an action refused later leaves no empty file behind.
+        """
+        try:
+            return JournalAppender(self.path, os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC))
+        except FileNotFoundError:
+            if not os.access(self.path.parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path.parent)) from None
+            return JournalAppender(self.path, -1)
+
+    def append(
+        self,
+        *,
+        experiment: str,
+        action: str,
+        from_status: str | None,
+        to_status: str | None,
+        reason: str | None,
+    ) -> JournalEntry:
+        with self.open() as appender:
+            return appender.append(
+                experiment=experiment, action=action, from_status=from_status, to_status=to_status, reason=reason
+            )
+
+    def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
+        """Entries in order; lines that do not parse (a torn tail) are passed over."""
+        try:
+            handle = self.path.open("r", encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        with handle:
+            for line in handle:
+                try:
+                    entry = JournalEntry.from_json_dict(json.loads(line))
+                except (ValueError, TypeError, KeyError):
+                    continue
+                if experiment is None or entry.experiment == experiment:
+                    yield entry
+
+
+class JournalAppender:
+    """The journal held open by one action: opened before it acts, written once it has."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd = fd
+
+    def __enter__(self) -> JournalAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def append(
         self,
         *,
@@ -88,30 +152,14 @@ class AuditJournal:
             to_status=to_status,
             reason=reason,
         )
-        line = (json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A torn last line (a crash mid-append): end it, or it would swallow this one.
-                line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        text = json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n"
+        line = text.encode("utf-8", "backslashreplace")
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            # A torn last line (a crash mid-append): end it, or it would swallow this one.
+            line = b"\n" + line
+        os.write(self._fd, line)
+        os.fsync(self._fd)
         return entry
-
-    def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
-        """Entries in order; lines that do not parse (a torn tail) are passed over."""
-        try:
-            handle = self.path.open("r", encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return
-        with handle:
-            for line in handle:
-                try:
-                    entry = JournalEntry.from_json_dict(json.loads(line))
-                except (ValueError, TypeError, KeyError):
-                    continue
-                if experiment is None or entry.experiment == experiment:
-                    yield entry

@@ -28,7 +28,7 @@ from state.detect import (
     parse_state,
     read_record,
 )
-from state.journal import AuditJournal
+from state.journal import AuditJournal, JournalAppender
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import current_status
 from state.native import ExperimentDoc
@@ -481,15 +481,34 @@ class StateStore:
             saved = self._write(before.path, new_model)
         return before, saved
 
-    def journal_action(self, before: Loaded, saved: Saved, *, action: str, reason: str | None) -> None:
+    def open_journal(self) -> JournalAppender:
+        """The audit journal opened for appending (``OSError`` if it cannot be: nothing was written)."""
+        self._refuse_if_read_only("write the audit journal")
         self._writable_sidecar("")
-        self.journal.append(
-            experiment=before.model.experiment_id,
-            action=action,
-            from_status=current_status(before.model).value,
-            to_status=current_status(saved.model).value,
-            reason=reason,
-        )
+        return self.journal.open()
+
+    def journal_action(
+        self,
+        before: Loaded,
+        saved: Saved,
+        *,
+        action: str,
+        reason: str | None,
+        journal: JournalAppender | None = None,
+    ) -> None:
+        """One line for a transition; into ``journal`` when the action opened it beforehand."""
+        fields = {
+            "experiment": before.model.experiment_id,
+            "action": action,
+            "from_status": current_status(before.model).value,
+            "to_status": current_status(saved.model).value,
+            "reason": reason,
+        }
+        if journal is not None:
+            journal.append(**fields)
+        else:
+            self._writable_sidecar("")
+            self.journal.append(**fields)
 
 
 def unexpected_reason(exc: BaseException) -> str:

@@ -8,11 +8,14 @@ always be made and shown; only execution is refused there.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import datetime
 
 from runtime.liveness import LocalProbe
 from state.detect import summarize
+from state.journal import JournalAppender
 from state.paths import is_candidate_state_file
 from state.record import ExperimentRecord
 from state.store import ConflictError, Loaded, StateStore, StoreError
@@ -87,3 +90,27 @@ def verdict_for(
     """Is anybody still running this experiment? (design §4)"""
     p = local_probe(probe)
     return judge_record(record, here=p.host_facts(), probe=p.probe, now=now or datetime.now().astimezone())
+
+
+@contextlib.contextmanager
+def journal_opened(store: StateStore, what: str) -> Iterator[JournalAppender]:
+    """The audit journal, opened before the action does anything.
+
+    A journal that cannot be opened (a directory in its place, an immutable
+    file, a full or read-only disk) refuses the action before it writes or
+    launches: an action is journalled or not done at all.
+    """
+    try:
+        appender = store.open_journal()
+    except OSError as exc:
+        raise ActionRefused(
+            f"refusing to {what}: the audit journal {store.journal.path} cannot be written "
+            f"({exc.strerror or exc}); nothing was done"
+        ) from None
+    with appender:
+        yield appender
+
+
+def journal_failure(exc: OSError) -> str:
+    """What a result says when its journal line could not be written after the action was done."""
+    return f"the audit journal line could not be written ({exc.strerror or exc})"

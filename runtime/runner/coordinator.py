@@ -21,6 +21,7 @@ import os
 import selectors
 import socket
 import subprocess
+import sys
 import time
 import traceback
 from collections import deque
@@ -36,7 +37,7 @@ from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.device_mirror import DeviceMirror
 from runtime.runner.energy import EnergyMeter
-from runtime.runner.errors import OwnershipLost
+from runtime.runner.errors import OwnershipLost, StateWriteFailed
 from runtime.runner.options import RunnerOptions
 from runtime.runner.signals import SIGNAL_NAMES, SignalInbox
 from runtime.runner.study import Study
@@ -44,7 +45,7 @@ from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.journal import current_user
 from state.mutations import apply_transition
 from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInfo, RunRecord, RunStatus
-from state.store import ConflictError, StateStore
+from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
 
 
@@ -102,6 +103,7 @@ class Coordinator:
         self._log_fd: int | None = None
         self._energy: EnergyMeter | None = None
         self._device_mirror: DeviceMirror | None = None
+        self.outcome_message = ""
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -458,10 +460,15 @@ class Coordinator:
         self.doc.revision += 1
         started = time.perf_counter()
         try:
-            saved = self.store.save(self.doc, expected=self.version, key=self.key)
-        except ConflictError:
-            self._reconcile()
-            saved = self.store.save(self.doc, expected=self.version, key=self.key)
+            try:
+                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+            except ConflictError:
+                self._reconcile()
+                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+        except (OSError, StoreError) as exc:
+            if isinstance(exc, ConflictError):
+                raise
+            raise StateWriteFailed(f"cannot write the state file: {_describe_error(exc)}") from exc
         cost = time.perf_counter() - started
         self.version = saved.version
         self.writes += 1
@@ -471,12 +478,24 @@ class Coordinator:
         self.dirty = False
 
     def _reconcile(self) -> None:
-        """Someone else wrote the file: carry on only if it still names us as owner."""
+        """Someone else wrote the file: carry on only if it still names us as owner and still runs.
+
+        An outside transition (``mark-stale --force`` from another host, an
+        edit by hand) is honoured: the runner stops its workers and leaves the
+        file as the other writer left it, rather than overwriting the mark.
+        """
         loaded = self.store.load(self.key)
         disk = loaded.model
         owner = disk.owner if isinstance(disk, ExperimentDoc) else None
         if owner is None or owner.pid != self.me.pid or owner.start_ticks != self.me.start_ticks:
             raise OwnershipLost(f"{self.key}: the state file now names another owner")
+        if disk.status is not ExperimentStatus.RUNNING:
+            last = disk.history[-1] if disk.history else None
+            by = f" by {last.who}" + (f" ({last.why})" if last.why else "") if last is not None else ""
+            raise OwnershipLost(
+                f"{self.key}: marked {disk.status.value}{by} while this runner was running it; stopping, "
+                "leaving the file as it is"
+            )
         seen = {(h.at, h.to, h.who) for h in self.doc.history}
         extra = [h for h in disk.history if (h.at, h.to, h.who) not in seen]
         if extra:
@@ -543,7 +562,15 @@ class Coordinator:
         except OwnershipLost as exc:
             self.log(str(exc))
             self._kill_all()
+            self.outcome_message = str(exc)
+            with contextlib.suppress(Exception):
+                disk = self.store.load(self.key).model
+                if isinstance(disk, ExperimentDoc):
+                    self.doc = disk
             return EXIT_CONFLICT
+        except StateWriteFailed as exc:
+            self._kill_all()
+            return self._stop_unwritable(str(exc))
         except BaseException as exc:
             self.log(f"coordinator failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             self._kill_all()
@@ -578,7 +605,57 @@ class Coordinator:
                 with contextlib.suppress(Exception):
                     worker.proc.wait(timeout=5)
 
-    def _finish(self, crash: str | None = None) -> int:
+    def _stop_unwritable(self, problem: str) -> int:
+        """The state file cannot be written: leave it interrupted with the reason if at all possible.
+
+        First the whole picture; if that cannot be written either (a full disk
+        takes the same bytes again), the last version on disk with just the
+        transition, which is smaller and loses only what was never on disk
+        (those runs stay pending and run again on resume). Said on stderr,
+        since the state file may be unable to say it.
+        """
+        self.log(problem)
+        why = f"stopped: {problem}"
+        try:
+            self._finish(interrupted_by=why)
+        except (OSError, StoreError, StateWriteFailed, OwnershipLost):
+            try:
+                self._interrupt_on_disk(why)
+            except Exception as exc:  # noqa: BLE001 - the last resort says what it could not do
+                message = (
+                    f"{self.doc.experiment_id}: {problem}; the state file could not be marked interrupted "
+                    f"either ({_describe_error(exc)}): it still says running, `expwatch mark-stale` fixes it"
+                )
+                self.log(message)
+                print(f"expwatch runner: {message}", file=sys.stderr)
+                self.outcome_message = message
+                return EXIT_ERROR
+        message = f"{self.doc.experiment_id}: {problem}; left interrupted (resume runs what is not completed)"
+        print(f"expwatch runner: {message}", file=sys.stderr)
+        self.outcome_message = message
+        return EXIT_ERROR
+
+    def _interrupt_on_disk(self, why: str) -> None:
+        loaded = self.store.load(self.key)
+        disk = loaded.model
+        if not isinstance(disk, ExperimentDoc) or loaded.version != self.version:
+            raise OwnershipLost(f"{self.key}: the state file changed under the runner")
+        for rec in disk.runs:
+            if rec.status is RunStatus.RUNNING:
+                rec.status = RunStatus.PENDING
+                rec.current_step = None
+        for info in disk.processes.values():
+            if info.status in (ProcessStatus.RUNNING, ProcessStatus.PENDING):
+                info.status = ProcessStatus.FAILED
+            info.current_run = None
+            info.current_step = None
+        marked = apply_transition(disk, ExperimentStatus.INTERRUPTED, who=self.who, why=why)
+        assert isinstance(marked, ExperimentDoc)
+        marked.finished_at = _now()
+        self.store.save(marked, expected=loaded.version, key=self.key)
+        self.doc = marked
+
+    def _finish(self, crash: str | None = None, interrupted_by: str | None = None) -> int:
         doc = self.doc
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
@@ -590,6 +667,8 @@ class Coordinator:
         left = total - completed - failed
         if crash is not None:
             target, why = ExperimentStatus.FAILED, crash
+        elif interrupted_by is not None:
+            target, why = ExperimentStatus.INTERRUPTED, f"{interrupted_by}; {completed}/{total} runs completed"
         elif completed == total:
             target, why = ExperimentStatus.COMPLETED, f"all {total} runs completed"
         elif self.stopping and self.stop_status is ExperimentStatus.INTERRUPTED:
@@ -623,3 +702,12 @@ class Coordinator:
         if target is ExperimentStatus.INTERRUPTED:
             return EXIT_INTERRUPTED
         return EXIT_ERROR
+
+
+def _describe_error(exc: BaseException) -> str:
+    """An ``OSError`` as its errno text and name (ENOSPC, EIO); anything else as its message."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        import errno
+
+        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    return str(exc)

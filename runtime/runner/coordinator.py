@@ -618,7 +618,7 @@ class Coordinator:
         why = f"stopped: {problem}"
         try:
             self._finish(interrupted_by=why)
-        except (OSError, StoreError, StateWriteFailed, OwnershipLost):
+        except Exception:  # noqa: BLE001 - e.g. the same disk error, or a doc already completed in memory
             try:
                 self._interrupt_on_disk(why)
             except Exception as exc:  # noqa: BLE001 - the last resort says what it could not do

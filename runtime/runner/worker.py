@@ -30,6 +30,9 @@ from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
+#: The most one run's fields and state may take, encoded: a state file holds 64 MiB in all.
+MAX_RESULT_BYTES = 1 << 20
+
 #: After the coordinator vanished, give the current step this long to notice before leaving hard.
 ORPHAN_EXIT_S = 3.0
 
@@ -49,10 +52,15 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _exception_info(exc: BaseException) -> dict[str, str]:
+    """A step's exception as text that can always be stored (its ``str`` may fail or hold surrogates)."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # noqa: BLE001
+        message = f"(str() of the exception failed: {type(inner).__name__})"
     return {
-        "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "type": protocol.safe_text(type(exc).__qualname__),
+        "message": protocol.safe_text(message),
+        "traceback": protocol.safe_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
     }
 
 
@@ -171,21 +179,34 @@ class Worker:
 
     @staticmethod
     def _encode_result(result: dict[str, Any]) -> bytes:
-        """A result as JSON; a run whose fields cannot be stored fails, saying why."""
+        """A result as JSON; a run whose fields cannot be stored exactly, or are too big, fails, saying why."""
         try:
-            return protocol.dumps(result)
+            data = protocol.dumps(result)
         except Exception as exc:
-            return protocol.dumps({
-                **result,
-                "s": "failed" if result["s"] == "completed" else result["s"],
-                "f": {},
-                "st": {},
-                "e": result["e"] or {
-                    "type": "FieldsNotStorable",
-                    "message": f"the run's fields or state cannot be written as JSON: {type(exc).__name__}: {exc}",
-                    "traceback": "",
-                },
-            })
+            why = protocol.unstorable({"fields": result["f"], "state": result["st"]}, "run")
+            problem = why or f"{type(exc).__name__}: {exc}"
+        else:
+            if len(data) <= MAX_RESULT_BYTES:
+                return data
+            problem = (
+                f"{len(data):,} bytes of fields and state is over the {MAX_RESULT_BYTES // 2**20} MiB "
+                "a run may store (keep large results in files and store their paths)"
+            )
+        error = result["e"] or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
+        message = "the run's fields or state cannot be written exactly: " + problem
+        if result["e"]:
+            message = f"{error['message']}; and {message}"
+        return protocol.dumps({
+            **result,
+            "s": "failed" if result["s"] == "completed" else result["s"],
+            "f": {},
+            "st": {},
+            "e": {
+                "type": protocol.safe_text(str(error["type"])),
+                "message": protocol.safe_text(message),
+                "traceback": protocol.safe_text(str(error["traceback"])),
+            },
+        })
 
     def _flush(self) -> None:
         done = []
@@ -201,15 +222,16 @@ class Worker:
         current = self._current
         if current is not None:
             index, run, t0 = current
-            cur_msg: dict[str, Any] = {"i": index, "step": run.current_step, "t0": t0}
+            step = run.current_step
+            cur_msg: dict[str, Any] = {"i": index, "step": protocol.safe_text(step) if step else step, "t0": t0}
             cur_bytes = protocol.dumps(cur_msg)
             if time.time() - t0 > 2 * self.flush_s:
                 # Fields of a long run, readable before it ends; a step may be changing
                 # them right now, in which case the next flush sends them.
-                try:
-                    cur_bytes = protocol.dumps({**cur_msg, "f": dict(run.fields)})
-                except Exception:
-                    pass
+                with contextlib.suppress(Exception):
+                    fields = protocol.dumps({**cur_msg, "f": dict(run.fields)})
+                    if len(fields) <= MAX_RESULT_BYTES:
+                        cur_bytes = fields
         cur_changed = cur_bytes != self._last_cur
         heartbeat_due = time.monotonic() - self._last_sent >= self.heartbeat_s
         if not (done or need or cur_changed or heartbeat_due):
@@ -349,7 +371,7 @@ class Worker:
             "e": error,
             "t0": t0,
             "t1": time.time(),
-            "step": run.current_step if status != "completed" else None,
+            "step": protocol.safe_text(run.current_step) if status != "completed" and run.current_step else None,
         }
 
 

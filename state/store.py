@@ -15,7 +15,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from state.paths import (
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
 from state.transitions import ExperimentStatus
+from state.writeback import UnpreservableValue, write_back
 
 
 class StoreError(Exception):
@@ -72,6 +73,8 @@ class Loaded:
     format: StateFormat
     model: StateModel
     version: FileVersion
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The file's bytes as read: a write-back changes only what the model change changed in them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +392,7 @@ class StateStore:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a reader bug is this file's problem, said in one line
             raise BrokenExperimentError(f"{path.name}: {unexpected_reason(exc)}") from None
-        return Loaded(key, path, fmt, model, FileVersion.of(st))
+        return Loaded(key, path, fmt, model, FileVersion.of(st), data)
 
     def find_incomplete(self) -> list[ExperimentRecord]:
         """Experiments not yet aggregated (llenergymeasure's definition)."""
@@ -411,12 +414,21 @@ class StateStore:
         with exclusive_lock(locks / f"{key}.lock", timeout=timeout):
             yield
 
-    def _write(self, path: Path, model: StateModel) -> Saved:
+    def _write(self, path: Path, model: StateModel, *, over: Loaded | None = None) -> Saved:
+        """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value."""
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
         else:
             model = model.model_copy(update={"last_updated": datetime.now()})
-        data = model.to_json().encode("utf-8")
+        try:
+            if over is not None and over.data:
+                data = write_back(over.data, over.model, model)
+            else:
+                data = model.to_json().encode("utf-8")
+        except (UnpreservableValue, ValueError) as exc:
+            # pydantic's serialisation error and UnicodeEncodeError are ValueErrors too.
+            raise StoreError(f"{path.name}: refusing to write a value that would not read back the same "
+                             f"({' '.join(str(exc).split())[:300]}); not written") from None
         if len(data) > MAX_STATE_FILE_BYTES:
             # Readers would show it as broken: keep the last readable version instead.
             raise StoreError(
@@ -478,7 +490,7 @@ class StateStore:
                 raise ConflictError(f"{before.path.name} changed since it was read; reload and try again")
             new_model = change(before.model)
             self._check_version(before.path, before.version)
-            saved = self._write(before.path, new_model)
+            saved = self._write(before.path, new_model, over=before)
         return before, saved
 
     def open_journal(self) -> JournalAppender:

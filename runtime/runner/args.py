@@ -114,6 +114,7 @@ class WorkerArgs:
     heartbeat_s: float = 2.0
     workcell: str | None = None
     publish_dir: str | None = None
+    spool_fd: int | None = None
 
     def to_argv(self, python: str | None = None) -> list[str]:
         argv = [
@@ -131,6 +132,8 @@ class WorkerArgs:
             argv += ["--workcell", self.workcell]
         if self.publish_dir is not None:
             argv += ["--publish-dir", self.publish_dir]
+        if self.spool_fd is not None:
+            argv += ["--spool-fd", str(self.spool_fd)]
         return argv
 
     @classmethod
@@ -145,6 +148,7 @@ class WorkerArgs:
         parser.add_argument("--heartbeat", type=float, default=2.0)
         parser.add_argument("--workcell", default=None)
         parser.add_argument("--publish-dir", default=None)
+        parser.add_argument("--spool-fd", type=int, default=None)
         return parser
 
     @classmethod
@@ -160,4 +164,5 @@ class WorkerArgs:
             heartbeat_s=ns.heartbeat,
             workcell=ns.workcell,
             publish_dir=ns.publish_dir,
+            spool_fd=ns.spool_fd,
         )

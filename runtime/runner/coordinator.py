@@ -40,6 +40,7 @@ from runtime.runner.energy import EnergyMeter
 from runtime.runner.errors import OwnershipLost, StateWriteFailed
 from runtime.runner.options import RunnerOptions
 from runtime.runner.signals import SIGNAL_NAMES, SignalInbox
+from runtime.runner.spool import SpooledResult, discard, discard_all, open_spool, read_spool, spool_dir
 from runtime.runner.study import Study
 from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.journal import current_user
@@ -104,6 +105,8 @@ class Coordinator:
         self._energy: EnergyMeter | None = None
         self._device_mirror: DeviceMirror | None = None
         self.outcome_message = ""
+        self.spool = spool_dir(store.sidecar_dir, key)
+        self._replayed_files: list[Path] = []
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -130,6 +133,7 @@ class Coordinator:
 
     def _spawn(self, index: int) -> WorkerHandle:
         gpu = self._gpu_for(index)
+        spool_fd, spool_path = self._open_spool(index)
         parent, child = socket.socketpair()
         workcell = self.options.workcell
         cmd = WorkerArgs(
@@ -142,6 +146,7 @@ class Coordinator:
             heartbeat_s=self.options.heartbeat_s,
             workcell=str(workcell) if workcell is not None else None,
             publish_dir=str(self.store.devices_dir.resolve()) if workcell is not None else None,
+            spool_fd=spool_fd,
         ).to_argv()
         extra = {"EXPWATCH_EXPERIMENT_ID": self.doc.experiment_id, "EXPWATCH_PROCESS_INDEX": str(index)}
         if gpu is not None:
@@ -149,7 +154,7 @@ class Coordinator:
         try:
             proc = subprocess.Popen(
                 cmd,
-                pass_fds=(child.fileno(),),
+                pass_fds=(child.fileno(),) if spool_fd is None else (child.fileno(), spool_fd),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_fd,
                 stderr=self._log_fd,
@@ -161,7 +166,9 @@ class Coordinator:
             )
         finally:
             child.close()
-        worker = WorkerHandle(index=index, gpu_id=gpu, proc=proc, sock=parent)
+            if spool_fd is not None:
+                os.close(spool_fd)
+        worker = WorkerHandle(index=index, gpu_id=gpu, proc=proc, sock=parent, spool=spool_path)
         self.sel.register(parent, selectors.EVENT_READ, worker)
         self.workers[index] = worker
         protocol.send(parent, {
@@ -180,6 +187,51 @@ class Coordinator:
         self.log(f"worker {index} started: pid {proc.pid}" + (f", gpu {gpu}" if gpu is not None else ""))
         self.dirty = True
         return worker
+
+    def _open_spool(self, index: int) -> tuple[int | None, Path | None]:
+        """The worker's results spool; without one it still runs (a kill then costs more reruns)."""
+        try:
+            return open_spool(self.spool, self.doc, index)
+        except OSError as exc:
+            self.log(f"worker {index}: no results spool ({exc.strerror or exc}); runs finished but not yet "
+                     "stored would run again after a kill")
+            return None, None
+
+    def _replay(self, spooled: list[SpooledResult], only: set[int] | None = None) -> list[int]:
+        """Mark completed the spooled runs the state does not have yet; the indexes marked.
+
+        Each result is checked against the run it names (index in range, same
+        ``id_run``, fields and state objects, times numbers): a spool that does
+        not fit is passed over, never trusted into the file.
+        """
+        runs = self.doc.runs
+        marked = []
+        for item in spooled:
+            result = item.result
+            index = result.get("i")
+            if type(index) is not int or not 0 <= index < len(runs) or (only is not None and index not in only):
+                continue
+            rec = runs[index]
+            fields, state, t0, t1 = result.get("f"), result.get("st"), result.get("t0"), result.get("t1")
+            if rec.status is RunStatus.COMPLETED or rec.id_run != result.get("r"):
+                continue
+            if not isinstance(fields, dict) or not isinstance(state, dict):
+                continue
+            if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in (t0, t1)):
+                continue
+            try:
+                started, completed = datetime.fromtimestamp(t0, self.tz), datetime.fromtimestamp(t1, self.tz)
+            except (OverflowError, OSError, ValueError):
+                continue
+            rec.status = RunStatus.COMPLETED
+            rec.fields, rec.state = fields, state
+            rec.exception = None
+            rec.current_step = None
+            rec.process_index = item.process_index
+            rec.attempt = item.attempt
+            rec.started_at, rec.completed_at = started, completed
+            marked.append(index)
+        return marked
 
     def _send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         if not worker.open:
@@ -377,6 +429,13 @@ class Coordinator:
         died = not worker.said_bye
         leftover = list(worker.outstanding)
         worker.outstanding.clear()
+        if died and leftover and worker.spool is not None:
+            # Runs it finished but could not report before it died are on disk: not run again.
+            found = self._replay(read_spool(self.spool, self.doc, only=worker.spool).results, set(leftover))
+            if found:
+                info.runs_done += len(found)
+                leftover = [i for i in leftover if i not in found]
+                self.log(f"worker {worker.index}: {len(found)} runs it finished before it died taken from its spool")
         if died and leftover and not self.stopping:
             victim = self.doc.runs[leftover.pop(0)]
             how = describe_exit(code)
@@ -510,6 +569,14 @@ class Coordinator:
     # -- the whole run ---------------------------------------------------------
     def _prepare(self) -> None:
         doc = self.doc
+        replay = read_spool(self.spool, doc)
+        if replay.results:
+            found = self._replay(replay.results)
+            if found:
+                self.log(f"{len(found)} runs finished before the last stop taken from the results spool")
+        for skipped in replay.skipped:
+            self.log(f"results spool: passed over {skipped}")
+        self._replayed_files = replay.files
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
                 rec.status = RunStatus.PENDING
@@ -548,6 +615,7 @@ class Coordinator:
             if self.doc.started_at is None:
                 self.doc.started_at = _now()
             self.write(force=True)
+            discard(self._replayed_files)  # their results are in the state file now
             self._take_signals()
             self._dispatch()
             while any(w.open for w in self.workers.values()):
@@ -695,6 +763,7 @@ class Coordinator:
         if target is ExperimentStatus.COMPLETED:
             doc.error_message = None
         self.write(force=True)
+        discard_all(self.spool)  # every result that reached the coordinator is in the state file
         self.log(f"{target.value}: {why}")
         self.outcome_message = why
         if target is ExperimentStatus.COMPLETED:

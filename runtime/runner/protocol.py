@@ -9,7 +9,7 @@ Worker -> coordinator::
     {"t": "fatal", "error": str, "traceback": str}
     {"t": "bye"}
 
-    RESULT  = {"i": index, "s": "completed"|"failed"|"interrupted", "f": fields,
+    RESULT  = {"i": index, "r": id_run, "s": "completed"|"failed"|"interrupted", "f": fields,
                "st": state, "e": EXC | null, "t0": time, "t1": time}
     CURRENT = {"i": index, "step": name, "t0": time, "f": fields | absent}
     EXC     = {"type": str, "message": str, "traceback": str}

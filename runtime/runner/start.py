@@ -22,6 +22,7 @@ from runtime.runner.args import ResumeArgs
 from runtime.runner.coordinator import Coordinator
 from runtime.runner.errors import RunnerError
 from runtime.runner.options import RunnerOptions, merge_options
+from runtime.runner.spool import discard_all, spool_dir
 from runtime.runner.study import MAX_RUNS, GridTooLarge, Study, StudyError, load_study
 from state.detect import MAX_STATE_FILE_BYTES
 from state.hashing import compute_config_hash
@@ -123,6 +124,7 @@ def create_experiment(
         saved = store.create(doc)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
+    discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key
     return key, doc, saved.version
 
 

@@ -76,6 +76,7 @@ class Worker:
         heartbeat_s: float,
         workcell: str | None = None,
         publish_dir: str | None = None,
+        spool_fd: int | None = None,
     ):
         self.sock = sock
         self.study_path = study_path
@@ -85,6 +86,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.workcell = workcell
         self.publish_dir = publish_dir
+        self.spool_fd = spool_fd
         self.config: FrozenAttrDict = FrozenAttrDict()
         self.experiment_id = ""
         self.attempt = 1
@@ -97,7 +99,7 @@ class Worker:
         self._initialised = threading.Event()
         self._coordinator_gone = False
 
-        self._done: deque[dict[str, Any]] = deque()
+        self._done: deque[bytes] = deque()
         self._current: tuple[int, Run, float] | None = None
         self._need_asked = 0
         self._need_sent = 0
@@ -237,7 +239,7 @@ class Worker:
         if not (done or need or cur_changed or heartbeat_due):
             return
         self._last_cur = cur_bytes
-        results = b",".join(self._encode_result(r) for r in done)
+        results = b",".join(done)
         self._send(
             b'{"t":"batch","at":%s,"done":[%s],"cur":%s,"need":%s}\n'
             % (repr(time.time()).encode(), results, cur_bytes, b"true" if need else b"false")
@@ -352,19 +354,44 @@ class Worker:
                     step(run)
             except WorkerTerminated:
                 self._current = None
-                self._done.append(self._result(index, run, "interrupted", None, t0))
+                self._done.append(self._encode_result(self._result(index, id_run, run, "interrupted", None, t0)))
                 raise
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 run.exception = exc
                 status = "failed"
                 error = _exception_info(exc)
             self._current = None
-            self._done.append(self._result(index, run, status, error, t0))
+            self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
+
+    def _finished(self, line: bytes) -> None:
+        """A finished run's result: first on disk (the spool), then counted as done and queued to send."""
+        if self.spool_fd is not None:
+            self._spool(line + b"\n")
+        self._done.append(line)
+
+    def _spool(self, data: bytes) -> None:
+        """Append one line whole, or cut what part of it went in (a full disk) and spool no more."""
+        fd = self.spool_fd
+        assert fd is not None
+        start = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)  # no torn line, and the space goes back to the state file
+            self.spool_fd = None
+            print(f"expwatch worker {self.process_index}: results spool not written ({exc.strerror or exc}); "
+                  "a kill of the coordinator now loses the runs it has not yet stored", file=sys.stderr)
 
     @staticmethod
-    def _result(index: int, run: Run, status: str, error: dict[str, str] | None, t0: float) -> dict[str, Any]:
+    def _result(
+        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float
+    ) -> dict[str, Any]:
         return {
             "i": index,
+            "r": id_run,
             "s": status,
             "f": run.fields,
             "st": run.state,
@@ -391,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_s=args.heartbeat_s,
         workcell=args.workcell,
         publish_dir=args.publish_dir,
+        spool_fd=args.spool_fd,
     )
     code = worker.serve()
     sys.stdout.flush()

@@ -88,6 +88,7 @@ def test_unstorable_and_oversized_fields_fail_their_run_and_the_rest_is_kept(tmp
         ("({'i': i} for i in itertools.count())", "it lists more than 150,000 runs, or never ends"),
         ("{'x': [1.0, float('nan')]}", "JSON cannot store exactly (NaN or infinity"),
         ("{'x': ['\\udc80']}", "lone surrogate"),
+        ("{'x': [1]}\nconfig = {'limit': float('inf')}", "`config` cannot be stored as JSON exactly (NaN or infinity"),
     ],
 )
 def test_oversized_endless_and_unstorable_grids_are_refused_before_they_are_built(

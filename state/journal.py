@@ -85,19 +85,10 @@ class AuditJournal:
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path.parent)) from None
             return JournalAppender(self.path, -1)
 
-    def append(
-        self,
-        *,
-        experiment: str,
-        action: str,
-        from_status: str | None,
-        to_status: str | None,
-        reason: str | None,
-    ) -> JournalEntry:
+    def append(self, **fields: str | None) -> JournalEntry:
+        """Open, append one line (``JournalAppender.append``'s fields), close."""
         with self.open() as appender:
-            return appender.append(
-                experiment=experiment, action=action, from_status=from_status, to_status=to_status, reason=reason
-            )
+            return appender.append(**fields)  # type: ignore[arg-type]
 
     def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
         """Entries in order; lines that do not parse (a torn tail) are passed over."""

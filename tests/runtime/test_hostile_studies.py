@@ -3,7 +3,8 @@ endless, a disk that fills up. Each fails what it must with the reason and keeps
 
 from __future__ import annotations
 
-import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from state.native import RunStatus
 from state.transitions import ExperimentStatus
 
 from tests.hardening.helpers import tmpfs
-from tests.runtime.helpers import expwatch, owners_gone, read_doc, wait_for, write_study
+from tests.runtime.helpers import cli_argv, cli_env, expwatch, owners_gone, read_doc, wait_for, write_study
 
 HOSTILE_FIELDS = '''
 import math
@@ -37,9 +38,12 @@ grid = {"i": range(7)}
 '''
 
 
-def _child_peak_mib() -> float:
-    """The largest resident size any waited-for child of this test process reached (Linux: KiB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+#: Runs the command given as arguments and prints the peak resident size (KiB) of it and its children.
+PEAK_RSS = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "sys.stderr.write(done.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(done.returncode)"
+)
 
 
 def test_unstorable_and_oversized_fields_fail_their_run_and_the_rest_is_kept(tmp_path: Path, state_dir: Path):
@@ -95,10 +99,13 @@ def test_oversized_endless_and_unstorable_grids_are_refused_before_they_are_buil
     tmp_path: Path, state_dir: Path, grid: str, said: str
 ):
     study = write_study(tmp_path, f"import itertools\n\ndef s(run):\n    pass\n\nsteps = [s]\ngrid = {grid}\n")
-    done = expwatch("run", study, "--state-dir", state_dir, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *cli_argv("run", study, "--state-dir", state_dir)],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
+    )
     assert done.returncode == EXIT_ERROR and said in done.stderr, done.stderr
     assert list(state_dir.glob("*.json")) == []
-    assert _child_peak_mib() < 300
+    assert int(done.stdout) < 300 * 1024  # KiB: the refusal never built the grid
 
 
 DISK_FILLER = '''

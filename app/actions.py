@@ -74,6 +74,13 @@ class ActionFlows:
     def _refused(self: ExpwatchApp, what: str, exc: BaseException) -> None:
         self.call_from_thread(self.notify, f"{what}: {exc}", severity="error", timeout=8)
 
+    def _done(self: ExpwatchApp, text: str, journal_error: str | None) -> None:
+        """What an action did (from a worker thread); a journal line it could not write, as a warning."""
+        if journal_error is None:
+            self.call_from_thread(self.notify, text, timeout=8)
+        else:
+            self.call_from_thread(self.notify, f"{text} (done, but {journal_error})", severity="warning", timeout=12)
+
     # -- resume --------------------------------------------------------------------------------
     def request_resume(self: ExpwatchApp, key: str) -> None:
         chosen = self._chosen(key, RESUME)
@@ -109,9 +116,7 @@ class ActionFlows:
         except EXPECTED as exc:
             self._refused("resume refused", exc)
             return
-        self.call_from_thread(
-            self.notify, f"resumed {plan.experiment_id}: pid {result.pid}, log {result.log_path}", timeout=8
-        )
+        self._done(f"resumed {plan.experiment_id}: pid {result.pid}, log {result.log_path}", result.journal_error)
         self.reconcile_now(source)
 
     # -- mark stale ----------------------------------------------------------------------------
@@ -141,7 +146,7 @@ class ActionFlows:
         except EXPECTED as exc:
             self._refused("mark stale refused", exc)
             return
-        self.call_from_thread(self.notify, f"{result.experiment_id}: {result.from_status} → {result.to_status}")
+        self._done(f"{result.experiment_id}: {result.from_status} → {result.to_status}", result.journal_error)
         self.reconcile_now(source)
 
     # -- clean up ---------------------------------------------------------------------------------

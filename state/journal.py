@@ -6,6 +6,7 @@ retry is recorded here, whatever the experiment's format.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -96,37 +97,25 @@ class AuditJournal:
             raise UnsafeSidecarError(f"refusing to use {self.path}: not a regular file")
         return fd
 
-    def append(
-        self,
-        *,
-        experiment: str,
-        action: str,
-        from_status: str | None,
-        to_status: str | None,
-        reason: str | None,
-    ) -> JournalEntry:
-        entry = JournalEntry(
-            time=datetime.now().astimezone().isoformat(timespec="seconds"),
-            user=current_user(),
-            host=socket.gethostname(),
-            experiment=experiment,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-        )
-        line = (json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n").encode()
-        fd = self._open(os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    def open(self) -> JournalAppender:
+        """Open for appending now, so that an action learns before it acts whether it can journal.
+
+        ``OSError`` (a directory in the way, an immutable or read-only file, a
+        folder we may not write, a symlink) comes from here, before anything was
+        done. A journal that does not exist yet is created by the first append
+        only, so an action refused later leaves no empty file behind.
+        """
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A torn last line (a crash mid-append): end it, or it would swallow this one.
-                line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return entry
+            return JournalAppender(self, self._open(os.O_RDWR | os.O_APPEND))
+        except FileNotFoundError:
+            if not os.access(self.path.parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path.parent)) from None
+            return JournalAppender(self, -1)
+
+    def append(self, **fields: str | None) -> JournalEntry:
+        """Open, append one line (``JournalAppender.append``'s fields), close."""
+        with self.open() as appender:
+            return appender.append(**fields)  # type: ignore[arg-type]
 
     def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
         """Entries in order; lines that do not parse or hold wrong types are passed over.
@@ -153,3 +142,54 @@ class AuditJournal:
                 continue
             if experiment is None or entry.experiment == experiment:
                 yield entry
+
+
+class JournalAppender:
+    """The journal held open by one action: opened before it acts, written once it has."""
+
+    def __init__(self, journal: AuditJournal, fd: int):
+        self.journal = journal
+        self.path = journal.path
+        self._fd = fd
+
+    def __enter__(self) -> JournalAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def append(
+        self,
+        *,
+        experiment: str,
+        action: str,
+        from_status: str | None,
+        to_status: str | None,
+        reason: str | None,
+    ) -> JournalEntry:
+        entry = JournalEntry(
+            time=datetime.now().astimezone().isoformat(timespec="seconds"),
+            user=current_user(),
+            host=socket.gethostname(),
+            experiment=experiment,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+        )
+        if self._fd < 0:
+            self._fd = self.journal._open(os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        text = json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n"
+        line = text.encode("utf-8", "backslashreplace")
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            # A torn last line (a crash mid-append): end it, or it would swallow this one.
+            line = b"\n" + line
+        os.write(self._fd, line)
+        os.fsync(self._fd)
+        return entry

@@ -16,7 +16,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from state.detect import (
     parse_state,
     read_record,
 )
-from state.journal import AuditJournal
+from state.journal import AuditJournal, JournalAppender
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import current_status
 from state.lem_study import StudyManifest
@@ -58,6 +58,7 @@ from state.sidecar import (
 )
 from state.text import printable
 from state.transitions import ExperimentStatus
+from state.writeback import UnpreservableValue, write_back
 
 
 class StoreError(Exception):
@@ -87,6 +88,8 @@ class Loaded:
     format: StateFormat
     model: StateModel
     version: FileVersion
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The file's bytes as read: a write-back changes only what the model change changed in them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,7 +564,7 @@ class StateStore:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a reader bug is this file's problem, said in one line
             raise BrokenExperimentError(f"{path.name}: {unexpected_reason(exc)}") from None
-        return Loaded(key, path, fmt, model, FileVersion.of(st))
+        return Loaded(key, path, fmt, model, FileVersion.of(st), data)
 
     def find_incomplete(self) -> list[ExperimentRecord]:
         """Experiments not yet aggregated (llenergymeasure's definition)."""
@@ -588,14 +591,23 @@ class StateStore:
         ):
             yield
 
-    def _write(self, path: Path, model: StateModel) -> Saved:
+    def _write(self, path: Path, model: StateModel, *, over: Loaded | None = None) -> Saved:
+        """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value."""
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
         elif isinstance(model, StudyManifest):
             pass  # llenergymeasure's manifest has no such field: written as given
         else:
             model = model.model_copy(update={"last_updated": datetime.now()})
-        data = model.to_json().encode("utf-8")
+        try:
+            if over is not None and over.data:
+                data = write_back(over.data, over.model, model)
+            else:
+                data = model.to_json().encode("utf-8")
+        except (UnpreservableValue, ValueError) as exc:
+            # pydantic's serialisation error and UnicodeEncodeError are ValueErrors too.
+            raise StoreError(f"{path.name}: refusing to write a value that would not read back the same "
+                             f"({' '.join(str(exc).split())[:300]}); not written") from None
         if len(data) > MAX_STATE_FILE_BYTES:
             # Readers would show it as broken: keep the last readable version instead.
             raise StoreError(
@@ -657,18 +669,37 @@ class StateStore:
                 raise ConflictError(f"{before.path.name} changed since it was read; reload and try again")
             new_model = change(before.model)
             self._check_version(before.path, before.version)
-            saved = self._write(before.path, new_model)
+            saved = self._write(before.path, new_model, over=before)
         return before, saved
 
-    def journal_action(self, before: Loaded, saved: Saved, *, action: str, reason: str | None) -> None:
+    def open_journal(self) -> JournalAppender:
+        """The audit journal opened for appending (``OSError`` if it cannot be: nothing was written)."""
+        self._refuse_if_read_only("write the audit journal")
         self._writable_sidecar("")
-        self.journal.append(
-            experiment=before.model.experiment_id,
-            action=action,
-            from_status=current_status(before.model).value,
-            to_status=current_status(saved.model).value,
-            reason=reason,
-        )
+        return self.journal.open()
+
+    def journal_action(
+        self,
+        before: Loaded,
+        saved: Saved,
+        *,
+        action: str,
+        reason: str | None,
+        journal: JournalAppender | None = None,
+    ) -> None:
+        """One line for a transition; into ``journal`` when the action opened it beforehand."""
+        fields = {
+            "experiment": before.model.experiment_id,
+            "action": action,
+            "from_status": current_status(before.model).value,
+            "to_status": current_status(saved.model).value,
+            "reason": reason,
+        }
+        if journal is not None:
+            journal.append(**fields)
+        else:
+            self._writable_sidecar("")
+            self.journal.append(**fields)
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,18 @@ def store_errors() -> Iterator[None]:
         raise CommandError(f"permission denied: {exc.filename or exc}", EXIT_REFUSED) from None
     except UnsafePathError as exc:  # a sidecar that is a symlink, a path that leaves the directory
         raise CommandError(str(exc), EXIT_REFUSED) from None
+
+
+def report_done(line: str, journal_error: str | None) -> int:
+    """Print what an action did; a journal line it could not write is said on stderr (exit 1).
+
+    The action itself happened: the first line says so, whatever follows.
+    """
+    print(line)
+    if journal_error is None:
+        return 0
+    print(f"expwatch: done, but {journal_error}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def age_of(when: datetime | None, now: datetime | None = None) -> str:

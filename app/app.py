@@ -416,6 +416,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         if not self.options.read_only:
             yield SystemCommand(f"Resume {name}", "Dry run first, then confirm", self.main.action_resume)
             yield SystemCommand(f"Mark {name} stale", "Only when its owner is dead", self.main.action_mark_stale)
+            yield SystemCommand(f"Stop {name}", "SIGINT to its runner: it stops at a run boundary", self.main.action_stop)
         yield SystemCommand(f"Copy id {name}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
         log_path = getattr(row.entry, "log_path", None)
         if log_path:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from app.commands._common import count, positive_seconds
+
 NAME = "dashboard"
 HELP = "open the dashboard on a state directory (the default command)"
 
@@ -18,15 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
         nargs="?",
-        type=float,
+        type=positive_seconds,
         const=2.0,
         default=None,
         metavar="SECONDS",
         help="scan the directory every SECONDS (default 2) instead of file-system events (network filesystems)",
     )
-    parser.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS", help="GPU and process sampling interval")
+    parser.add_argument("--refresh", type=positive_seconds, default=1.0, metavar="SECONDS", help="GPU and process sampling interval")
     parser.add_argument("--resume-template", default=os.environ.get("EXPWATCH_RESUME_TEMPLATE"), help="command to resume llenergymeasure experiments")
-    parser.add_argument("--simulate-gpus", type=int, default=None, metavar="N", help="show N simulated GPUs")
+    parser.add_argument("--simulate-gpus", type=count, default=None, metavar="N", help="show N simulated GPUs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
         open_sources(sources, read_only=True)  # each must name something readable, before the screen opens
     except SourceError as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from None
-    if args.refresh <= 0 or (args.poll is not None and args.poll <= 0):
-        raise CommandError("--refresh and --poll take a positive number of seconds")
     options = DashboardOptions(
         sources=tuple(sources),
         read_only=args.read_only,

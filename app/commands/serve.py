@@ -34,11 +34,9 @@ def command_line(state_dir: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_state_dir
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from app.commands._common import require_directory
 
-    state_dir = args.directory or resolve_state_dir(args)
-    if not state_dir.is_dir():
-        raise CommandError(f"no state directory at {state_dir}", EXIT_NOT_FOUND)
+    state_dir = require_directory(args.directory or resolve_state_dir(args))
     try:
         from textual_serve.server import Server
     except ImportError:

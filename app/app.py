@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -85,7 +85,11 @@ class DashboardOptions:
 class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
     CSS_PATH = "expwatch.tcss"
     TITLE = "expwatch"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        # Reached only when the screen's own binding is hidden (read-only): the keys then say why.
+        *(Binding(key, "read_only_refusal", show=False) for key in ("R", "S", "K", "C")),
+    ]
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
         self._source_status: dict[str, str | None] = {}
         #: Textual's default theme, so a session that never changed it saves no theme.
         self.theme_at_start = self.theme
+        self._focused_once = False
 
     # -- start and stop ---------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -190,6 +195,30 @@ class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
                 save_preferences(merged, path)
             except OSError as exc:
                 log.error("could not save the preferences to %s: %s", path, exc)
+
+    # -- the browser (textual-serve) ----------------------------------------------------------------
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self._focused_once = True
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        """The web driver starts with a blur before the page was ever focused; Textual's footer then stays
+        blank until the first click. A page that was never focused has lost nothing: treat it as focused."""
+        if self.is_web and not self._focused_once:
+            self.call_later(self._as_if_focused)  # after Textual's own blur handler, which runs after this one
+
+    def _as_if_focused(self) -> None:
+        if not self._focused_once:
+            self.app_focus = True
+            self.screen.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "read_only_refusal":
+            return self.options.read_only
+        return True
+
+    def action_read_only_refusal(self) -> None:
+        """A key that would change something, in observer mode: say why nothing happens (it is not in the footer)."""
+        self.notify("read-only (observer) mode: nothing can be changed here", severity="warning", timeout=4)
 
     async def action_quit(self) -> None:
         self.save_changed_preferences()

@@ -15,7 +15,7 @@ HELP = "serve the dashboard to a web browser, read-only (bound to 127.0.0.1 by d
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", nargs="?", type=Path, help="state directory")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
 
 def is_loopback(host: str) -> bool:

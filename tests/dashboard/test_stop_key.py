@@ -1,4 +1,4 @@
-"""`K` stops a real runner from the dashboard: confirmed, SIGINT, the runner exits 130, the row turns interrupted."""
+"""`K` stops a real runner from the dashboard (confirmed, SIGINT, exit 130, the row turns interrupted); read-only keys say why they do nothing."""
 
 from __future__ import annotations
 
@@ -42,3 +42,19 @@ async def test_stop_key_stops_a_real_runner(tmp_path: Path):
         runner.communicate(timeout=30)
     assert runner.returncode == 130
     assert read_doc(state_dir, "keyed").error_message.startswith("interrupted by SIGINT")
+
+
+async def test_in_read_only_mode_the_changing_keys_say_so(tmp_path: Path, monkeypatch):
+    from tests.dashboard.conftest import populate
+
+    populate(tmp_path)
+    app = make_app(tmp_path, read_only=True)
+    notices: list[str] = []
+    monkeypatch.setattr(app, "notify", lambda message, *a, **k: notices.append(str(message)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        for key in "RSKC":
+            await pilot.press(key)
+        await wait_for(pilot, lambda: len(notices) == 4, what="one notice per key")
+        assert app.screen is app.screen_stack[0]
+    assert set(notices) == {"read-only (observer) mode: nothing can be changed here"}

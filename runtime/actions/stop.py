@@ -85,15 +85,15 @@ class StopPlan:
         if self.refusal is not None:
             lines.append(f"Refused: {self.refusal}")
         elif self.signum is signal.SIGINT:
-            lines += [
-                "It sends SIGINT to the coordinator: the workers stop at a run boundary",
-                f"(within its {self.grace_s:g}s grace) and the experiment is left interrupted, to resume later.",
-            ]
+            lines.append(
+                "It sends SIGINT to the coordinator: the workers stop at a run boundary (within its "
+                f"{self.grace_s:g}s grace) and the experiment is left interrupted, to resume later."
+            )
         else:
-            lines += [
-                f"A stop was asked {self._asked_ago()} ago and it still runs.",
-                "It sends SIGTERM: the coordinator terminates its workers now; runs in progress are lost.",
-            ]
+            lines.append(
+                f"A stop was asked {self._asked_ago()} ago and it still runs. It sends SIGTERM: the coordinator "
+                "terminates its workers now; the runs in progress are lost."
+            )
         return lines
 
     def _asked_ago(self) -> str:

@@ -18,17 +18,20 @@ from runtime.actions import (
     CleanupPlan,
     ResumePlan,
     StalePlan,
+    StopPlan,
     execute_cleanup,
     execute_mark_stale,
     execute_resume,
+    execute_stop,
     plan_cleanup,
     plan_mark_stale,
     plan_resume,
+    plan_stop,
 )
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
-from state.sources import MARK_STALE, RESUME, DirectorySource
+from state.sources import MARK_STALE, RESUME, STOP, DirectorySource
 from state.store import StoreError
 
 from app.screens.confirm import ConfirmDialog
@@ -41,7 +44,7 @@ EXPECTED = (StoreError, LockTimeout, PermissionError, UnsafePathError)
 
 
 class ActionFlows:
-    """Mixed into the App: resume, mark stale and clean up from the keys."""
+    """Mixed into the App: resume, mark stale, stop and clean up from the keys."""
 
     def _chosen(self: ExpwatchApp, key: str, action: str) -> tuple[DirectorySource, ExperimentRecord] | None:
         if self.options.read_only:
@@ -147,6 +150,39 @@ class ActionFlows:
             self._refused("mark stale refused", exc)
             return
         self._done(f"{result.experiment_id}: {result.from_status} → {result.to_status}", result.journal_error)
+        self.reconcile_now(source)
+
+    # -- stop ------------------------------------------------------------------------------------
+    def request_stop(self: ExpwatchApp, key: str) -> None:
+        chosen = self._chosen(key, STOP)
+        if chosen is not None:
+            self._plan_stop(*chosen)
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan a stop")
+    def _plan_stop(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        try:
+            with source.exclusive() as store:
+                plan = plan_stop(store, record.key, probe=self.probe, now=self.clock())
+        except EXPECTED as exc:
+            self._refused(f"cannot stop {record.experiment_id}", exc)
+            return
+        label = "Terminate (SIGTERM)" if plan.signum is not None and plan.signum.name == "SIGTERM" else "Stop"
+        dialog = ConfirmDialog(f"Stop {record.experiment_id}?", plan.describe(), confirm_label=label, refusal=plan.refusal)
+        self._confirm(dialog, lambda: self._do_stop(source, plan))
+
+    @work(thread=True, group="action", exit_on_error=False, description="stop")
+    def _do_stop(self: ExpwatchApp, source: DirectorySource, plan: StopPlan) -> None:
+        try:
+            with source.exclusive() as store:
+                result = execute_stop(store, plan, probe=self.probe)
+        except EXPECTED as exc:
+            self._refused("stop refused", exc)
+            return
+        after = "it stops at a run boundary" if result.signum.name == "SIGINT" else "its workers are terminated now"
+        self.call_from_thread(
+            self.notify, f"{result.signum.name} sent to {result.experiment_id} (pid {result.pid}): {after}",
+            timeout=8, markup=False,
+        )
         self.reconcile_now(source)
 
     # -- clean up ---------------------------------------------------------------------------------

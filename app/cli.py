@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import os
 import pkgutil
@@ -104,34 +105,81 @@ def _command_modules():
             yield module
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("expwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class ExpwatchParser(argparse.ArgumentParser):
+    """The top-level parser: it also knows its subcommands' parsers, so each reports its own usage."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+
+def build_parser() -> ExpwatchParser:
+    parser = ExpwatchParser(
         prog="expwatch",
-        description="Watch, inspect and resume long-running experiments.",
+        usage="expwatch [SOURCE ...] [dashboard options]\n       expwatch COMMAND [options]",
+        description="Watch, inspect and resume long-running experiments. With no command, the dashboard opens "
+        "on the sources given (`expwatch dashboard -h` lists its options).",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused, 5 conflict, 130 interrupted.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"expwatch {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    parser.commands = {}
     for module in _command_modules():
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(module.NAME, prog=f"expwatch {module.NAME}", help=module.HELP, description=module.HELP)
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         add_state_dir_argument(cmd)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
+        parser.commands[module.NAME] = cmd
     return parser
+
+
+def _looks_like_a_source(word: str) -> bool:
+    """A word the user meant as a path or URL rather than as a command."""
+    return os.path.lexists(word) or "://" in word or os.sep in word or "." in word or word.startswith("~")
+
+
+def _unknown_command(parser: ExpwatchParser, word: str) -> int:
+    close = difflib.get_close_matches(word, sorted(parser.commands), n=1)
+    hint = f" (did you mean `expwatch {close[0]}`?)" if close else ""
+    parser.print_usage(sys.stderr)
+    print(
+        f"expwatch: unknown command {word!r}{hint}; commands: {', '.join(sorted(parser.commands))}. "
+        "To open the dashboard on a directory, give its path.",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {module.NAME for module in _command_modules()}
+    known = set(parser.commands)
     first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None or first not in known:
-        # `expwatch [STATE_DIR] [options]` opens the dashboard.
-        argv = ["dashboard", *argv] if "dashboard" in known else argv
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
+    if argv[:1] == ["help"]:
         parser.print_help()
-        return EXIT_USAGE
+        return EXIT_OK
+    if argv and argv[0] == first and first not in known and not _looks_like_a_source(first):
+        return _unknown_command(parser, first)
+    top_level_only = {"-h", "--help", "--version"}
+    if first is None and set(argv) & top_level_only:
+        parser.parse_args(argv)  # prints the help or the version and exits
+    if first is None or first not in known:
+        # `expwatch [SOURCE ...] [options]` opens the dashboard.
+        argv = ["dashboard", *argv]
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # An unknown flag is reported with the usage of the command it was given to.
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
     with guard:
         return _run(args)

@@ -10,10 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 from app.cli import CommandError, resolve_sources, resolve_state_dir
+from runtime.runner.args import parse_gpus
+from runtime.runner.errors import RunnerError
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.sources import Source, SourceError, opening
+from state.sources.opening import not_a_directory
 from state.text import printable
 from state.store import (
     BrokenExperimentError,
@@ -28,9 +31,61 @@ from state.verdict import human_age
 
 def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
     root = resolve_state_dir(args)
-    if must_exist and not root.is_dir():
-        raise CommandError(f"no state directory at {root}", EXIT_NOT_FOUND)
+    if must_exist:
+        require_directory(root)
     return root
+
+
+def require_directory(root: Path) -> Path:
+    """``root`` if it is a directory; otherwise the one message every command gives (exit 3)."""
+    problem = not_a_directory(root)
+    if problem is not None:
+        raise CommandError(problem, EXIT_NOT_FOUND)
+    return root
+
+
+# -- argument types: a bad value is a usage error (exit 2, with the command's own usage) --------
+def _seconds(text: str, *, zero: bool) -> float:
+    what = "0 or more seconds" if zero else "a positive number of seconds"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}") from None
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    return _seconds(text, zero=False)
+
+
+def non_negative_seconds(text: str) -> float:
+    return _seconds(text, zero=True)
+
+
+def _int_at_least(least: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_count = _int_at_least(1, "a whole number of 1 or more")
+count = _int_at_least(0, "a whole number of 0 or more")
+
+
+def gpu_ids(text: str) -> tuple[int, ...]:
+    try:
+        return parse_gpus(text)
+    except RunnerError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--gpus ")) from None
 
 
 def open_store(args: argparse.Namespace, *, read_only: bool) -> StateStore:

@@ -57,12 +57,10 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, resolve_state_dir
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from app.cli import resolve_state_dir
+    from app.commands._common import require_directory
 
-    state_dir = args.directory or resolve_state_dir(args)
-    if not state_dir.is_dir():
-        raise CommandError(f"no state directory at {state_dir}", EXIT_NOT_FOUND)
+    state_dir = require_directory(args.directory or resolve_state_dir(args))
     labels, rows, head, extra = asyncio.run(_collect(state_dir, args.width))
     if args.md:
         print(f"**{state_dir}**: {head or 'no experiments'}\n")

@@ -48,6 +48,7 @@ KEY_HELP = (
     ("s", "cycle the sort: " + ", ".join(SORTS)),
     ("R", "resume (shows the dry run first)"),
     ("S", "mark stale (only when the owner is dead)"),
+    ("K", "stop: SIGINT to its runner (stops at a run boundary); again after the grace: SIGTERM"),
     ("C", "clean up: mark every dead running experiment stale"),
     ("g / d", "show or hide the GPU / device panel"),
     ("ctrl+p", "command palette"),
@@ -55,7 +56,7 @@ KEY_HELP = (
     ("q", "quit"),
 )
 
-MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "cleanup"})
+MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "stop", "cleanup"})
 
 
 class MainScreen(Screen[None]):
@@ -67,6 +68,7 @@ class MainScreen(Screen[None]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("R", "resume", "Resume"),
         Binding("S", "mark_stale", "Mark stale"),
+        Binding("K", "stop", "Stop"),
         Binding("C", "cleanup", "Clean up"),
         Binding("g", "toggle_gpus", "GPUs"),
         Binding("d", "toggle_devices", "Devices"),
@@ -332,6 +334,10 @@ class MainScreen(Screen[None]):
     def action_mark_stale(self) -> None:
         if self.selected_key is not None:
             self.expwatch.request_mark_stale(self.selected_key)
+
+    def action_stop(self) -> None:
+        if self.selected_key is not None:
+            self.expwatch.request_stop(self.selected_key)
 
     def action_cleanup(self) -> None:
         self.expwatch.request_cleanup()

@@ -316,17 +316,7 @@ def summarize(
     the scan counted them itself (see ``read_record``).
     """
     if isinstance(model, LemExperimentState):
-        procs = tuple(
-            ProcessRow(
-                index=p.process_index,
-                status=p.status.value,
-                gpu_id=p.gpu_id,
-                started_at=_aware(p.started_at),
-                completed_at=_aware(p.completed_at),
-                error=p.error_message,
-            )
-            for _, p in sorted(model.process_progress.items())
-        )
+        procs = process_rows(model)
         return ExperimentRecord(
             key=key,
             path=path,
@@ -366,23 +356,7 @@ def summarize(
             config_hash=model.config_hash,
         )
     assert isinstance(model, ExperimentDoc)
-    procs = tuple(
-        ProcessRow(
-            index=p.process_index,
-            status=p.status.value,
-            gpu_id=p.gpu_id,
-            pid=p.owner.pid if p.owner else None,
-            runs_done=p.runs_done,
-            runs_failed=p.runs_failed,
-            runs_total=p.runs_total,
-            current_run=p.current_run,
-            current_step=p.current_step,
-            started_at=_aware(p.started_at),
-            completed_at=_aware(p.completed_at),
-            error=p.error_message,
-        )
-        for _, p in sorted(model.processes.items(), key=lambda kv: kv[1].process_index)
-    )
+    procs = process_rows(model)
     if run_counts is None:
         done = sum(1 for run in model.runs if run.status is RunStatus.COMPLETED)
         failed = sum(1 for run in model.runs if run.status is RunStatus.FAILED)
@@ -433,6 +407,49 @@ def _entry_error(error_type: str | None, message: str | None) -> str | None:
     if error_type and message:
         return f"{error_type}: {message}"
     return error_type or message
+
+
+def process_rows(model: StateModel, *, detail: bool = False) -> tuple[ProcessRow, ...]:
+    """One row per process, by process index; () for formats without processes.
+
+    ``detail`` adds what only one open file can afford (the host and the
+    heartbeat): the scan leaves them out across 100,000 files.
+    """
+    if isinstance(model, ExperimentDoc):
+        return tuple(
+            ProcessRow(
+                index=p.process_index,
+                status=p.status.value,
+                gpu_id=p.gpu_id,
+                pid=p.owner.pid if p.owner else None,
+                runs_done=p.runs_done,
+                runs_failed=p.runs_failed,
+                runs_total=p.runs_total,
+                current_run=p.current_run,
+                current_step=p.current_step,
+                started_at=_aware(p.started_at),
+                completed_at=_aware(p.completed_at),
+                error=p.error_message,
+                host=(p.owner.host if p.owner else None) if detail else None,
+                heartbeat_at=_aware(p.heartbeat_at) if detail else None,
+            )
+            for p in sorted(model.processes.values(), key=lambda p: p.process_index)
+        )
+    if isinstance(model, LemExperimentState):
+        return tuple(
+            ProcessRow(
+                index=p.process_index,
+                status=p.status.value,
+                gpu_id=p.gpu_id,
+                started_at=_aware(p.started_at),
+                completed_at=_aware(p.completed_at),
+                error=p.error_message,
+            )
+            for _, p in sorted(model.process_progress.items())
+        )
+    if isinstance(model, StudyManifest):
+        return study_process_rows(model)
+    return ()
 
 
 def study_process_rows(model: StudyManifest) -> tuple[ProcessRow, ...]:

@@ -43,6 +43,7 @@ from state.verdict import StaleVerdict, judge_with
 
 from app.actions import ActionFlows
 from app.alerting import AlertFlows
+from app.remote_actions import RemoteActionFlows
 from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
 from app.screens.main import MainScreen
@@ -86,7 +87,7 @@ class DashboardOptions:
     """The file's own values, which a save keeps except where the user changed something."""
 
 
-class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
+class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     CSS_PATH = "expwatch.tcss"
     TITLE = "expwatch"
     BINDINGS = [

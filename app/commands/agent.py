@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host-name", default=None, metavar="NAME", help="this host's name in the fleet (default: the hostname)")
     parser.add_argument("--no-gpus", action="store_true", help="publish no GPU snapshots")
     parser.add_argument("--simulate-gpus", type=int, default=None, metavar="N", help="publish N simulated GPUs instead of NVML's (default: $EXPWATCH_SIMULATE_GPUS)")
+    parser.add_argument("--no-actions", action="store_true", help="refuse the actions dashboards ask (resume, mark stale, stop)")
+    parser.add_argument("--resume-template", default=os.environ.get("EXPWATCH_RESUME_TEMPLATE"), help="command to resume llenergymeasure experiments here")
     parser.add_argument("--lease", type=float, default=None, metavar="SECONDS", help="lease TTL: a host silent this long shows its running experiments as unknown (default 15)")
 
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from None
     agent = HubAgent(
         Hub(address), sources, host, lease_s=lease, renew_s=min(RENEW_S, lease / 3), on_status=say,  # type: ignore[arg-type]
-        gpu_source=gpu_source,
+        gpu_source=gpu_source, accept_actions=not args.no_actions, resume_template=args.resume_template,
     )
 
     async def main() -> None:

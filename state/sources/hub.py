@@ -27,12 +27,13 @@ from datetime import datetime
 from pathlib import Path
 
 from state.devices import DeviceSnapshot
+from state.hub.actions import HubActions
 from state.hub.codec import decode_entry, decode_gpus, decode_verdict, valid_host_name
 from state.hub.connection import HubAddress, HubError, is_hub_url
 from state.hub.schema import HostLease, Hub, HubRecord, event_id_before
 from state.paths import unsafe_id_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord
-from state.sources.base import Delta
+from state.sources.base import MARK_STALE, RESUME, STOP, Delta
 from state.sources.opening import SourceError, default_name, register_opener
 from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 from state.verdict import Liveness, LivenessProbe, StaleVerdict, human_age
@@ -48,6 +49,8 @@ MAX_DEVICES_BYTES = 1024 * 1024
 #: How often the hosts' GPU snapshots are read, and how many samples of each GPU's utilisation are kept.
 GPU_REFRESH_S = 1.0
 GPU_HISTORY = 120
+#: How long a dashboard waits for a host's agent to answer an action request.
+ACTION_WAIT_S = 10.0
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -62,8 +65,11 @@ def silent_verdict(host: str, lease: HostLease | None, said: StaleVerdict | None
 class HubSource:
     """The experiments of every host publishing into one hub (one fleet prefix)."""
 
-    def __init__(self, url: str | HubAddress, *, name: str | None = None, block_ms: int = BLOCK_MS) -> None:
+    def __init__(self, url: str | HubAddress, *, name: str | None = None, block_ms: int = BLOCK_MS, observer: bool = False) -> None:
         self.hub = Hub(url, timeout=5.0 + block_ms / 1000)
+        #: Actions asked of the hosts' agents (its own connection: an ask blocks until the answer).
+        self.actions = HubActions(Hub(self.hub.address, timeout=5.0 + ACTION_WAIT_S))
+        self.observer = observer
         self._name = name or default_name(self.hub.address.shown)
         self._block_ms = block_ms
         self._lock = threading.RLock()
@@ -103,7 +109,19 @@ class HubSource:
         return self._entries
 
     def allowed_actions(self, entry: Entry) -> frozenset[str]:
-        return frozenset()
+        """Actions are asked of the record's host agent (never in observer mode, never on a broken row)."""
+        if self.observer or not isinstance(entry, ExperimentRecord) or self.target(entry) is None:
+            return frozenset()
+        return frozenset({RESUME, MARK_STALE, STOP})
+
+    def target(self, entry: Entry) -> tuple[str, str, str] | None:
+        """(host, the host's source name, its key) of a row, for an action request."""
+        parts = entry.key.split("/", 2)
+        return (parts[0], parts[1], parts[2]) if len(parts) == 3 and valid_host_name(parts[0]) else None
+
+    def lease_of(self, host: str) -> HostLease | None:
+        """The host's lease as the hub has it now (a read: call off the UI thread)."""
+        return next((lease for lease in self.hub.leases() if lease.host == host), None)
 
     def hint(self, paths: set[str]) -> Delta:
         return Delta()
@@ -332,7 +350,7 @@ def open_hub(spec: str, read_only: bool, name: str | None) -> HubSource | None:
     if not is_hub_url(spec):
         return None
     try:
-        return HubSource(spec, name=name)
+        return HubSource(spec, name=name, observer=read_only)
     except HubError as exc:
         raise SourceError(str(exc)) from None
 

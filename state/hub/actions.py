@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -67,7 +67,6 @@ class ActionAnswer:
     confirm_label: str = "Confirm"
     warning: bool = False
     """Done, but with something the user should read (a journal line not written)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _REQUEST = TypeAdapter(ActionRequest)

@@ -31,7 +31,7 @@ from runtime.actions import (
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
-from state.sources import MARK_STALE, RESUME, STOP, DirectorySource
+from state.sources import MARK_STALE, RESUME, STOP, DirectorySource, HubSource
 from state.store import StoreError
 
 from app.screens.confirm import ConfirmDialog
@@ -54,6 +54,9 @@ class ActionFlows:
         if found is None:
             return None
         source, entry = found
+        if isinstance(source, HubSource) and isinstance(entry, ExperimentRecord) and action in source.allowed_actions(entry):
+            self.request_remote(source, entry, action)  # asked of the record's host agent
+            return None
         if not isinstance(source, DirectorySource):
             self.notify(f"{source.name} is read-only: {action.replace('_', ' ')} runs on the host that holds it", severity="warning")
             return None

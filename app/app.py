@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,12 +36,14 @@ from state.board import Board
 from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
 from state.store import StateStore
-from state.telemetry import GpuSnapshot, attribute_gpu_processes
+from state.hub.codec import host_name_from
+from state.telemetry import GpuSnapshot, HostGpus, attribute_gpu_processes
 from state.text import printable
 from state.verdict import StaleVerdict, judge_with
 
 from app.actions import ActionFlows
 from app.alerting import AlertFlows
+from app.remote_actions import RemoteActionFlows
 from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
 from app.screens.main import MainScreen
@@ -84,7 +87,7 @@ class DashboardOptions:
     """The file's own values, which a save keeps except where the user changed something."""
 
 
-class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
+class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     CSS_PATH = "expwatch.tcss"
     TITLE = "expwatch"
     BINDINGS = [
@@ -130,6 +133,10 @@ class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
         #: The last GPU sample, for a main screen mounted after it came.
         self.latest_gpus: GpuSampled | None = None
         self._source_status: dict[str, str | None] = {}
+        self._local_gpus: GpuSampled | None = None
+        self._here = host_name_from(socket.gethostname())
+        self._fleet_gpus: tuple[HostGpus, ...] = ()
+        self._fleet_versions: tuple[int, ...] = ()
         #: Textual's default theme, so a session that never changed it saves no theme.
         self.theme_at_start = self.theme
         self._focused_once = False
@@ -418,6 +425,7 @@ class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
 
     def _source_status_tick(self) -> None:
         """A source's health changed (a hub lost or back): say so once, keeping the last good picture."""
+        self._fleet_gpus_tick()
         for source in self.sources:
             status = getattr(source, "status", None)
             if status == self._source_status.get(source.name):
@@ -465,7 +473,28 @@ class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
         if snapshot is not None:
             self._publish_gpu(snapshot)
 
+    def _fleet_gpus_tick(self) -> None:
+        """The hubs' GPU snapshots (read by their follow threads), shown when any changed."""
+        hubs = [s for s in self.sources if isinstance(s, HubSource)]
+        versions = tuple(h.gpus_version for h in hubs)
+        if not self.options.gpus or versions == self._fleet_versions:
+            return
+        self._fleet_versions = versions
+        self._fleet_gpus = tuple(g for h in hubs for g in h.fleet_gpus())
+        self._show_gpus()
+
     def on_gpu_sampled(self, message: GpuSampled) -> None:
+        self._local_gpus = message
+        self._show_gpus()
+
+    def _show_gpus(self) -> None:
+        """This host's sample with the fleet's; this host publishing to the hub too shows once, under its name."""
+        local, fleet = self._local_gpus, self._fleet_gpus
+        if fleet and local is not None and any(g.host == self._here for g in fleet):
+            local = None
+        if local is None and not fleet:
+            return
+        message = GpuSampled(local.snapshot if local else None, local.history if local else {}, local.attributions if local else {}, fleet)
         self.latest_gpus = message
         if self.main.ready:
             self.main.show_gpus(message)

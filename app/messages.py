@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from state.sources import Delta
-from state.telemetry import GpuAttribution, GpuSnapshot
+from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 
 
 @dataclass
@@ -34,9 +34,12 @@ class SourceScanned(Message):
 
 @dataclass
 class GpuSampled(Message):
-    snapshot: GpuSnapshot
+    snapshot: GpuSnapshot | None
+    """This host's GPUs (None: not sampled yet, while the fleet's came)."""
     history: dict[int, tuple[float | None, ...]]
     attributions: dict[int, GpuAttribution]
+    fleet: tuple[HostGpus, ...] = ()
+    """The GPUs of every hub's hosts (empty without a hub)."""
 
 
 __all__ = ["GpuSampled", "SourceChanged", "SourceScanned"]

@@ -3,8 +3,10 @@
 The files stay the truth. The agent watches its directories with the same
 watcher and ``DirectorySource`` code as the dashboard, judges the running
 experiments here (only this host can probe its PIDs) and publishes every record
-with its verdict through the hub's compare-and-set. A lease with a server-side
-TTL says the agent is alive. When the hub goes away, the agent keeps reading its
+with its verdict through the hub's compare-and-set, and its GPUs (the dashboard's
+own sampler and attribution) as a snapshot that expires with the lease. A lease
+with a server-side TTL says the agent is alive. Actions asked from a dashboard
+arrive on the host's action stream and are done here (``runtime.agent_actions``). When the hub goes away, the agent keeps reading its
 files and retries with backoff; when the hub is back, or comes back empty (its
 lease was missing at renewal), it republishes everything it holds and deletes what
 the hub has of this host that the files no longer hold. Nothing is lost, since
@@ -26,13 +28,19 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
+from runtime.agent_actions import ActionServer
+from runtime.gpu import GpuSampler
+from runtime.gpu.source import GpuSource
 from runtime.liveness import LocalProbe
+from runtime.procs import ProcessSampler
 from runtime.watcher import watch_directory
-from state.hub.codec import encode_entry, encode_verdict
+from state.hub.codec import encode_entry, encode_gpus, encode_verdict
+from state.hub.actions import HubActions
 from state.hub.connection import HubError
 from state.hub.schema import Hub, record_version
 from state.record import Entry, ExperimentRecord
 from state.sources import Delta, DirectorySource
+from state.telemetry import GpuSnapshot, attribute_gpu_processes
 from state.verdict import LivenessProbe, StaleVerdict
 
 #: The lease's TTL, and how often it is renewed (a few renewals may fail before it lapses).
@@ -80,6 +88,10 @@ class HubAgent:
         reconcile_s: float = RECONCILE_S,
         on_status: Callable[[str], None] = lambda text: None,
         clock: Callable[[], datetime] = _local_now,
+        gpu_source: GpuSource | None = None,
+        gpu_interval: float = 1.0,
+        accept_actions: bool = True,
+        resume_template: str | None = None,
     ) -> None:
         self.hub = hub
         self.sources = list(sources)
@@ -99,15 +111,29 @@ class HubAgent:
         self._verdicts: dict[str, tuple[str, str, str, float]] = {}
         self._devices: dict[str, list[dict]] = {}
         self._reconciled_at = time.monotonic()
+        self._gpu_sampler = GpuSampler(gpu_source, interval=gpu_interval, on_snapshot=self._gpus_sampled) if gpu_source else None
+        self._procs = ProcessSampler()
+        self.action_server = ActionServer(
+            HubActions(Hub(hub.address)), host, self.sources, probe=self.probe, clock=clock,
+            resume_template=resume_template, accept=accept_actions, on_status=on_status,
+        )
 
     # -- running -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self._locked, self._initial_scan)
         tasks = [asyncio.create_task(self._watch(source, stop)) for source in self.sources]
         tasks.append(asyncio.create_task(self._maintain(stop)))
+        if self._gpu_sampler is not None:
+            self._gpu_sampler.start()
+        serving = threading.Event()
+        server = asyncio.create_task(asyncio.to_thread(self.action_server.serve, serving))
         try:
             await stop.wait()
         finally:
+            serving.set()
+            await server
+            if self._gpu_sampler is not None:
+                await asyncio.to_thread(self._gpu_sampler.stop, 1.0)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -197,6 +223,25 @@ class HubAgent:
         snapshots = [s for name in sorted(self._devices) for s in self._devices[name]]
         self.hub.put_devices(self.host, json.dumps(snapshots, separators=(",", ":")), self.lease_s)
 
+    def _gpus_sampled(self, snapshot: GpuSnapshot) -> None:
+        """On the sampler's thread: attribute the GPU processes to this host's records and publish."""
+        with self._lock:
+            if not self.connected:
+                return
+            records = [e for s in self.sources for e in s.entries().values() if isinstance(e, ExperimentRecord)]
+            try:
+                self._publish_gpus(snapshot, records)
+            except HubError as exc:
+                self._lost(exc)
+
+    def _publish_gpus(self, snapshot: GpuSnapshot, records: list[ExperimentRecord]) -> None:
+        pids = [p.pid for g in snapshot.gpus for p in g.processes]
+        here = self.probe.host_facts()
+        attributions = attribute_gpu_processes(
+            snapshot, records, start_times=self._procs.start_times(pids) if pids else {}, host=here.host, boot_id=here.boot_id
+        )
+        self.hub.put_gpus(self.host, encode_gpus(snapshot, attributions), self.lease_s)
+
     def _tick(self) -> bool:
         """Renew the lease (republishing everything when the hub lost it), re-judge, rescan when due."""
         try:
@@ -232,6 +277,7 @@ class HubAgent:
                 self._publish(source, entry, verdicts.get(entry.key))
         for stale in self.hub.record_keys(self.host) - ours:
             self.hub.remove(stale)
+        HubActions(self.hub).describe_self(self.host, [str(s.location) for s in self.sources])
         if self._devices:
             self._publish_devices()
         self.resyncs += 1

@@ -112,6 +112,20 @@ class GpuSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class HostGpus:
+    """One host's GPUs as its agent last published them to a hub: the fleet's GPU panel groups by these."""
+
+    host: str
+    snapshot: GpuSnapshot | None
+    """None when the host published none (no agent GPUs, or its snapshot expired with its lease)."""
+    attributions: Mapping[int, GpuAttribution] = field(default_factory=dict)
+    """Judged on that host, against its own records (only it can read its processes' start times)."""
+    history: Mapping[int, tuple[float | None, ...]] = field(default_factory=dict)
+    silent_s: float | None = None
+    """Seconds since the host's agent last renewed its lease, once expired (None: alive)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessUsage:
     """CPU and memory of one owner process at one poll."""
 

@@ -1,12 +1,18 @@
-"""GPUs: utilisation, memory, power, temperature with sparklines, and whose processes run there."""
+"""GPUs: utilisation, memory, power, temperature with sparklines, and whose processes run there.
+
+With a hub among the sources the panel shows the fleet: this host's GPUs, then
+each host's as its agent published them, under the host's name (a silent host
+says for how long).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 
-from state.telemetry import GpuAttribution, GpuSnapshot
+from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
+from state.verdict import human_age
 from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
 
@@ -22,9 +28,15 @@ class GpuPanel(TextPanel):
         snapshot: GpuSnapshot | None,
         history: Mapping[int, tuple[float | None, ...]] | None = None,
         attributions: Mapping[int, GpuAttribution] | None = None,
+        fleet: Sequence[HostGpus] = (),
     ) -> None:
-        self.show_text(render_gpus(snapshot, history or {}, attributions or {}, fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)))
-        title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
+        colours, width = fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)
+        if fleet:
+            self.show_text(render_fleet(snapshot, history or {}, attributions or {}, fleet, colours, width))
+            title = f"GPUs: {len(fleet) + (snapshot is not None)} hosts"
+        else:
+            self.show_text(render_gpus(snapshot, history or {}, attributions or {}, colours, width))
+            title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
         if title != self.border_title:  # setting it, even to the same text, repaints the panel
             self.border_title = title
 
@@ -76,4 +88,34 @@ def render_gpus(
                 if not who.confident:
                     label += " ?"
             out.append(f"\n   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}", style=colours.get("$text-muted", "") if who is None else "")
+    return out
+
+
+def render_fleet(
+    local: GpuSnapshot | None,
+    history: Mapping[int, tuple[float | None, ...]],
+    attributions: Mapping[int, GpuAttribution],
+    fleet: Sequence[HostGpus],
+    colours: Mapping[str, str],
+    width: int,
+) -> Text:
+    """This host's GPUs (when sampled), then each fleet host's under its name."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    groups: list[tuple[str, Text]] = []
+    if local is not None:
+        groups.append(("this host", render_gpus(local, history, attributions, colours, width)))
+    for host in fleet:
+        name = host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")
+        if host.silent_s is not None:
+            body = Text(f"silent for {human_age(host.silent_s)} (agent lease expired)", style=colours.get("$warning", ""))
+        elif host.snapshot is None:
+            body = Text("no GPU snapshot published", style=colours.get("$text-muted", ""))
+        else:
+            body = render_gpus(host.snapshot, host.history, host.attributions, colours, width)
+        groups.append((name, body))
+    for n, (name, body) in enumerate(groups):
+        if n:
+            out.append("\n")
+        out.append(f"── {name}\n", style="bold")
+        out.append_text(body)
     return out

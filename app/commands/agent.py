@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -16,12 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directories", nargs="*", metavar="SOURCE", help="state directories to publish (default: $EXPWATCH_STATE_DIR or ./.state)")
     parser.add_argument("--hub", default=None, metavar="URL", help="redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=FLEET], rediss:// for TLS (default: $EXPWATCH_HUB)")
     parser.add_argument("--host-name", default=None, metavar="NAME", help="this host's name in the fleet (default: the hostname)")
+    parser.add_argument("--no-gpus", action="store_true", help="publish no GPU snapshots")
+    parser.add_argument("--simulate-gpus", type=int, default=None, metavar="N", help="publish N simulated GPUs instead of NVML's (default: $EXPWATCH_SIMULATE_GPUS)")
+    parser.add_argument("--no-actions", action="store_true", help="refuse the actions dashboards ask (resume, mark stale, stop)")
+    parser.add_argument("--resume-template", default=os.environ.get("EXPWATCH_RESUME_TEMPLATE"), help="command to resume llenergymeasure experiments here")
     parser.add_argument("--lease", type=float, default=None, metavar="SECONDS", help="lease TTL: a host silent this long shows its running experiments as unknown (default 15)")
 
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_sources
     from runtime.agent import LEASE_S, RENEW_S, HubAgent
+    from runtime.gpu import make_gpu_source
     from runtime.exit_codes import EXIT_NOT_FOUND, EXIT_USAGE
     from state.hub.codec import host_name_from, valid_host_name
     from state.hub.connection import HubAddress, HubError, hub_url_from_env
@@ -52,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"expwatch agent: {text}", file=sys.stderr, flush=True)
 
+    try:
+        gpu_source = None if args.no_gpus else make_gpu_source(args.simulate_gpus)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
     agent = HubAgent(
         Hub(address), sources, host, lease_s=lease, renew_s=min(RENEW_S, lease / 3), on_status=say,  # type: ignore[arg-type]
+        gpu_source=gpu_source, accept_actions=not args.no_actions, resume_template=args.resume_template,
     )
 
     async def main() -> None:

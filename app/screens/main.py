@@ -240,7 +240,7 @@ class MainScreen(Screen[None]):
             self.show_gpus(self.expwatch.latest_gpus)
 
     def show_gpus(self, message: GpuSampled) -> None:
-        self.query_one(GpuPanel).show(message.snapshot, message.history, message.attributions)
+        self.query_one(GpuPanel).show(message.snapshot, message.history, message.attributions, message.fleet)
 
     # -- selection --------------------------------------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""Records and verdicts as hub text, and back.
+"""Records, verdicts and GPU snapshots as hub text, and back.
 
 What an agent publishes is read by every dashboard of the fleet, and anything
 read from the hub is untrusted input, exactly like a file: sizes are capped
@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from state.record import BrokenRecord, Entry, ExperimentRecord
+from state.telemetry import GpuAttribution, GpuSnapshot
 from state.verdict import Liveness, StaleVerdict
 
 #: Largest record summary or verdict accepted from the hub (a summary holds one row per process).
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024
 MAX_VERDICT_BYTES = 64 * 1024
+MAX_GPUS_BYTES = 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 _RECORD = TypeAdapter(ExperimentRecord)
 _BROKEN = TypeAdapter(BrokenRecord)
+_GPUS = TypeAdapter(GpuSnapshot)
+_ATTRIBUTIONS = TypeAdapter(dict[int, GpuAttribution])
 
 
 def valid_host_name(name: object) -> bool:
@@ -95,4 +100,31 @@ def decode_verdict(raw: bytes | str | None) -> StaleVerdict | None:
         return None
 
 
-__all__ = ["decode_entry", "decode_verdict", "encode_entry", "encode_verdict", "host_name_from", "valid_host_name"]
+def encode_gpus(snapshot: GpuSnapshot, attributions: dict[int, GpuAttribution]) -> str:
+    """A host's GPU snapshot with the attributions judged there (only that host can confirm its PIDs)."""
+    return json.dumps(
+        {"snapshot": _GPUS.dump_python(snapshot, mode="json"), "attributions": _ATTRIBUTIONS.dump_python(attributions, mode="json")},
+        separators=(",", ":"),
+    )
+
+
+def decode_gpus(raw: bytes | str) -> tuple[GpuSnapshot, dict[int, GpuAttribution]]:
+    """A host's GPUs as published; an unreadable one becomes a snapshot whose status says why (never raises)."""
+    now = datetime.now(timezone.utc)
+    if len(raw) > MAX_GPUS_BYTES:
+        return GpuSnapshot(now, (), f"GPU snapshot larger than {MAX_GPUS_BYTES // 1024} KiB"), {}
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ValueError("not an expwatch GPU snapshot")
+        return _GPUS.validate_python(doc.get("snapshot")), _ATTRIBUTIONS.validate_python(doc.get("attributions") or {})
+    except ValidationError as exc:
+        return GpuSnapshot(now, (), f"invalid GPU snapshot ({exc.error_count()} errors)"), {}
+    except (ValueError, TypeError, RecursionError) as exc:
+        return GpuSnapshot(now, (), f"unreadable GPU snapshot: {type(exc).__name__}"), {}
+
+
+__all__ = [
+    "decode_entry", "decode_gpus", "decode_verdict", "encode_entry", "encode_gpus", "encode_verdict",
+    "host_name_from", "valid_host_name",
+]

@@ -13,7 +13,8 @@ All keys of a fleet live under one prefix ``P`` (``?prefix=`` in the URL):
 - ``P:host:<host>``: the agent's lease, a key with a server-side TTL (Redis's clock, not
   the hosts'); ``P:hosts``: host -> the time (Redis's, ms) of its last renewal, so a
   reader can say for how long a host has been silent.
-- ``P:devices:<host>``: the host's latest lab-device snapshots, with the lease's TTL.
+- ``P:devices:<host>``, ``P:gpus:<host>``: the host's latest lab-device and GPU
+  snapshots, each with the lease's TTL (a silent host's telemetry vanishes with it).
 
 Every Redis error leaves this module as a ``HubError`` with one line that says what to do.
 """
@@ -135,6 +136,9 @@ class Hub:
     def devices_key(self, host: str) -> str:
         return f"{self.prefix}:devices:{host}"
 
+    def gpus_key(self, host: str) -> str:
+        return f"{self.prefix}:gpus:{host}"
+
     def is_record_key(self, name: str) -> bool:
         return name.startswith(f"{self.prefix}:exp:")
 
@@ -196,6 +200,9 @@ class Hub:
 
     def put_devices(self, host: str, text: str, ttl_s: float) -> None:
         self.call(lambda c: c.set(self.devices_key(host), text, px=int(ttl_s * 1000)))
+
+    def put_gpus(self, host: str, text: str, ttl_s: float) -> None:
+        self.call(lambda c: c.set(self.gpus_key(host), text, px=int(ttl_s * 1000)))
 
     def record_keys(self, host: str | None = None) -> set[str]:
         """The hub's record keys (of one host, or all)."""
@@ -262,10 +269,17 @@ class Hub:
         return out
 
     def devices(self, hosts: Iterable[str]) -> dict[str, bytes]:
+        return self._snapshots(hosts, self.devices_key)
+
+    def gpus(self, hosts: Iterable[str]) -> dict[str, bytes]:
+        return self._snapshots(hosts, self.gpus_key)
+
+    def _snapshots(self, hosts: Iterable[str], key: Callable[[str], str]) -> dict[str, bytes]:
+        """host -> its snapshot text, for the hosts that have one (one round trip)."""
         names = list(hosts)
         if not names:
             return {}
-        values = self.call(lambda c: c.mget([self.devices_key(h) for h in names]))
+        values = self.call(lambda c: c.mget([key(h) for h in names]))
         return {h: v for h, v in zip(names, values) if v is not None}
 
 

@@ -6,6 +6,10 @@ named there. A stream trimmed past that id, a hub that restarted or a broken
 connection means a full rescan (what the stream lost is only ever a hint). While
 the hub is unreachable the last picture stays, and ``status`` says since when.
 
+Each host's GPU snapshot (with its attributions, judged there) is read about once
+a second and kept, with a short utilisation history per GPU, for the fleet's GPU
+panel (``fleet_gpus``); the App asks for it, nothing here draws.
+
 Verdicts are the hosts' own (only a host can probe its PIDs). A host whose lease
 has expired is silent, not dead: its running experiments are shown as unknown,
 with for how long it has been silent, whatever it said last.
@@ -17,18 +21,21 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from state.devices import DeviceSnapshot
-from state.hub.codec import decode_entry, decode_verdict, valid_host_name
+from state.hub.actions import HubActions
+from state.hub.codec import decode_entry, decode_gpus, decode_verdict, valid_host_name
 from state.hub.connection import HubAddress, HubError, is_hub_url
 from state.hub.schema import HostLease, Hub, HubRecord, event_id_before
 from state.paths import unsafe_id_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord
-from state.sources.base import Delta
+from state.sources.base import MARK_STALE, RESUME, STOP, Delta
 from state.sources.opening import SourceError, default_name, register_opener
+from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 from state.verdict import Liveness, LivenessProbe, StaleVerdict, human_age
 
 #: How long one ``XREAD`` waits for news; leases and device snapshots are looked at between reads.
@@ -39,6 +46,11 @@ LEASE_REFRESH_S = 1.0
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 10.0
 MAX_DEVICES_BYTES = 1024 * 1024
+#: How often the hosts' GPU snapshots are read, and how many samples of each GPU's utilisation are kept.
+GPU_REFRESH_S = 1.0
+GPU_HISTORY = 120
+#: How long a dashboard waits for a host's agent to answer an action request.
+ACTION_WAIT_S = 10.0
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -53,8 +65,11 @@ def silent_verdict(host: str, lease: HostLease | None, said: StaleVerdict | None
 class HubSource:
     """The experiments of every host publishing into one hub (one fleet prefix)."""
 
-    def __init__(self, url: str | HubAddress, *, name: str | None = None, block_ms: int = BLOCK_MS) -> None:
+    def __init__(self, url: str | HubAddress, *, name: str | None = None, block_ms: int = BLOCK_MS, observer: bool = False) -> None:
         self.hub = Hub(url, timeout=5.0 + block_ms / 1000)
+        #: Actions asked of the hosts' agents (its own connection: an ask blocks until the answer).
+        self.actions = HubActions(Hub(self.hub.address, timeout=5.0 + ACTION_WAIT_S))
+        self.observer = observer
         self._name = name or default_name(self.hub.address.shown)
         self._block_ms = block_ms
         self._lock = threading.RLock()
@@ -64,6 +79,13 @@ class HubSource:
         self._leases: dict[str, HostLease] = {}
         self._leases_at = 0.0
         self._devices_raw: dict[str, bytes] = {}
+        self._gpus_raw: dict[str, bytes] = {}
+        self._gpus_decoded: dict[str, tuple[GpuSnapshot, dict[int, GpuAttribution]]] = {}
+        self._gpu_history: dict[tuple[str, int], deque[float | None]] = {}
+        self._gpus_at = 0.0
+        self._fleet_gpus: tuple[HostGpus, ...] = ()
+        #: Bumped whenever ``fleet_gpus`` changes, so a reader redraws only then.
+        self.gpus_version = 0
         self._last_id: str | None = None
         self.last_scan_seconds = 0.0
         #: None while the hub answers; else the one-line reason and since when (monotonic) it does not.
@@ -87,7 +109,19 @@ class HubSource:
         return self._entries
 
     def allowed_actions(self, entry: Entry) -> frozenset[str]:
-        return frozenset()
+        """Actions are asked of the record's host agent (never in observer mode, never on a broken row)."""
+        if self.observer or not isinstance(entry, ExperimentRecord) or self.target(entry) is None:
+            return frozenset()
+        return frozenset({RESUME, MARK_STALE, STOP})
+
+    def target(self, entry: Entry) -> tuple[str, str, str] | None:
+        """(host, the host's source name, its key) of a row, for an action request."""
+        parts = entry.key.split("/", 2)
+        return (parts[0], parts[1], parts[2]) if len(parts) == 3 and valid_host_name(parts[0]) else None
+
+    def lease_of(self, host: str) -> HostLease | None:
+        """The host's lease as the hub has it now (a read: call off the UI thread)."""
+        return next((lease for lease in self.hub.leases() if lease.host == host), None)
 
     def hint(self, paths: set[str]) -> Delta:
         return Delta()
@@ -124,6 +158,7 @@ class HubSource:
             self._last_id = resume_at
         verdicts = self._refresh_leases(force=True)
         devices = self._refresh_devices()
+        self._refresh_gpus(force=True)
         self.last_scan_seconds = time.perf_counter() - started
         self._answered()
         yield Delta(removed=gone, verdicts=verdicts, devices=devices)
@@ -205,6 +240,7 @@ class HubSource:
                 self._last_id = events[-1].id
         verdicts = self._refresh_leases()
         devices = self._refresh_devices() if verdicts or events else None
+        self._refresh_gpus()
         return Delta(upserts, tuple(k for k in removed if k not in upserts), verdicts, devices), False
 
     # -- hosts, leases and verdicts -----------------------------------------------------------------------------
@@ -264,6 +300,40 @@ class HubSource:
                 continue
         return tuple(snapshots)
 
+    # -- GPUs ------------------------------------------------------------------------------------------------------
+    def fleet_gpus(self) -> tuple[HostGpus, ...]:
+        """Every host that ever held a lease, by name: its GPUs as last published, or for how long it is silent."""
+        with self._lock:
+            return self._fleet_gpus
+
+    def _refresh_gpus(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._gpus_at < GPU_REFRESH_S:
+            return
+        with self._lock:
+            leases = dict(self._leases)
+        raw = self.hub.gpus(sorted(leases))
+        with self._lock:
+            self._gpus_at = time.monotonic()
+            for host, text in raw.items():
+                if self._gpus_raw.get(host) != text:
+                    snapshot, attributions = decode_gpus(text)
+                    self._gpus_decoded[host] = (snapshot, attributions)
+                    for gpu in snapshot.gpus:
+                        self._gpu_history.setdefault((host, gpu.index), deque(maxlen=GPU_HISTORY)).append(gpu.utilization_gpu)
+            for host in set(self._gpus_decoded) - raw.keys():
+                del self._gpus_decoded[host]
+            silent = any(not lease.alive for lease in leases.values())  # their silence grows: redraw
+            if raw == self._gpus_raw and not silent and len(leases) == len(self._fleet_gpus):
+                return
+            self._gpus_raw = raw
+            self._fleet_gpus = tuple(self._host_gpus(host, lease) for host, lease in sorted(leases.items()))
+            self.gpus_version += 1
+
+    def _host_gpus(self, host: str, lease: HostLease) -> HostGpus:
+        snapshot, attributions = self._gpus_decoded.get(host, (None, {}))
+        history = {g.index: tuple(self._gpu_history.get((host, g.index), ())) for g in snapshot.gpus} if snapshot else {}
+        return HostGpus(host, snapshot, attributions, history, None if lease.alive else lease.silent_s)
+
     # -- health --------------------------------------------------------------------------------------------------
     def _failed(self, reason: str) -> None:
         now = time.monotonic()
@@ -280,7 +350,7 @@ def open_hub(spec: str, read_only: bool, name: str | None) -> HubSource | None:
     if not is_hub_url(spec):
         return None
     try:
-        return HubSource(spec, name=name)
+        return HubSource(spec, name=name, observer=read_only)
     except HubError as exc:
         raise SourceError(str(exc)) from None
 

@@ -16,10 +16,10 @@ from tests.dashboard.conftest import native_doc, write_raw
 from tests.runtime.helpers import cli_argv, cli_env
 
 
-def start_agent(hub_url: str, state_dir: Path, host: str, log: Path, *, lease: float = 2.0) -> subprocess.Popen:
+def start_agent(hub_url: str, state_dir: Path, host: str, log: Path, *extra: str, lease: float = 2.0) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            cli_argv("agent", str(state_dir), "--hub", hub_url, "--host-name", host, "--lease", str(lease)),
+            cli_argv("agent", str(state_dir), "--hub", hub_url, "--host-name", host, "--lease", str(lease), *extra),
             env=cli_env(), stdout=out, stderr=subprocess.STDOUT,
         )
 

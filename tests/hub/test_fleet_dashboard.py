@@ -37,7 +37,7 @@ async def test_dashboard_shows_the_fleet_beside_a_directory(redis_server: RedisS
         await wait_for(pilot, lambda: app.board.get(key) is not None and app.board.get(key).verdict is not None, 30, "the remote row")
         assert app.board.get(key).verdict.is_alive
         assert app.main.table.show_source
-        assert app.sources[1].allowed_actions(app.board.get(key).entry) == frozenset()
+        assert app.sources[1].allowed_actions(app.board.get(key).entry) == {"resume", "mark_stale", "stop"}, "asked of the host's agent"
         redis_server.kill()
         await wait_for(pilot, lambda: any("connection refused" in m or "cannot connect" in m for m in said), 20, "the hub's loss to be said")
         assert app.board.get(key) is not None, "the last good picture stays"

@@ -1,0 +1,90 @@
+"""The dashboard's actions on another host's experiments: asked of that host's agent through the hub.
+
+The same three steps as a local action (plan, confirm, execute as planned), each
+step a request on the host's action stream (``state.hub.actions``), planned and
+executed there by ``runtime.agent_actions`` with the CLI's code. The dialog shows
+the host's plan; the notice says what the host answered, or that no answer came
+in time (the request then expires there, unexecuted). A host with no live agent
+is refused before anything is sent, with the command to run on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import work
+
+from state.hub.actions import EXECUTE, PLAN, ActionAnswer, ActionRequest, new_id
+from state.hub.connection import HubError
+from state.record import ExperimentRecord
+from state.sources.hub import ACTION_WAIT_S, HubSource
+from state.verdict import human_age
+
+from app.screens.confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from app.app import ExpwatchApp
+
+
+def agent_command(source: HubSource, host: str, locations: list[str]) -> str:
+    """What to run on ``host`` for its experiments to take actions again."""
+    where = " ".join(locations) if locations else "STATE_DIR"
+    return f"expwatch agent --hub {source.hub.address.shown} --host-name {host} {where}"
+
+
+class RemoteActionFlows:
+    """Mixed into the App beside ``ActionFlows``: resume, mark stale and stop on a hub's rows."""
+
+    def request_remote(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str) -> None:
+        self._remote_plan(source, record, action)
+
+    def _ask(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, mode: str, plan_id: str | None = None) -> ActionAnswer | None:
+        """One request to the record's host, answered (None: refused or unanswered here, with a notice said)."""
+        target = source.target(record)
+        if target is None:
+            self._refused(f"cannot {action.replace('_', ' ')} {record.experiment_id}", ValueError("no host in its key"))
+            return None
+        host, name, key = target
+        what = f"{action.replace('_', ' ')} {record.experiment_id} on {host}"
+        try:
+            lease = source.lease_of(host)
+            if lease is None or not lease.alive:
+                silent = f"silent for {human_age(lease.silent_s)}" if lease is not None else "never seen"
+                command = agent_command(source, host, source.actions.agent_sources(host))
+                self.call_from_thread(
+                    self.notify, f"cannot {what}: no agent alive on {host} ({silent}). Run there:\n{command}",
+                    severity="warning", timeout=30,
+                )
+                return None
+            request = ActionRequest(new_id(), action, mode, name, key, source.actions.now_ms() + int(ACTION_WAIT_S * 1000), plan_id)
+            answer = source.actions.ask(host, request, ACTION_WAIT_S + 2)
+        except HubError as exc:
+            self._refused(f"cannot {what}", exc)
+            return None
+        if answer is None:
+            self.call_from_thread(
+                self.notify, f"{what}: no answer from its agent in {ACTION_WAIT_S:.0f} s; the request expires there unexecuted",
+                severity="error", timeout=12,
+            )
+            return None
+        if not answer.ok:
+            self.call_from_thread(self.notify, answer.text, severity="error", timeout=12)
+            return None
+        return answer
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan on the host")
+    def _remote_plan(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str) -> None:
+        answer = self._ask(source, record, action, PLAN)
+        if answer is None:
+            return
+        dialog = ConfirmDialog(answer.title, list(answer.lines), confirm_label=answer.confirm_label, refusal=answer.refusal)
+        self._confirm(dialog, lambda: self._remote_execute(source, record, action, answer.plan_id))
+
+    @work(thread=True, group="action", exit_on_error=False, description="execute on the host")
+    def _remote_execute(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, plan_id: str | None) -> None:
+        answer = self._ask(source, record, action, EXECUTE, plan_id)
+        if answer is not None:
+            self.call_from_thread(self.notify, answer.text, severity="warning" if answer.warning else "information", timeout=8)
+
+
+__all__ = ["RemoteActionFlows", "agent_command"]

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from runtime.runner.args import ResumeArgs
+from state.record import StateFormat
 
 #: The 6-state files' resume, as the llenergymeasure version that writes them spells it.
 DEFAULT_LEM_TEMPLATE = "lem experiment --resume {experiment_id}"
@@ -26,6 +27,12 @@ TEMPLATE_ENV = "EXPWATCH_RESUME_TEMPLATE"
 #: llenergymeasure 0.7.0 studies: ``llem run`` again on the study's saved config, into the same folder.
 DEFAULT_STUDY_TEMPLATE = "llem run {study_dir}/_study-artefacts/study_config.yaml --resume-dir {study_dir}"
 STUDY_TEMPLATE_ENV = "EXPWATCH_STUDY_RESUME_TEMPLATE"
+#: Who wrote each llenergymeasure format, and so whose command resumes it by default.
+FORMAT_WRITERS = {
+    StateFormat.LEM_V1: "files written by llenergymeasure's 6-state StateManager (`lem`)",
+    StateFormat.LEM_V2: "files written by llenergymeasure's 3-phase state (`lem`)",
+    StateFormat.LEM_STUDY: "studies written by llenergymeasure 0.7.0 (`llem`)",
+}
 TEMPLATE_FIELDS = ("experiment_id", "state_dir", "config_path", "study_dir")
 
 #: Environment variables a resumed runner must see again.

@@ -10,7 +10,7 @@ from textual.binding import Binding
 
 from state.board import BoardRow
 from state.progress import elapsed_seconds, eta_seconds, progress_fraction
-from state.record import BrokenRecord
+from state.record import BrokenRecord, ExperimentRecord, StateFormat
 from state.verdict import is_stale
 from widgets import formatting as fmt
 from widgets.virtual_table import Column, VirtualTable
@@ -75,7 +75,7 @@ class ExperimentTable(VirtualTable[BoardRow]):
         return [
             entry.experiment_id,
             entry.label,
-            fmt.status_text(entry.status, row.verdict, colours=colours),
+            fmt.status_text(entry.status, row.verdict, colours=colours, word=_own_word(entry)),
             progress,
             Text(runs, style=colours["$error"] if entry.runs_failed else ""),
             fmt.energy(entry.energy_joules),
@@ -85,3 +85,10 @@ class ExperimentTable(VirtualTable[BoardRow]):
             fmt.age(now, entry.last_updated),
             Text(owner, style=owner_style),
         ]
+
+
+def _own_word(entry: ExperimentRecord) -> str | None:
+    """A study's own status word where it differs from the shared one (``circuit_breaker`` is drawn failed)."""
+    if entry.format is StateFormat.LEM_STUDY and entry.raw_status and entry.raw_status != entry.status:
+        return entry.raw_status
+    return None

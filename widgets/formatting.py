@@ -128,11 +128,17 @@ def number(value: float | None, unit: str = "", digits: int = 0) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def status_text(status: str, verdict: StaleVerdict | None = None, *, colours: dict[str, str] | None = None) -> Text:
-    """``● running``, or ``✗ STALE`` for a running experiment whose owner is dead."""
+def status_text(
+    status: str, verdict: StaleVerdict | None = None, *, colours: dict[str, str] | None = None, word: str | None = None
+) -> Text:
+    """``● running``, or ``✗ STALE`` for a running experiment whose owner is dead.
+
+    ``word`` is the file's own status word where it says more than ``status``
+    (a study's ``circuit_breaker``): drawn with ``status``'s symbol and colour.
+    """
     shown = "stale" if is_stale(status, verdict) else status
     symbol, colour = STATUS_LOOK.get(shown, ("?", "$text"))
-    label = "STALE" if shown == "stale" else status
+    label = "STALE" if shown == "stale" else (word or status)
     style = (colours or {}).get(colour, "")
     if shown == "stale":
         style = f"bold {style}".strip()

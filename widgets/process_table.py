@@ -90,6 +90,7 @@ class ProcessTable(VirtualTable[ProcessRow]):
             step = f"{p.current_run}:{step}" if step else p.current_run
         elif step and shown in ("dead", "unknown", "stopped"):
             step = f"last: {step}"
+        step = step or p.label or ""
         cells: dict[str, str | Text] = {
             "index": str(p.index),
             "status": fmt.status_text(shown, colours=colours),

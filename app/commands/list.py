@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, iso, open_sources, table
+from state.lem import lem_incomplete_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
 from state.transitions import ExperimentStatus
 from state.verdict import StaleVerdict, is_stale
@@ -78,6 +79,7 @@ def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[
         "log_path": record.log_path,
         "config_hash": record.config_hash,
         "model_name": record.model_name,
+        "incomplete_reason": lem_incomplete_reason(record.status) if record.format is StateFormat.LEM_V1 else None,
         "energy_joules": record.energy_joules,
         "finished_at": iso(record.finished_at, naive=naive),
         "processes": [process_json(p) for p in record.processes],

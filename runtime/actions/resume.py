@@ -15,6 +15,7 @@ record stands in for an owner, and its version is part of the plan too.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,9 @@ from runtime.actions.common import (
 )
 from runtime.actions.stale import StalePlan, execute_mark_stale, stale_marked
 from runtime.launcher import (
+    FORMAT_WRITERS,
     STUDY_TEMPLATE_ENV,
+    TEMPLATE_ENV,
     LaunchError,
     expand_template,
     find_executable,
@@ -49,7 +52,7 @@ from runtime.liveness import identity_of
 from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
 from state.journal import JournalAppender, current_user
-from state.lem import LemExperimentState, LemV2ExperimentState
+from state.lem import LemExperimentState, LemV2ExperimentState, lem_incomplete_reason
 from state.lem_study import RESUMABLE_STUDY_STATUSES, STUDY_CONFIG, StudyManifest
 from state.mutations import apply_transition, current_status
 from state.native import ExperimentDoc, ProcessInfo, RunStatus
@@ -87,6 +90,10 @@ class ResumePlan:
     """What the plan chose over what the file records (a moved directory, a log path elsewhere)."""
     launch_record: FileVersion | None = None
     """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
+    refused_by: str | None = None
+    """The expwatch safety rule that refused (a live owner, ...); None when allowed or refused otherwise."""
+    incomplete_reason: str | None = None
+    """6-state files: why llenergymeasure's own ``find_incomplete`` lists it (None: it does not)."""
 
     def describe(self) -> list[str]:
         """Human lines for the dry-run preview and the confirmation modal."""
@@ -110,6 +117,8 @@ class ResumePlan:
             lines.append(f"Entries: {self.runs_to_run} to run again, {self.runs_skipped} completed (llem skips them)")
         else:
             lines.append("Runs: llenergymeasure decides which runs to repeat")
+        if self.incomplete_reason:
+            lines.append(f"llenergymeasure: incomplete ({self.incomplete_reason})")
         lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
         lines.append(f"In: {self.cwd}")
         lines.append(f"Log: {self.log_path}")
@@ -127,17 +136,29 @@ class ResumeResult:
 
 
 # -- planning ------------------------------------------------------------------------
-def _liveness_refusal(status: str, verdict: StaleVerdict) -> tuple[str | None, bool]:
-    """(refusal, needs_stale_mark) from the status and the owner verdict."""
+RULE_LIVE_OWNER = "live owner"
+RULE_OWNER_UNCONFIRMED = "owner not confirmed dead"
+RULE_RESUME_UNDER_WAY = "resume under way"
+
+
+def _refused_by(rule: str, text: str) -> str:
+    """A safety refusal says which of expwatch's rules refused, after the reason."""
+    return f"{text} [expwatch safety rule: {rule}]"
+
+
+def _liveness_refusal(status: str, verdict: StaleVerdict) -> tuple[str | None, str | None, bool]:
+    """(refusal, the rule that refused, needs_stale_mark) from the status and the owner verdict."""
     if status == S.RUNNING.value:
         if verdict.is_alive:
-            return f"already running ({verdict.reason})", False
+            return _refused_by(RULE_LIVE_OWNER, f"already running ({verdict.reason})"), RULE_LIVE_OWNER, False
         if not verdict.is_dead:
-            return f"running, and its owner cannot be confirmed dead ({verdict.reason})", False
-        return None, True
+            text = f"running, and its owner cannot be confirmed dead ({verdict.reason})"
+            return _refused_by(RULE_OWNER_UNCONFIRMED, text), RULE_OWNER_UNCONFIRMED, False
+        return None, None, True
     if verdict.is_alive:
-        return f"an owner process is still alive ({verdict.reason})", False
-    return None, False
+        text = f"an owner process is still alive ({verdict.reason})"
+        return _refused_by(RULE_LIVE_OWNER, text), RULE_LIVE_OWNER, False
+    return None, None, False
 
 
 def _plan_native(
@@ -150,7 +171,7 @@ def _plan_native(
     waiting = len(doc.runs) - completed - failed
     rerun = failed if retry_failed else 0
     status = doc.status.value
-    refusal, needs_mark = _liveness_refusal(status, verdict)
+    refusal, rule, needs_mark = _liveness_refusal(status, verdict)
     if refusal is None:
         if doc.status in (S.COMPLETED, S.AGGREGATED):
             refusal = f"already {status}: nothing to resume"
@@ -211,6 +232,7 @@ def _plan_native(
         attempt=doc.attempt + 1,
         env=env,
         notes=tuple(notes),
+        refused_by=rule,
     )
 
 
@@ -227,9 +249,14 @@ def _plan_lem(
     assert isinstance(model, (LemExperimentState, LemV2ExperimentState))
     root = store.root.resolve()
     status = record.status
-    refusal, needs_mark = _liveness_refusal(status, verdict)
+    refusal, rule, needs_mark = _liveness_refusal(status, verdict)
+    incomplete = lem_incomplete_reason(status) if loaded.format is StateFormat.LEM_V1 else None
     if refusal is None:
-        if status in (S.COMPLETED.value, S.AGGREGATED.value):
+        if loaded.format is StateFormat.LEM_V1 and incomplete is None:
+            refusal = f"{status}: not among llenergymeasure's incomplete experiments, nothing to resume"
+        elif loaded.format is StateFormat.LEM_V1:
+            pass
+        elif status in (S.COMPLETED.value, S.AGGREGATED.value):
             refusal = f"already {status}: nothing to resume"
         elif status == S.INITIALISED.value:
             refusal = "initialised: llenergymeasure has not started it, nothing to resume"
@@ -246,8 +273,11 @@ def _plan_lem(
         )
         find_executable(argv)
     except LaunchError as exc:
-        refusal = refusal or f"{exc} (resume template {chosen!r})"
-    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
+        refusal = refusal or f"{exc} (resume template {chosen!r}, set ${TEMPLATE_ENV} or --resume-template to change it)"
+    refusal, launch_record, rule = _launch_guard(store, loaded.key, probe, refusal, rule)
+    notes = [f"llenergymeasure lists it as incomplete: {incomplete}"] if incomplete else []
+    if template is None and not os.environ.get(TEMPLATE_ENV):
+        notes.append(f"command: the default for {FORMAT_WRITERS[loaded.format]} (set ${TEMPLATE_ENV} to change it)")
     total = record.runs_total
     return ResumePlan(
         experiment_id=model.experiment_id,
@@ -267,19 +297,23 @@ def _plan_lem(
         status=status,
         retry_failed=retry_failed,
         launch_record=launch_record,
+        refused_by=rule,
+        incomplete_reason=incomplete,
+        notes=tuple(notes),
     )
 
 
 def _launch_guard(
-    store: StateStore, key: str, probe: LivenessProbe, refusal: str | None
-) -> tuple[str | None, FileVersion | None]:
-    """(refusal, launch record version): a resume launched earlier and still running refuses another."""
+    store: StateStore, key: str, probe: LivenessProbe, refusal: str | None, rule: str | None
+) -> tuple[str | None, FileVersion | None, str | None]:
+    """(refusal, launch record version, rule): a resume launched earlier and still running refuses another."""
     launch_record = _launch_record_version(store, key)
     if refusal is None:
         running = _live_launch(store, key, probe)
         if running:
-            refusal = f"a resume is already under way: {running}"
-    return refusal, launch_record
+            refusal = _refused_by(RULE_RESUME_UNDER_WAY, f"a resume is already under way: {running}")
+            rule = RULE_RESUME_UNDER_WAY
+    return refusal, launch_record, rule
 
 
 def _plan_study(
@@ -299,7 +333,7 @@ def _plan_study(
     model = loaded.model
     assert isinstance(model, StudyManifest)
     study_dir = loaded.path.resolve().parent
-    refusal, needs_mark = _liveness_refusal(record.status, verdict)
+    refusal, rule, needs_mark = _liveness_refusal(record.status, verdict)
     if refusal is None and model.status != "running" and model.status not in RESUMABLE_STUDY_STATUSES:
         refusal = f"already {model.status}: nothing to resume"
     config = study_dir / STUDY_CONFIG
@@ -313,7 +347,7 @@ def _plan_study(
         find_executable(argv)
     except LaunchError as exc:
         refusal = refusal or f"{exc} (resume template {chosen!r}, set ${STUDY_TEMPLATE_ENV} to change it)"
-    refusal, launch_record = _launch_guard(store, loaded.key, probe, refusal)
+    refusal, launch_record, rule = _launch_guard(store, loaded.key, probe, refusal, rule)
     cwd = study_dir.parent.parent if study_dir.parent.parent.is_dir() else study_dir.parent
     left = sum(1 for e in model.experiments if e.status != "completed")
     return ResumePlan(
@@ -333,6 +367,7 @@ def _plan_study(
         version=loaded.version,
         status=model.status,
         launch_record=launch_record,
+        refused_by=rule,
     )
 
 
@@ -368,6 +403,7 @@ def plan_resume(
             allowed=False,
             refusal=f"read-only (observer) mode: refusing to resume {plan.experiment_id}",
             needs_stale_mark=False,
+            refused_by="read-only",
         )
     return plan
 

@@ -2,7 +2,9 @@
 
 Readings are not commands: the session takes them quietly (what a simulated
 backend prints for them is not logged) and a getter that fails reads None
-with the reason, never an error status.
+with the reason, never an error status. A stopped machine is read without
+its getters (``live=False``): what PyLabRobot cleared on stop (a target
+temperature) reads as cleared, and nothing is asked of a closed backend.
 """
 
 from __future__ import annotations
@@ -11,8 +13,28 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-async def machine_details(machine: Any) -> dict[str, Any]:
-    """What the machine's own state getters say; a getter that fails reads None, with the reason."""
+_SHAKING_GETTERS = (("backend", "get_is_shaking"), (None, "is_shaking_enabled"))
+"""Where a backend can tell whether it shakes (Hamilton heater shakers, Inheco incubator shakers)."""
+
+
+def _no_argument_getter(machine: Any, owner: str | None, name: str) -> Callable[[], Any] | None:
+    target = getattr(machine, owner) if owner else machine
+    getter = getattr(target, name, None)
+    if not callable(getter):
+        return None
+    try:
+        required = [p for p in inspect.signature(getter).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        return None
+    return None if required else getter
+
+
+async def machine_details(machine: Any, *, live: bool = True) -> dict[str, Any]:
+    """What the machine's own state getters say; a getter that fails reads None, with the reason.
+
+    With ``live=False`` only what the machine object holds is read, no getter is called.
+    """
     from pylabrobot.centrifuge import Centrifuge
     from pylabrobot.liquid_handling import LiquidHandler
     from pylabrobot.plate_reading import PlateReader
@@ -32,8 +54,15 @@ async def machine_details(machine: Any) -> dict[str, Any]:
         details[key] = value
 
     if isinstance(machine, TemperatureController):
-        await attempt("temperature_c", machine.get_temperature)
+        if live:
+            await attempt("temperature_c", machine.get_temperature)
         details["target_c"] = machine.target_temperature
+    if live:
+        for owner, name in _SHAKING_GETTERS:
+            getter = _no_argument_getter(machine, owner, name)
+            if getter is not None:
+                await attempt("shaking", getter)
+                break
     if isinstance(machine, Centrifuge):
         details["door_open"] = machine.door_open
         bucket = machine.at_bucket

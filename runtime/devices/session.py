@@ -140,7 +140,8 @@ class WorkcellSession:
                 except Exception as exc:
                     self._set(device, DeviceStatus.ERROR, error=f"stop failed: {type(exc).__name__}: {exc}")
                     return
-                self._set(device, DeviceStatus.OFFLINE, error=None)
+                self._set(device, DeviceStatus.OFFLINE, error=None, details=await self._stopped_details(device),
+                          replace=True)
         finally:
             current_device.reset(token)
 
@@ -205,6 +206,11 @@ class WorkcellSession:
         finally:
             quiet.reset(token)
 
+    async def _stopped_details(self, device: Device) -> dict[str, Any]:
+        """After a stop, readings are what PyLabRobot left (a cleared target), live ones gone."""
+        kept = {k: v for k, v in device.details.items() if k == "last_command"}
+        return {**kept, **await machine_details(device.machine, live=False)}
+
     async def _refresh(self) -> None:
         for device in self._devices.values():
             if device.status is not DeviceStatus.AVAILABLE or device.lock.locked():
@@ -226,12 +232,15 @@ class WorkcellSession:
         *,
         error: str | None | object = ...,
         details: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> None:
         with self._state_lock:
             device.status = status
             if error is not ...:
                 device.error = error  # type: ignore[assignment]
-            if details is not None:
+            if details is not None and replace:
+                device.details = dict(details)
+            elif details is not None:
                 keep = {k: v for k, v in device.details.items() if k not in TRANSIENT_DETAILS}
                 device.details = {**keep, **details}
                 if status is not DeviceStatus.IN_USE:

@@ -1,11 +1,22 @@
 """A workcell file: its shape checked, then its PyLabRobot machines built without running foreign code.
 
-A workcell file names each device's PyLabRobot machine class and holds that
-machine's own ``serialize()`` output::
+A workcell file comes in one of three forms, told apart by content:
+
+- expwatch's wrapper, naming each device's machine class beside that
+  machine's own ``serialize()`` output::
 
     {"workcell": "bench-1",
      "devices": [{"name": "shaker", "class": "pylabrobot.heating_shaking.HeaterShaker",
                   "data": {...HeaterShaker.serialize()...}}]}
+
+- a list of such entries, as scripts that save several machines write it
+  (``name`` or ``key``; ``class`` as a dotted path, or ``module`` + ``class``);
+  the workcell is named after the file;
+- one machine's ``serialize()`` output alone: its ``type`` names the class and
+  its ``name`` the device.
+
+A class given by name only (``type``) is found in the pylabrobot module that
+defines it (``pylabrobot_index``), read as text, never imported to look.
 
 A workcell file must not be a way to run arbitrary code: each class path is
 checked as a string (only ``pylabrobot.`` names, no private parts) before
@@ -18,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.util
 import inspect
 import json
 import logging
@@ -28,12 +38,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.devices.pylabrobot_index import modules_defining
 from state.devices import valid_workcell_name
 
 log = logging.getLogger(__name__)
 
 _CLASS_PATH = re.compile(r"^pylabrobot(\.[A-Za-z][A-Za-z0-9_]*)+$")
 _DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CLASS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_ENTRY_KEYS = {"name", "key", "class", "module", "data"}
+_FORMS = (
+    "a workcell is an object with 'workcell' and 'devices', a list of {name, class, data} entries,"
+    " or one machine's serialize() output"
+)
 
 
 class WorkcellError(ValueError):
@@ -74,11 +91,82 @@ def check_class_path(class_path: object, where: str) -> str:
     return class_path
 
 
+def _class_name(name: object, where: str, key: str) -> str:
+    if not isinstance(name, str) or not _CLASS_NAME.match(name):
+        raise WorkcellError(f"{where}: {key!r} must be a class name (letters, digits, '_')")
+    return name
+
+
+def locate_class(class_name: object, where: str, key: str = "class") -> str:
+    """The dotted path of the one pylabrobot class of this name; imports nothing."""
+    name = _class_name(class_name, where, key)
+    modules = modules_defining(name)
+    if not modules:
+        raise WorkcellError(f"{where}: no class named {name!r} is defined in pylabrobot")
+    if len(modules) > 1:
+        raise WorkcellError(
+            f"{where}: {name!r} is defined in several pylabrobot modules ({', '.join(modules)}): name one with 'module'"
+        )
+    return check_class_path(f"{modules[0]}.{name}", where)
+
+
+def _entry_class_path(entry: dict[str, Any], where: str) -> str:
+    """``class`` as a dotted path, ``module`` + ``class``, or (without either) the data's own ``type``."""
+    module, cls = entry.get("module"), entry.get("class")
+    if module is not None:
+        if not isinstance(module, str):
+            raise WorkcellError(f"{where}: 'module' must be the dotted name of a pylabrobot module")
+        return check_class_path(f"{module}.{_class_name(cls, where, 'class')}", where)
+    if cls is None and isinstance(entry.get("data"), dict) and "type" in entry["data"]:
+        return locate_class(entry["data"]["type"], where, "type")
+    if isinstance(cls, str) and _CLASS_NAME.match(cls):
+        return locate_class(cls, where)
+    return check_class_path(cls, where)
+
+
+def _parse_entry(position: int, entry: object, seen: set[str]) -> DeviceSpec:
+    if not isinstance(entry, dict):
+        raise WorkcellError(f"entry {position}: each device is an object with 'name', 'class', 'data'")
+    if "name" in entry and "key" in entry and entry["name"] != entry["key"]:
+        raise WorkcellError(f"entry {position}: 'name' and 'key' disagree")
+    device_name = entry.get("name", entry.get("key"))
+    where = _where(position, device_name)
+    if not isinstance(device_name, str) or not _DEVICE_NAME.match(device_name):
+        raise WorkcellError(f"{where}: 'name' must be letters, digits, '.', '_' or '-'")
+    if device_name in seen:
+        raise WorkcellError(f"{where}: the name is used twice")
+    seen.add(device_name)
+    extra = set(entry) - _ENTRY_KEYS
+    if extra:
+        raise WorkcellError(f"{where}: unknown keys {sorted(extra)}")
+    data = entry.get("data")
+    if not isinstance(data, dict):
+        raise WorkcellError(f"{where}: 'data' must be the machine's serialize() output (an object)")
+    return DeviceSpec(device_name, _entry_class_path(entry, where), data, position)
+
+
+def _name_from_file(source: Path | None) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.stem if source else "")
+    stem = stem.replace("..", "_").lstrip("._-")[:128]
+    return stem if valid_workcell_name(stem) else "workcell"
+
+
 def parse_workcell(raw: Any, *, source: Path | None = None) -> Workcell:
-    """Validate a workcell document's shape and class paths; imports nothing."""
+    """Validate a workcell document (any of the three forms) and its class paths; imports nothing."""
     label = str(source) if source else "workcell"
+    if isinstance(raw, list):
+        if not raw:
+            raise WorkcellError(f"{label}: the list of devices is empty")
+        seen: set[str] = set()
+        specs = tuple(_parse_entry(position, entry, seen) for position, entry in enumerate(raw))
+        return Workcell(name=_name_from_file(source), devices=specs, path=source)
     if not isinstance(raw, dict):
-        raise WorkcellError(f"{label}: a workcell is a JSON object with 'workcell' and 'devices'")
+        raise WorkcellError(f"{label}: {_FORMS}")
+    if "devices" not in raw and "workcell" not in raw:
+        if "type" not in raw or "backend" not in raw:
+            raise WorkcellError(f"{label}: {_FORMS}")
+        spec = _parse_entry(0, {"name": raw.get("name"), "data": raw}, set())
+        return Workcell(name=_name_from_file(source), devices=(spec,), path=source)
     unknown = set(raw) - {"workcell", "devices", "description"}
     if unknown:
         raise WorkcellError(f"{label}: unknown keys {sorted(unknown)}")
@@ -88,27 +176,9 @@ def parse_workcell(raw: Any, *, source: Path | None = None) -> Workcell:
     entries = raw.get("devices")
     if not isinstance(entries, list) or not entries:
         raise WorkcellError(f"{label}: 'devices' must be a non-empty list")
-    specs: list[DeviceSpec] = []
-    seen: set[str] = set()
-    for position, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise WorkcellError(f"entry {position}: each device is an object with 'name', 'class', 'data'")
-        device_name = entry.get("name")
-        where = _where(position, device_name)
-        if not isinstance(device_name, str) or not _DEVICE_NAME.match(device_name):
-            raise WorkcellError(f"{where}: 'name' must be letters, digits, '.', '_' or '-'")
-        if device_name in seen:
-            raise WorkcellError(f"{where}: the name is used twice")
-        seen.add(device_name)
-        extra = set(entry) - {"name", "class", "data"}
-        if extra:
-            raise WorkcellError(f"{where}: unknown keys {sorted(extra)}")
-        class_path = check_class_path(entry.get("class"), where)
-        data = entry.get("data")
-        if not isinstance(data, dict):
-            raise WorkcellError(f"{where}: 'data' must be the machine's serialize() output (an object)")
-        specs.append(DeviceSpec(device_name, class_path, data, position))
-    return Workcell(name=name, devices=tuple(specs), path=source)
+    seen = set()
+    specs = tuple(_parse_entry(position, entry, seen) for position, entry in enumerate(entries))
+    return Workcell(name=name, devices=specs, path=source)
 
 
 def load_workcell(path: Path | str) -> Workcell:
@@ -152,18 +222,57 @@ def resolve_machine_class(class_path: str, where: str = "device") -> type:
         raise WorkcellError(f"{where}: {class_path!r} is not a PyLabRobot machine class")
     if not target.__module__.startswith("pylabrobot."):
         raise WorkcellError(f"{where}: {class_path!r} is not defined in pylabrobot")
-    _import_simulated_backends(parts[1])
     return target
 
 
-def _import_simulated_backends(area: str) -> None:
-    """Backends are found by class name among loaded classes: load the area's chatterbox module."""
-    name = f"pylabrobot.{area}.chatterbox"
+def _backend_base() -> type:
+    from pylabrobot.machines.backend import MachineBackend
+
+    return MachineBackend
+
+
+def import_backend_class(type_name: object, where: str) -> type | None:
+    """The backend class a serialized ``{"type": ...}`` names, imported from the pylabrobot module defining it.
+
+    PyLabRobot only finds backends among classes already imported; simulated
+    backends such as ``STARChatterboxBackend`` live in modules nobody imports
+    by default. Only modules the pylabrobot index lists are imported.
+    """
+    from pylabrobot.utils.object_parsing import find_subclass
+
+    if not isinstance(type_name, str) or not _CLASS_NAME.match(type_name):
+        return None
+    base = _backend_base()
+    found = find_subclass(type_name, base)
+    for module_name in modules_defining(type_name) if found is None else ():
+        check_class_path(module_name, where)
+        try:
+            importlib.import_module(module_name)
+        except Exception as exc:
+            raise WorkcellError(f"{where}: importing backend module {module_name!r} failed: {exc}") from None
+        found = find_subclass(type_name, base)
+        if found is not None:
+            break
+    return found
+
+
+def _fit_backend_data(backend: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Drop serialized settings the backend's constructor does not take.
+
+    Some backends serialize their parent's settings (``STARChatterboxBackend``
+    writes the real STAR's ``device_address`` and timeouts) yet their
+    constructor refuses them, so PyLabRobot cannot read back what it wrote.
+    """
     try:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-    except ImportError:
-        log.debug("no simulated backends in %s", name, exc_info=True)
+        parameters = inspect.signature(backend.__init__).parameters
+    except (TypeError, ValueError):
+        return data
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return data
+    dropped = sorted(k for k in data if k != "type" and k not in parameters)
+    if dropped:
+        log.info("%s: %s does not take %s; left out", where, backend.__name__, ", ".join(dropped))
+    return {k: v for k, v in data.items() if k not in dropped}
 
 
 def build_machine(spec: DeviceSpec) -> Any:
@@ -171,6 +280,11 @@ def build_machine(spec: DeviceSpec) -> Any:
     where = _where(spec.position, spec.name)
     cls = resolve_machine_class(spec.class_path, where)
     data = copy.deepcopy(dict(spec.data))
+    backend_data = data.get("backend")
+    if isinstance(backend_data, dict):
+        backend = import_backend_class(backend_data.get("type"), where)
+        if backend is not None:
+            data["backend"] = _fit_backend_data(backend, backend_data, where)
     try:
         if "allow_marshal" in inspect.signature(cls.deserialize).parameters:
             machine = cls.deserialize(data, allow_marshal=False)

@@ -339,17 +339,52 @@ def test_two_lem_resumes_at_once_launch_one_command(tmp_path: Path, state_dir: P
     assert len(calls) == 1 and [e["action"] for e in journal(state_dir)] == ["resume"]
 
 
-def test_lem_initialised_or_live_pid_is_refused(tmp_path: Path, state_dir: Path, fake_lem: Path):
-    make_lem(state_dir, "fresh", status="initialised")
+def test_lem_resumable_set_is_llenergymeasures_own_with_the_safety_rules_on_top(
+        tmp_path: Path, state_dir: Path, fake_lem: Path):
     from datetime import datetime
 
+    for status in ("initialised", "completed", "failed", "interrupted", "aggregated"):
+        make_lem(state_dir, status, status=status)
     make_lem(state_dir, "busy", status="running", pid=os.getpid(), started=datetime.now())
     # this process started long after that experiment: its PID is a reused one
     make_lem(state_dir, "reused", status="running", pid=os.getpid(), started=datetime(2000, 1, 1))
-    assert "nothing to resume" in plan_resume(StateStore(state_dir), "fresh").refusal
-    assert plan_resume(StateStore(state_dir), "busy").refusal.startswith("already running")
-    reused = plan_resume(StateStore(state_dir), "reused")
+    store = StateStore(state_dir)
+    store.scan()
+    incomplete = {r.experiment_id for r in store.find_incomplete()}
+    assert incomplete == {"initialised", "completed", "failed", "interrupted", "busy", "reused"}
+    plans = {key: plan_resume(store, key) for key in ("initialised", "completed", "failed", "interrupted", "aggregated")}
+    assert {k for k, p in plans.items() if p.allowed} == incomplete - {"busy", "reused"}
+    assert plans["completed"].incomplete_reason == "completed, results not aggregated"
+    assert "llenergymeasure: incomplete (completed, results not aggregated)" in plans["completed"].describe()
+    assert "not among llenergymeasure's incomplete experiments" in plans["aggregated"].refusal
+    assert plans["aggregated"].refused_by is None
+    busy = plan_resume(store, "busy")
+    assert busy.refusal.startswith("already running") and busy.refusal.endswith("[expwatch safety rule: live owner]")
+    assert busy.refused_by == "live owner" and busy.incomplete_reason == "running, not finished"
+    reused = plan_resume(store, "reused")
     assert reused.allowed and reused.needs_stale_mark and "PID reused" in reused.verdict.reason
+
+
+def test_list_json_shows_llenergymeasures_incomplete_reason(state_dir: Path, capsys):
+    import json
+
+    make_lem(state_dir, "done", status="aggregated")
+    make_lem(state_dir, "half", status="completed")
+    assert main(["list", "--json", "--source", str(state_dir)]) == 0
+    rows = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["half"]["incomplete_reason"] == "completed, results not aggregated"
+    assert rows["done"]["incomplete_reason"] is None
+
+
+def test_lem_default_command_follows_the_writer_and_says_how_to_change_it(state_dir: Path, fake_lem: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    make_lem(state_dir, "six", status="interrupted")
+    plan = plan_resume(StateStore(state_dir), "six")
+    assert plan.argv[1:] == ("experiment", "--resume", "six") and Path(plan.argv[0]).name == "lem"
+    assert any("6-state StateManager" in n and "$EXPWATCH_RESUME_TEMPLATE" in n for n in plan.notes)
+    monkeypatch.setenv("EXPWATCH_RESUME_TEMPLATE", "lem experiment --resume {experiment_id} --yes")
+    changed = plan_resume(StateStore(state_dir), "six")
+    assert changed.argv[-1] == "--yes" and not any("6-state" in n for n in changed.notes)
 
 
 # -- read-only stores ---------------------------------------------------------------

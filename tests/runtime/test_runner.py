@@ -263,7 +263,9 @@ def test_workcell_devices_are_handed_to_steps_and_recorded(tmp_path: Path, state
     doc = read_doc(state_dir, "lab")
     assert [r.fields["set_to"] for r in doc.runs] == [30.0, 37.0]
     block = next(d for d in doc.devices if d.name == "incubator_block")
-    assert block.details["target_c"] == 37.0
+    # The run stopped the block: PyLabRobot cleared its target, and so does the record.
+    assert block.status.value == "offline"
+    assert block.details == {"last_command": "set_temperature", "target_c": None}
     assert (state_dir / ".expwatch" / "devices" / "demo.json").is_file()
     assert "[incubator_block]" in (state_dir / ".expwatch" / "logs" / "lab.log").read_text()
     assert "--workcell" in doc.resume.argv

@@ -87,10 +87,14 @@ class ResumePlan:
     launch_record: FileVersion | None = None
     """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
 
-    def describe(self) -> list[str]:
-        """Human lines for the dry-run preview and the confirmation modal."""
+    def describe(self, *, refusal: bool = True, retry_hint: str = "--retry-failed reruns them") -> list[str]:
+        """Human lines for the dry-run preview and the confirmation modal.
+
+        A dialog that shows the refusal on its own passes ``refusal=False`` (said once, not
+        twice); ``retry_hint`` says how to rerun failed runs where this plan keeps them.
+        """
         lines = [f"Resume {self.experiment_id} ({self.format.value}), now {self.status}"]
-        if not self.allowed:
+        if refusal and not self.allowed:
             lines.append(f"Refused: {self.refusal}")
         if self.needs_stale_mark:
             lines.append(f"First marked interrupted: {self.verdict.reason}")
@@ -102,7 +106,7 @@ class ResumePlan:
                 + (f", {self.runs_failed_rerun} failed to rerun" if self.runs_failed_rerun else "")
             )
             if self.runs_failed_kept:
-                lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} (--retry-failed reruns them)")
+                lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} ({retry_hint})")
             if self.attempt is not None:
                 lines.append(f"Attempt: {self.attempt}")
         elif self.format is StateFormat.LEM_STUDY:

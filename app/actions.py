@@ -10,6 +10,7 @@ other exception is left to the App's one worker-failure handler.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -113,7 +114,7 @@ class ActionFlows:
         label = "Resume, retrying failed runs" if plan.retry_failed else "Resume"
         dialog = ConfirmDialog(
             f"Resume {record.experiment_id}?",
-            plan.describe(refusal=False, retry_hint=hint),
+            plan.describe(refusal=False, retry_hint=hint, base=Path.cwd()),
             confirm_label=label,
             refusal=None if plan.allowed else plan.refusal,
             alternative=Alternative(RETRY_LABEL) if offer else None,

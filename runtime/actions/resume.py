@@ -47,6 +47,7 @@ from runtime.launcher import (
 from runtime.liveness import identity_of
 from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
+from state.inspection.display import display_path
 from state.journal import current_user
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.lem_study import RESUMABLE_STUDY_STATUSES, STUDY_CONFIG, StudyManifest
@@ -87,12 +88,16 @@ class ResumePlan:
     launch_record: FileVersion | None = None
     """llenergymeasure: the version of the last resume's launch record when planned (None: none)."""
 
-    def describe(self, *, refusal: bool = True, retry_hint: str = "--retry-failed reruns them") -> list[str]:
+    def describe(
+        self, *, refusal: bool = True, retry_hint: str = "--retry-failed reruns them", base: Path | None = None
+    ) -> list[str]:
         """Human lines for the dry-run preview and the confirmation modal.
 
         A dialog that shows the refusal on its own passes ``refusal=False`` (said once, not
-        twice); ``retry_hint`` says how to rerun failed runs where this plan keeps them.
+        twice); ``retry_hint`` says how to rerun failed runs where this plan keeps them;
+        ``base`` shows the paths under it relative to it (the dashboard's working directory).
         """
+        shown = (lambda p: display_path(p, base) if Path(p).is_absolute() else str(p)) if base else str
         lines = [f"Resume {self.experiment_id} ({self.format.value}), now {self.status}"]
         if refusal and not self.allowed:
             lines.append(f"Refused: {self.refusal}")
@@ -113,9 +118,9 @@ class ResumePlan:
             lines.append(f"Entries: {self.runs_to_run} to run again, {self.runs_skipped} completed (llem skips them)")
         else:
             lines.append("Runs: llenergymeasure decides which runs to repeat")
-        lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
-        lines.append(f"In: {self.cwd}")
-        lines.append(f"Log: {self.log_path}")
+        lines.append(f"Command: {shlex.join(shown(a) for a in self.argv)}" if self.argv else "Command: (none)")
+        lines.append(f"In: {shown(self.cwd)}")
+        lines.append(f"Log: {shown(self.log_path)}")
         lines += [f"Note: {note}" for note in self.notes]
         return lines
 

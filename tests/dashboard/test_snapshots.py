@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,30 @@ def test_mark_stale_dialog(snap_compare, relative_state: Path):
 
     app = make_app(relative_state, gpus=False, watch=False)
     assert snap_compare(app, terminal_size=(100, 30), run_before=open_dialog)
+
+
+def test_resume_dialog_80x24(snap_compare, relative_state: Path, monkeypatch: pytest.MonkeyPatch):
+    """A failed experiment: the dialog offers the resume that retries its failed runs; paths shown
+    relative to the working directory, the buttons on screen at 80x24."""
+    monkeypatch.setattr(sys, "executable", "python3")
+
+    async def open_dialog(pilot) -> None:
+        await _settled(pilot)
+        pilot.app.screen_stack[0].table.move_cursor_to_key("sweep-failed")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        await pilot.pause(0.1)
+
+    app = make_app(relative_state, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_dialog)
+
+
+def test_column_picker_80x24(snap_compare, relative_state: Path):
+    async def open_picker(pilot) -> None:
+        await _settled(pilot)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ColumnPicker", what="picker")
+        await pilot.pause(0.1)
+
+    app = make_app(relative_state, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_picker)

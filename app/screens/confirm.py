@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -115,22 +117,30 @@ class ConfirmDialog(Dialog[str | None]):
 
 
 class HelpScreen(Dialog[None]):
+    """One screen's keys (each screen passes its own, and its own title)."""
+
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
-    def __init__(self, rows: Sequence[tuple[str, str]], read_only: bool) -> None:
+    def __init__(self, rows: Sequence[tuple[str, str]], read_only: bool, *, title: str = "expwatch keys") -> None:
         super().__init__()
         self.rows = rows
         self.read_only = read_only
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
-        width = max(len(k) for k, _ in self.rows)
-        body = "\n".join(f"{k:>{width}}  {v}" for k, v in self.rows)
+        # Two columns: a description that wraps stays beside its key.
+        body = Table.grid(padding=(0, 2))
+        body.add_column(justify="right", no_wrap=True, style="bold")
+        body.add_column()
+        for key, text in self.rows:
+            body.add_row(Text(key), Text(text))
         if self.read_only:
-            body += "\n\nRead-only observer mode: resume, mark stale and clean up are disabled."
+            body.add_row(Text(""), Text(""))
+            body.add_row(Text(""), Text("Read-only observer mode: resume, mark stale and clean up are disabled."))
         with Vertical(id="dialog"):
-            yield Label("expwatch keys", id="dialog-title")
+            yield Label(Content(self.title_text), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(body, markup=False)
+                yield Static(body)
             with Horizontal(id="dialog-buttons"):
                 yield Button("Close (esc)", id="cancel")
 

@@ -16,6 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 ResultT = TypeVar("ResultT")
+#: Below this many rows the dialogs' buttons take one row each instead of three.
+SHORT_SCREEN = 30
 
 
 class Dialog(ModalScreen[ResultT]):
@@ -27,10 +29,16 @@ class Dialog(ModalScreen[ResultT]):
     """
 
     def on_mount(self) -> None:
+        self._fit_buttons()
         self.call_after_refresh(self._fit_body)
 
     def on_resize(self) -> None:
+        self._fit_buttons()
         self.call_after_refresh(self._fit_body)
+
+    def _fit_buttons(self) -> None:
+        for button in self.query(Button):
+            button.compact = self.size.height < SHORT_SCREEN  # one row instead of three at 80x24
 
     def _fit_body(self) -> None:
         dialog = self.query_one("#dialog")

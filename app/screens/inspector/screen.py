@@ -71,6 +71,7 @@ INSPECTOR_KEYS = (
     ("1-7", "tabs: " + ", ".join(f"{n} {title}" for n, title in enumerate(SECTION_TITLES.values(), 1))),
     ("tab", "next widget (the tab bar, the table, the search box)"),
     ("↑/↓ j/k", "move or scroll (PgUp/PgDn, Home/End)"),
+    ("←/→", "scroll a table sideways"),
     ("enter", "on Runs: open the run in the Run tab"),
     ("/", "filter the runs; on Raw, search the file"),
     ("n / N", "on Raw, after enter: next / previous match"),
@@ -173,7 +174,9 @@ class InspectorScreen(Screen[None]):
         if section is Section.OVERVIEW:
             return [VerticalScroll(OverviewPanel(id="overview-panel"), id="overview-scroll")]
         if section is Section.PROCESSES:
-            return [ProcessTable(clock=self.now, detail=True, focusable=True, id="process-table")]
+            table = ProcessTable(clock=self.now, detail=True, focusable=True, id="process-table")
+            table.choose_columns([c.key for c in table.columns])  # every column; ←/→ scroll what does not fit
+            return [table]
         if section is Section.RUNS:
             bar = Horizontal(
                 Input(placeholder="filter runs: status, id, params… (/)", id="run-filter"),

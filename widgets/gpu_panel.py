@@ -11,9 +11,10 @@ from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
 
 
-#: A GPU line without its name and sparkline; the border and padding; the sparkline and name at most.
+#: A GPU line without its name and sparkline; what the panel takes around its lines (border,
+#: padding, and the margin ``show`` keeps); the sparkline and the name at most.
 FIXED_CELLS = 34
-FRAME_CELLS = 4
+FRAME_CELLS = 8
 WIDE_SPARK = 10
 MAX_NAME = 20
 

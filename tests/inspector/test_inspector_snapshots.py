@@ -50,16 +50,17 @@ def test_runs_filtered(snap_compare):
     assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=run_before)
 
 
-def test_run_detail_with_traceback(snap_compare):
-    async def run_before(pilot) -> None:
-        await _settled(pilot)
-        screen = pilot.app.screen
-        screen.query_one(RunTable).move_cursor_to_key("r-0004")
-        screen.query_one(RunTable).focus()
-        await pilot.press("enter")
-        await pilot.pause()
+async def _open_failed_run(pilot) -> None:
+    await _settled(pilot)
+    screen = pilot.app.screen
+    screen.query_one(RunTable).move_cursor_to_key("r-0004")
+    screen.query_one(RunTable).focus()
+    await pilot.press("enter")
+    await pilot.pause()
 
-    assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=run_before)
+
+def test_run_detail_with_traceback(snap_compare):
+    assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=_open_failed_run)
 
 
 def test_steps_with_a_changed_file(snap_compare):
@@ -104,13 +105,4 @@ def test_run_tab_with_a_long_traceback_80x24(snap_compare, monkeypatch):
         '77.10 GiB already allocated; 1.20 GiB free; 77.90 GiB reserved in total by PyTorch)")',
     )
     monkeypatch.setattr(fixtures, "TRACEBACK", long)
-
-    async def run_before(pilot) -> None:
-        await _settled(pilot)
-        screen = pilot.app.screen
-        screen.query_one(RunTable).move_cursor_to_key("r-0004")
-        screen.query_one(RunTable).focus()
-        await pilot.press("enter")
-        await pilot.pause()
-
-    assert snap_compare(_host(Section.RUNS), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(_host(Section.RUNS), terminal_size=(80, 24), run_before=_open_failed_run)

@@ -10,11 +10,13 @@ other exception is left to the App's one worker-failure handler.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
 
 from runtime.actions import (
+    NOTHING_STALE,
     CleanupPlan,
     ResumePlan,
     StalePlan,
@@ -34,10 +36,12 @@ from state.record import BrokenRecord, ExperimentRecord
 from state.sources import MARK_STALE, RESUME, STOP, DirectorySource, HubSource
 from state.store import StoreError
 
-from app.screens.confirm import ConfirmDialog
+from app.screens.confirm import ALTERNATIVE, CONFIRM, Alternative, ConfirmDialog
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
+
+RETRY_LABEL = "Also retry failed runs"
 
 #: What a refused or failed action is expected to raise: shown as a notice, not as a failed worker.
 EXPECTED = (StoreError, LockTimeout, PermissionError, UnsafePathError)
@@ -68,12 +72,17 @@ class ActionFlows:
             return None
         return source, entry
 
-    def _confirm(self: ExpwatchApp, dialog: ConfirmDialog, then: Callable[[], Any]) -> None:
-        """Push ``dialog`` from a worker thread; ``then`` runs (on the UI thread) only on yes."""
+    def _confirm(
+        self: ExpwatchApp, dialog: ConfirmDialog, then: Callable[[], Any], alternative: Callable[[], Any] | None = None
+    ) -> None:
+        """Push ``dialog`` from a worker thread; ``then`` runs (on the UI thread) only on yes,
+        ``alternative`` only on the dialog's second button."""
 
-        def confirmed(ok: bool | None) -> None:
-            if ok:
+        def confirmed(choice: str | None) -> None:
+            if choice == CONFIRM:
                 then()
+            elif choice == ALTERNATIVE and alternative is not None:
+                alternative()
 
         self.call_from_thread(self.push_screen, dialog, confirmed)
 
@@ -100,19 +109,35 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan a resume")
     def _plan_resume(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        """Plan the resume, and where it would leave failed runs as failed, the resume that
+        retries them too: the dialog offers both (or only the retry when nothing else is left)."""
+        template = self.options.resume_template
         try:
             with source.exclusive() as store:
-                plan = plan_resume(store, record.key, template=self.options.resume_template, probe=self.probe)
+                plan = plan_resume(store, record.key, template=template, probe=self.probe)
+                retry = None
+                if plan.runs_failed_kept:
+                    retry = plan_resume(store, record.key, template=template, probe=self.probe, retry_failed=True)
         except EXPECTED as exc:
             self._refused(f"cannot resume {record.experiment_id}", exc)
             return
+        if retry is not None and retry.allowed and not plan.allowed:
+            plan, retry = retry, None  # nothing but the failed runs is left: retrying them is the resume
+        offer = retry if retry is not None and retry.allowed else None
+        hint = f"{RETRY_LABEL} (f) reruns them" if offer else "--retry-failed reruns them"
+        label = "Resume, retrying failed runs" if plan.retry_failed else "Resume"
         dialog = ConfirmDialog(
             f"Resume {record.experiment_id}?",
-            plan.describe(),
-            confirm_label="Resume",
+            plan.describe(refusal=False, retry_hint=hint, base=Path.cwd()),
+            confirm_label=label,
             refusal=None if plan.allowed else plan.refusal,
+            alternative=Alternative(RETRY_LABEL) if offer else None,
         )
-        self._confirm(dialog, lambda: self._do_resume(source, plan))
+        self._confirm(
+            dialog,
+            lambda: self._do_resume(source, plan),
+            (lambda: self._do_resume(source, offer)) if offer else None,
+        )
 
     @work(thread=True, group="action", exit_on_error=False, description="resume")
     def _do_resume(self: ExpwatchApp, source: DirectorySource, plan: ResumePlan) -> None:
@@ -140,7 +165,10 @@ class ActionFlows:
             self._refused(f"cannot mark {record.experiment_id} stale", exc)
             return
         dialog = ConfirmDialog(
-            f"Mark {record.experiment_id} stale?", plan.describe(), confirm_label="Mark stale", refusal=plan.refusal
+            f"Mark {record.experiment_id} stale?",
+            plan.describe(refusal=False),
+            confirm_label="Mark stale",
+            refusal=plan.refusal,
         )
         self._confirm(dialog, lambda: self._do_mark_stale(source, plan))
 
@@ -211,9 +239,11 @@ class ActionFlows:
             prefix = f"{source.name}: " if len(self.sources) > 1 else ""
             lines += [prefix + line for line in plan.describe()]
         total = sum(len(plan) for _, plan in plans)
-        refusal = None if total else "no running experiment has a dead owner"
+        if not total:
+            self.call_from_thread(self.notify, f"nothing to clean up: {NOTHING_STALE}")
+            return
         dialog = ConfirmDialog(
-            f"Mark {total} stale experiment(s) interrupted?", lines, confirm_label="Clean up", refusal=refusal
+            f"Mark {total} stale experiment{'s' if total != 1 else ''} interrupted?", lines, confirm_label="Clean up"
         )
         self._confirm(dialog, lambda: self._do_cleanup(plans))
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from app.alerting import AlertFlows
 from app.remote_actions import RemoteActionFlows
 from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
-from app.screens.main import MainScreen
+from app.screens.main import SORT_OF_COLUMN, MainScreen
 
 log = logging.getLogger("expwatch")
 
@@ -530,22 +531,55 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
     # -- command palette ---------------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        row = self.main.selected_row if screen is self.main else None
+        """Textual's own (its Screenshot replaced by one that says where it saved, or why not), then
+        on the main screen every action the keys have: sorts, filter, columns, clean-up, panels,
+        and what can be done with the selected experiment."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield command
+        yield SystemCommand("Screenshot", "Save an SVG of the screen in the current directory", self.save_svg)
+        if screen is not self.main:
+            return
+        main = self.main
+        yield SystemCommand("Help: keys", "Every key of this screen", main.action_help)
+        yield SystemCommand("Filter", "Filter by id, name or status", main.action_filter)
+        if self.board.filter_text:
+            yield SystemCommand("Clear the filter", f"Now: {escape_markup(printable(self.board.filter_text))}", main.action_clear_filter)
+        for column in main.table.columns:
+            if column.key in SORT_OF_COLUMN:
+                yield SystemCommand(f"Sort by {column.name}", "Again to reverse", partial(main.sort_by, column.key))
+        yield SystemCommand("Reverse the sort", f"Now: {self.board.sort_mode}", main.reverse_sort)
+        yield SystemCommand("Choose columns", "Which columns the table shows", main.action_choose_columns)
+        yield SystemCommand("Show or hide the GPU panel", "Key g", main.action_toggle_gpus)
+        yield SystemCommand("Show or hide the device panel", "Key d", main.action_toggle_devices)
+        if not self.options.read_only:
+            yield SystemCommand("Clean up stale experiments", "Mark every dead running experiment interrupted", main.action_cleanup)
+        row = main.selected_row
         if row is None:
             return
         name = row.entry.experiment_id
         # The palette reads titles and help as markup: the id is escaped for it, and copied as it is.
         shown = escape_markup(printable(name))
-        yield SystemCommand(f"Inspect {shown}", "Open the inspector", self.main.action_inspect)
+        yield SystemCommand(f"Inspect {shown}", "Open the inspector", main.action_inspect)
         if not self.options.read_only:
-            yield SystemCommand(f"Resume {shown}", "Dry run first, then confirm", self.main.action_resume)
-            yield SystemCommand(f"Mark {shown} stale", "Only when its owner is dead", self.main.action_mark_stale)
-            yield SystemCommand(f"Stop {shown}", "SIGINT to its runner: it stops at a run boundary", self.main.action_stop)
+            yield SystemCommand(f"Resume {shown}", "Dry run first, then confirm", main.action_resume)
+            yield SystemCommand(f"Mark {shown} stale", "Only when its owner is dead", main.action_mark_stale)
+            yield SystemCommand(f"Stop {shown}", "SIGINT to its runner: it stops at a run boundary", main.action_stop)
         yield SystemCommand(f"Copy id {shown}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
         log_path = getattr(row.entry, "log_path", None)
         if log_path:
             yield SystemCommand(f"Open log of {shown}", escape_markup(printable(log_path)), lambda: self._open_log(log_path))
+
+    def save_svg(self) -> str | None:
+        """Save the screen as an SVG in the current directory; say where, or why it could not."""
+        name = f"expwatch-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg"
+        try:
+            path = self.save_screenshot(filename=name, path=os.getcwd())
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc.strerror or exc} ({exc.filename or os.getcwd()})", severity="error", markup=False)
+            return None
+        self.notify(f"screenshot saved: {path}", markup=False)
+        return path
 
     def _copy(self, text: str) -> None:
         self.copy_to_clipboard(text)

@@ -18,7 +18,7 @@ from state.hub.actions import EXECUTE, PLAN, ActionAnswer, ActionRequest, new_id
 from state.hub.connection import HubError
 from state.record import ExperimentRecord
 from state.sources.hub import ACTION_WAIT_S, HubSource
-from state.verdict import human_age
+from state.durations import duration
 
 from app.screens.confirm import ConfirmDialog
 
@@ -49,7 +49,7 @@ class RemoteActionFlows:
         try:
             lease = source.lease_of(host)
             if lease is None or not lease.alive:
-                silent = f"silent for {human_age(lease.silent_s)}" if lease is not None else "never seen"
+                silent = f"silent for {duration(lease.silent_s)}" if lease is not None else "never seen"
                 command = agent_command(source, host, source.actions.agent_sources(host))
                 self.call_from_thread(
                     self.notify, f"cannot {what}: no agent alive on {host} ({silent}). Run there:\n{command}",

@@ -16,16 +16,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
 from state.alerts import Alert, transition_alert
 from state.devices import DeviceSnapshot
-from state.progress import progress_fraction
+from state.progress import elapsed_seconds, eta_seconds, progress_fraction
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.sources.base import Delta
 from state.verdict import StaleVerdict, is_stale
 
+#: What ``s`` cycles through.
 SORTS = ("status", "updated", "id", "progress")
+#: Every order the board can compute (a click on a column's header asks for its own).
+ALL_SORTS = (*SORTS, "name", "runs", "energy", "started", "elapsed", "eta", "owner", "source")
+#: Orders that change with the time alone: computed with the time of each ``order()``.
+_TIMED = frozenset({"elapsed", "eta"})
 _STATUS_ORDER = {"running": 0, "broken": 1, "interrupted": 2, "failed": 3, "initialised": 4, "completed": 5, "aggregated": 6}
 _EMPTY: Mapping = MappingProxyType({})
 
@@ -75,23 +81,50 @@ class Redraw:
         return bool(self.changed or self.removed or self.moved or self.devices)
 
 
-def row_sort_key(mode: str) -> Callable[[BoardRow], tuple]:
+def _missing_last(value: object, tie: str) -> tuple:
+    return (1, 0, tie) if value is None else (0, value, tie)
+
+
+def row_sort_key(mode: str, now: datetime | None = None) -> Callable[[BoardRow], tuple]:
+    """The key of one sort mode: ``(group, value, id)``, group 1 for rows with nothing to sort
+    by (they stay last either way round; see ``Board.order``). ``now`` is for the modes that
+    depend on the time (elapsed, eta)."""
+    if mode not in ALL_SORTS:
+        raise ValueError(f"unknown sort {mode!r} (known: {', '.join(ALL_SORTS)})")
+    when = now or datetime.now().astimezone()
+
     def key(row: BoardRow) -> tuple:
         entry = row.entry
         if isinstance(entry, BrokenRecord):
-            return {"status": (1, entry.key), "updated": (1, 0.0, entry.key), "id": (entry.key,), "progress": (2, 0.0, entry.key)}[mode]
+            # Broken rows sort with the status order (by its rank), else after the readable rows.
+            if mode == "status":
+                return (0, _STATUS_ORDER["broken"], entry.key)
+            return (0, entry.key, entry.key) if mode == "id" else (1, 0, entry.key)
+        ident = entry.experiment_id
         if mode == "status":
-            return (-1 if is_stale(entry.status, row.verdict) else _STATUS_ORDER.get(entry.status, 9), entry.experiment_id)
+            return (0, -1 if is_stale(entry.status, row.verdict) else _STATUS_ORDER.get(entry.status, 9), ident)
+        if mode == "id":
+            return (0, ident, entry.key)
         if mode == "updated":
-            ts = entry.last_updated.timestamp() if entry.last_updated else 0.0
-            return (0, -ts, entry.experiment_id)
+            return _missing_last(-entry.last_updated.timestamp() if entry.last_updated else None, ident)
         if mode == "progress":
-            frac = progress_fraction(entry)
-            return (0 if frac is not None else 1, frac or 0.0, entry.experiment_id)
-        return (entry.experiment_id,)
+            return _missing_last(progress_fraction(entry), ident)
+        if mode == "name":
+            return _missing_last(entry.label.lower() or None, ident)
+        if mode == "runs":
+            return _missing_last(entry.runs_done if entry.runs_total else None, ident)
+        if mode == "energy":
+            return _missing_last(entry.energy_joules, ident)
+        if mode == "started":
+            return _missing_last(entry.started_at.timestamp() if entry.started_at else None, ident)
+        if mode == "elapsed":
+            return _missing_last(elapsed_seconds(entry, when, row.verdict), ident)
+        if mode == "eta":
+            return _missing_last(None if is_stale(entry.status, row.verdict) else eta_seconds(entry, when), ident)
+        if mode == "owner":
+            return _missing_last(row.verdict.liveness.value if row.verdict is not None else None, ident)
+        return (0, row.source, ident)  # source
 
-    if mode not in SORTS:
-        raise ValueError(f"unknown sort {mode!r} (known: {', '.join(SORTS)})")
     return key
 
 
@@ -122,6 +155,7 @@ class Board:
         self.counts: Counter[str] = Counter()
         self.filter_text = ""
         self.sort_mode = SORTS[0]
+        self.sort_reverse = False
         self._sort = row_sort_key(self.sort_mode)
         #: Keys of running experiments with something to probe: the verdict tick's work list.
         self.to_judge: set[str] = set()
@@ -213,26 +247,33 @@ class Board:
         self.filter_text = text
         return True
 
-    def set_sort(self, mode: str) -> bool:
-        if mode == self.sort_mode:
+    def set_sort(self, mode: str, *, reverse: bool = False) -> bool:
+        """Order by ``mode`` (``reverse`` turns it round); True when the order must be asked for again."""
+        if (mode, reverse) == (self.sort_mode, self.sort_reverse):
             return False
         self._sort = row_sort_key(mode)
         self.sort_mode = mode
+        self.sort_reverse = reverse
         return True
 
     def cycle_sort(self) -> str:
-        self.set_sort(SORTS[(SORTS.index(self.sort_mode) + 1) % len(SORTS)])
+        at = SORTS.index(self.sort_mode) if self.sort_mode in SORTS else -1
+        self.set_sort(SORTS[(at + 1) % len(SORTS)])
         return self.sort_mode
 
     def matches(self, row: BoardRow) -> bool:
         return row_matches(row, self.filter_text.lower())
 
-    def order(self) -> list[str]:
-        """The keys shown, filtered and sorted."""
+    def order(self, now: datetime | None = None) -> list[str]:
+        """The keys shown, filtered and sorted; rows with nothing to sort by stay last when reversed."""
+        if self.sort_mode in _TIMED:
+            self._sort = row_sort_key(self.sort_mode, now)
         rows, by = self.rows, self._sort
         needle = self.filter_text.lower()
         shown = [k for k, r in rows.items() if row_matches(r, needle)] if needle else list(rows)
-        shown.sort(key=lambda k: by(rows[k]))
+        shown.sort(key=lambda k: by(rows[k]), reverse=self.sort_reverse)
+        if self.sort_reverse:
+            shown.sort(key=lambda k: by(rows[k])[0])  # stable: the groups' inner order stays reversed
         return shown
 
     # -- reads for the rest of the dashboard -------------------------------------------------
@@ -264,4 +305,4 @@ class Board:
         return out
 
 
-__all__ = ["SORTS", "Board", "BoardRow", "Redraw", "row_matches", "row_sort_key"]
+__all__ = ["ALL_SORTS", "SORTS", "Board", "BoardRow", "Redraw", "row_matches", "row_sort_key"]

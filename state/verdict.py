@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
+from state.durations import duration
 from state.native import OwnerIdentity
 from state.record import ExperimentRecord, StateFormat
 
@@ -110,17 +111,6 @@ def _age(now: datetime, then: datetime) -> float:
     return (now - then).total_seconds()
 
 
-def human_age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def judge_owner(
     owner: OwnerIdentity,
     *,
@@ -139,14 +129,14 @@ def judge_owner(
         age = _age(now, heartbeat_at)
         if age < -lease:
             return StaleVerdict(
-                Liveness.UNKNOWN, f"{who}: heartbeat is {human_age(-age)} in the future (clock skew)"
+                Liveness.UNKNOWN, f"{who}: heartbeat is {duration(-age)} in the future (clock skew)"
             )
         if age <= lease:
             return StaleVerdict(
-                Liveness.ALIVE, f"{who}: heartbeat {human_age(age)} ago (lease {lease:.0f}s)"
+                Liveness.ALIVE, f"{who}: heartbeat {duration(age)} ago (lease {duration(lease)})"
             )
         return StaleVerdict(
-            Liveness.DEAD, f"{who}: no heartbeat for {human_age(age)} (lease {lease:.0f}s)"
+            Liveness.DEAD, f"{who}: no heartbeat for {duration(age)} (lease {duration(lease)})"
         )
     if owner.boot_id and here.boot_id and owner.boot_id != here.boot_id:
         return StaleVerdict(Liveness.DEAD, f"{who}: host rebooted since (boot id differs)")
@@ -192,7 +182,7 @@ def judge_legacy_pid(
     now: datetime,
 ) -> StaleVerdict:
     """Verdict for llenergymeasure files, which record only ``subprocess_pid``."""
-    age = f"file last updated {human_age(_age(now, last_updated))} ago" if last_updated else "file age unknown"
+    age = f"file last updated {duration(_age(now, last_updated))} ago" if last_updated else "file age unknown"
     if pid is None:
         return StaleVerdict(Liveness.UNKNOWN, f"no owner recorded; {age}", (age,))
     if evidence is None:
@@ -264,7 +254,7 @@ def judge_study(
     """
     threshold = study_quiet_threshold(record)
     quiet = _age(now, record.last_updated) if record.last_updated else 0.0
-    unchanged = f"manifest unchanged for {human_age(quiet)} (threshold {human_age(threshold)})"
+    unchanged = f"manifest unchanged for {duration(quiet)} (threshold {duration(threshold)})"
     caveat = "no PID is recorded: a run on another host writing this folder would not be seen"
     if tool_processes is None:
         return StaleVerdict(Liveness.UNKNOWN, "no PID recorded, and no process list to look in", (unchanged, caveat))
@@ -279,7 +269,7 @@ def judge_study(
         )
     none_alive = f"no llenergymeasure process of this user alive on {here.host}"
     if quiet < threshold:
-        recent = f"{none_alive}, but the manifest changed {human_age(quiet)} ago (under the {human_age(threshold)} threshold)"
+        recent = f"{none_alive}, but the manifest changed {duration(quiet)} ago (under the {duration(threshold)} threshold)"
         return StaleVerdict(Liveness.UNKNOWN, recent, (none_alive, unchanged, caveat))
     return StaleVerdict(Liveness.DEAD, f"probably dead: {none_alive}; {unchanged}", (none_alive, unchanged, caveat))
 

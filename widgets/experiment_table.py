@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
+from itertools import islice
 
 from rich.text import Text
 from textual.binding import Binding
@@ -17,18 +18,22 @@ from widgets.virtual_table import Column, VirtualTable
 
 SOURCE_COLUMN = Column("source", "source", 8, priority=1)
 COLUMNS = (
-    Column("id", "experiment", 16, flex=True),
-    Column("name", "name/model", 12, priority=5),
+    Column("id", "experiment", 16, flex=True, title="experiment id"),
+    Column("name", "name/model", 12, priority=5, flex=True),
     Column("status", "status", 13),
     Column("progress", "progress", 16),
-    Column("runs", "runs ok/✗/all", 13, priority=2, justify="right"),
+    Column("runs", "runs ✓/✗/all", 13, priority=2, justify="right", title="runs done/failed/all"),
     Column("energy", "energy", 8, priority=6, justify="right"),
-    Column("started", "start", 5, priority=7),
+    Column("started", "start", 5, priority=7, title="start time"),
     Column("elapsed", "elapsed", 7, priority=3, justify="right"),
-    Column("eta", "eta", 6, priority=4, justify="right"),
-    Column("age", "upd", 6, justify="right"),
+    Column("eta", "eta", 6, priority=4, justify="right", title="ETA"),
+    Column("age", "upd", 6, justify="right", title="last update"),
     Column("owner", "owner", 7, priority=1),
 )
+#: Rows measured for the flex columns' content width (the first of the order: what is on screen).
+MEASURED_ROWS = 5_000
+#: The most a flex column asks for, however long its longest text.
+MAX_WANTED = 48
 
 
 class ExperimentTable(VirtualTable[BoardRow]):
@@ -42,6 +47,30 @@ class ExperimentTable(VirtualTable[BoardRow]):
         self.clock = clock
         self.show_source = show_source
         self._now = clock()
+
+    def replace_rows(self, rows: Mapping[Hashable, BoardRow], order: Iterable[Hashable]) -> None:
+        order = list(order)
+        super().replace_rows(rows, order)
+        self._measure((rows[k] for k in islice(order, MEASURED_ROWS) if k in rows), grow_only=False)
+
+    def update_rows(self, rows: Mapping[Hashable, BoardRow]) -> None:
+        super().update_rows(rows)
+        self._measure(rows.values(), grow_only=True)
+
+    def _measure(self, rows: Iterable[BoardRow], *, grow_only: bool) -> None:
+        """Ask for the width the ids and names need, so wide terminals share space by content."""
+        ids = names = 0
+        for row in rows:
+            entry = row.entry
+            if isinstance(entry, BrokenRecord):
+                ids = max(ids, len(entry.key))
+            else:
+                ids = max(ids, len(entry.experiment_id))
+                names = max(names, len(entry.label))
+        for key, need in (("id", ids), ("name", names)):
+            if grow_only:
+                need = max(need, self.wanted_width(key))
+            self.want_width(key, min(need, MAX_WANTED))
 
     def render_lines(self, crop):  # one clock reading per repaint, not per row
         self._now = self.clock()

@@ -1,4 +1,4 @@
-"""Small text helpers shared by the widgets (ages, sizes, bars, status labels)."""
+"""Small text helpers shared by the widgets (sizes, bars, status labels; ages and durations from ``state.durations``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from rich.color import Color, ColorParseError
 from rich.text import Text
 
+from state.durations import age, duration
 from state.verdict import Liveness, StaleVerdict, is_stale
 
 #: Line glyphs, not full blocks: bars on adjacent rows stay apart where a font fills the whole
@@ -50,25 +51,6 @@ def theme_colours(variables: Mapping[str, str]) -> dict[str, str]:
             value = _FALLBACK.get(name, "")
         out[f"${name}"] = value
     return out
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
-        return "–"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def age(now: datetime, then: datetime | None) -> str:
-    if then is None:
-        return "–"
-    return duration((now - then).total_seconds())
 
 
 def clock_time(now: datetime, then: datetime | None) -> str:
@@ -151,3 +133,9 @@ def verdict_text(status: str, verdict: StaleVerdict | None) -> str:
     if status != "running" and verdict.liveness is Liveness.DEAD:
         return "exited"
     return {"alive": "alive", "dead": "dead", "unknown": "unknown"}[verdict.liveness.value]
+
+
+__all__ = [
+    "STATUS_LOOK", "age", "bar", "clock_time", "duration", "energy", "nbytes", "number", "sparkline",
+    "status_text", "theme_colours", "verdict_text",
+]

@@ -12,9 +12,17 @@ from collections.abc import Mapping, Sequence
 from rich.text import Text
 
 from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
-from state.verdict import human_age
+from state.durations import duration
 from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
+
+
+#: A GPU line without its name and sparkline; what the panel takes around its lines (border,
+#: padding, and the margin ``show`` keeps); the sparkline and the name at most.
+FIXED_CELLS = 34
+FRAME_CELLS = 8
+WIDE_SPARK = 10
+MAX_NAME = 20
 
 
 class GpuPanel(TextPanel):
@@ -22,6 +30,14 @@ class GpuPanel(TextPanel):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("GPUs: waiting for the first sample…", id=id)
         self.border_title = "GPUs"
+        self.wanted_width = FIXED_CELLS + WIDE_SPARK + FRAME_CELLS
+        """The width its lines need with the widest sparkline and the whole GPU names."""
+        self._last: tuple[GpuSnapshot | None, Mapping | None, Mapping | None, Sequence[HostGpus]] | None = None
+
+    def on_resize(self) -> None:
+        """Its lines are fitted to its width: fit them again to the new one."""
+        if self._last is not None:
+            self.show(*self._last)
 
     def show(
         self,
@@ -30,6 +46,10 @@ class GpuPanel(TextPanel):
         attributions: Mapping[int, GpuAttribution] | None = None,
         fleet: Sequence[HostGpus] = (),
     ) -> None:
+        self._last = (snapshot, history, attributions, fleet)
+        if snapshot is not None and snapshot.gpus:
+            names = max(len(g.name) for g in snapshot.gpus)
+            self.wanted_width = FIXED_CELLS + WIDE_SPARK + min(MAX_NAME, names) + 1 + FRAME_CELLS
         colours, width = fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)
         if fleet:
             self.show_text(render_fleet(snapshot, history or {}, attributions or {}, fleet, colours, width))
@@ -51,14 +71,23 @@ def render_gpus(
     if snapshot is None:
         return Text("waiting for the first sample…", style=colours.get("$text-muted", ""))
     if not snapshot.ok:
+        # The longest of these that fits: a message cut mid-word says nothing.
         detail = f" ({snapshot.detail})" if snapshot.detail else ""
-        return Text(f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.", style=colours.get("$warning", ""))
+        said = (
+            f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.",
+            f"GPUs unavailable: {snapshot.status}. Everything else works.",
+            f"GPUs unavailable: {snapshot.status}",
+            "GPUs unavailable",
+        )
+        fits = next((t for t in said if len(t) <= width), said[-1])
+        return Text(fits, style=colours.get("$warning", ""))
     if not snapshot.gpus:
         return Text("no GPUs found", style=colours.get("$text-muted", ""))
     out = Text(no_wrap=True, overflow="ellipsis")
-    # Fixed part: index, sparkline, util, memory, power, temperature (~44 cells); the name gets the rest.
-    spark_width = 10 if width >= 90 else 5
-    name_width = max(0, min(20, width - 44 - spark_width))
+    # Fixed part: index, util, memory, power, temperature (FIXED_CELLS); then the sparkline; the name gets the rest.
+    spark_width = WIDE_SPARK if width >= FIXED_CELLS + WIDE_SPARK + 12 else 5
+    name_width = min(MAX_NAME, width - FIXED_CELLS - spark_width - 1)
+    name_width = name_width if name_width >= 6 else 0  # a name cut to a few letters says nothing
     for n, gpu in enumerate(snapshot.gpus):
         if n:
             out.append("\n")
@@ -107,7 +136,7 @@ def render_fleet(
     for host in fleet:
         name = host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")
         if host.silent_s is not None:
-            body = Text(f"silent for {human_age(host.silent_s)} (agent lease expired)", style=colours.get("$warning", ""))
+            body = Text(f"silent for {duration(host.silent_s)} (agent lease expired)", style=colours.get("$warning", ""))
         elif host.snapshot is None:
             body = Text("no GPU snapshot published", style=colours.get("$text-muted", ""))
         else:

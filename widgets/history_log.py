@@ -18,6 +18,8 @@ from state.text import printable
 
 LABELS = ("when", "source", "change", "who", "why")
 MAX_WIDTH = 60
+#: The narrowest the "why" column gets; it takes the width left and wraps, never cut.
+MIN_WHY = 20
 
 
 class HistoryLog(DataTable[Text]):
@@ -38,6 +40,12 @@ class HistoryLog(DataTable[Text]):
         self._rows: tuple[HistoryRow, ...] = ()
         self._widths: tuple[int, ...] = ()
 
+    def on_resize(self) -> None:
+        """The "why" column follows the width: lay the rows out again."""
+        rows, self._rows, self._widths = self._rows, (), ()
+        if rows:
+            self.set_rows(rows)
+
     @property
     def entries(self) -> tuple[HistoryRow, ...]:
         return self._rows
@@ -55,6 +63,14 @@ class HistoryLog(DataTable[Text]):
         for row in rows:
             for i, cell in enumerate(_cells(row)):
                 widths[i] = max(widths[i], min(MAX_WIDTH, cell_len(cell)))
+        if self.size.width:
+            # Each column has one cell of padding either side. "why" wraps in what is left; when
+            # that is under MIN_WHY, "change" and "who" give up width too (their cells wrap as well).
+            room = self.size.width - 2 * len(widths) - 1 - widths[0] - widths[1]
+            if widths[2] + widths[3] > room - MIN_WHY:
+                share = max(8, (room - MIN_WHY) // 2)
+                widths[2], widths[3] = min(widths[2], share), min(widths[3], share)
+            widths[-1] = max(MIN_WHY, room - widths[2] - widths[3])
         old = self._rows
         if tuple(widths) != self._widths or rows[: len(old)] != old:
             cursor = self.cursor_row
@@ -74,6 +90,7 @@ class HistoryLog(DataTable[Text]):
                 Text(who),
                 Text(why),
                 key=str(n),
+                height=None,
             )
         self._rows = rows
         if cursor is not None and rows:

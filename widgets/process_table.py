@@ -30,6 +30,8 @@ COLUMNS = (
     Column("elapsed", "elapsed", 7, priority=3, justify="right"),
     Column("error", "error", 16, priority=1, flex=True),
 )
+#: The most the step and error columns ask for, however long their text.
+MAX_WANTED = 60
 DETAIL_COLUMNS = (
     *COLUMNS[:4],
     Column("host", "host", 10, priority=2),
@@ -67,6 +69,9 @@ class ProcessTable(VirtualTable[ProcessRow]):
         context_changed = (record, verdict) != (self.record, self.verdict)
         self.record, self.verdict = record, verdict
         rows = {p.index: p for p in processes}
+        # Wide terminals give the step and the error the room their text needs.
+        self.want_width("step", min(MAX_WANTED, max((len(p.current_run or "") + len(p.current_step or "") + 6 for p in processes), default=0)))
+        self.want_width("error", min(MAX_WANTED, max((len(p.error or "") for p in processes), default=0)))
         if list(rows) == self.keys:
             self.update_rows(rows)
             if context_changed:

@@ -77,8 +77,8 @@ class RawJsonView(ScrollView, can_focus=True):
     """Line-numbered, highlighted text with incremental search (`n` / `N` step through matches)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "next_match", "Next match", show=True),
-        Binding("N", "previous_match", "Prev match", show=True),
+        Binding("n", "next_match", "Next", show=True),
+        Binding("N", "previous_match", "Prev", show=True),
         Binding("up,k", "scroll_up", "Up", show=False),
         Binding("down,j", "scroll_down", "Down", show=False),
         Binding("home", "scroll_home", "Top", show=False),

@@ -14,6 +14,18 @@ from widgets.safe_text import safe_text
 ORDER = ("running", "stale", "interrupted", "failed", "broken", "initialised", "completed", "aggregated")
 
 
+def fit_path(path: str, room: int) -> str:
+    """``path`` in ``room`` cells: whole, else its last parts after ``…/`` (never cut mid-name), else nothing."""
+    if len(path) <= room:
+        return path
+    parts = path.split("/")
+    for n in range(1, len(parts)):
+        tail = "…/" + "/".join(parts[n:])
+        if len(tail) <= room:
+            return tail
+    return ""
+
+
 class StatusHeader(Static):
     DEFAULT_CSS = """
     StatusHeader {
@@ -62,7 +74,9 @@ class StatusHeader(Static):
             text.append(label, style=colours.get(colour, ""))
         if self.note:
             text.append(f"  {self.note}", style=colours["$warning"])
-        text.append(f"  {self.state_dir}", style=colours["$text-muted"])
+        where = fit_path(self.state_dir, width - 2 - text.cell_len - 2)
+        if where:
+            text.append(f"  {where}", style=colours["$text-muted"])
         text = safe_text(text)
         if text != getattr(self, "_shown", None):
             self._shown = text

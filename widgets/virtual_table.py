@@ -4,9 +4,13 @@ Textual's DataTable measures and stores every row; with ten thousand
 experiments that costs seconds. This table keeps rows as plain objects and asks
 a ``render_cells`` callback for the cells of visible rows only, so a change to
 one row costs one line and a tick of the clock costs one screenful.
-Columns carry a priority: on a narrow terminal the least important go first;
-when even the columns that must stay do not fit, the table scrolls sideways
-(where its CSS allows ``overflow-x``).
+Columns carry a priority: on a narrow terminal the least important go first,
+and the header ends with ``+N›`` saying how many are hidden (a click on it, or
+the screen's column picker, chooses them). Chosen columns are all shown: when
+they do not fit, the table scrolls sideways (←/→). Spare width goes to the flex
+columns by what their content needs (``want_width``), not evenly. The header
+marks the sorted column (▲/▼) and a click on a header asks to sort by it. The
+cursor stays on the first row until someone moves it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ class Column:
     justify: str = "left"
     flex: bool = False
     """A flex column takes the width left over (at least ``width``)."""
+    title: str = ""
+    """Its name in words where there is room (a picker, a palette); the label when empty."""
+
+    @property
+    def name(self) -> str:
+        return self.title or self.label
 
 
 class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
@@ -50,7 +60,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     DEFAULT_CSS = """
     VirtualTable {
         height: 1fr;
-        overflow-x: hidden;
+        overflow-x: auto;
         overflow-y: auto;
         background: $surface;
     }
@@ -68,6 +78,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         color: $block-cursor-foreground;
         text-style: $block-cursor-text-style;
     }
+    VirtualTable > .virtual-table--hidden {
+        color: $accent;
+        text-style: bold;
+    }
     VirtualTable > .virtual-table--empty {
         color: $text-muted;
         text-style: italic;
@@ -78,6 +92,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         "virtual-table--header",
         "virtual-table--cursor",
         "virtual-table--empty",
+        "virtual-table--hidden",
     }
 
     BINDINGS = [
@@ -88,6 +103,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         Binding("home", "first", "First", show=False),
         Binding("end", "last", "Last", show=False),
         Binding("enter", "select", "Select", show=False),
+        Binding("left,h", "scroll_left", "Scroll left", show=False),
+        Binding("right,l", "scroll_right", "Scroll right", show=False),
     ]
 
     cursor_index: reactive[int] = reactive(0, always_update=True, repaint=False)
@@ -111,6 +128,19 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         """Enter (or a click on the highlighted row) on a row."""
 
         key: Hashable
+
+    class HeaderClicked(Message):
+        """A click on a column's header (``column`` is its key), or on the ``+N›`` hidden-columns
+        marker (``column`` is None)."""
+
+        def __init__(self, table: VirtualTable[Any], column: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
+
+        @property
+        def control(self) -> VirtualTable[Any]:
+            return self.table
 
     def __init__(
         self,
@@ -139,6 +169,14 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._drawn: dict[Hashable, tuple[str, ...]] = {}
         self.hidden: frozenset[str] = frozenset()
         """Keys of the columns the user chose not to see."""
+        self._hidden: list[Column] = []
+        self._wanted: dict[str, int] = {}
+        self.chosen: tuple[str, ...] | None = None
+        """Column keys the user chose (all shown, scrolling sideways); None: fit the width by priority."""
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.cursor_placed = False
+        """Someone moved the cursor; until then a new order puts it on the first row."""
 
     # -- data -----------------------------------------------------------------
     @property
@@ -161,6 +199,37 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     def set_columns(self, columns: Sequence[Column]) -> None:
         """New columns (for tables whose columns come from the data)."""
         self.columns = tuple(columns)
+        self._relayout()
+
+    def choose_columns(self, keys: Sequence[str] | None) -> None:
+        """Show exactly these columns (scrolling sideways when they do not fit), or None: fit the width."""
+        self.chosen = tuple(keys) if keys is not None else None
+        self.scroll_to(x=0, animate=False, immediate=True)
+        self._relayout()
+
+    @property
+    def hidden_columns(self) -> list[Column]:
+        """The columns the current width leaves out."""
+        self._column_layout()
+        return list(self._hidden)
+
+    def want_width(self, key: str, width: int) -> None:
+        """The width ``key``'s content needs (a flex column gets up to it from the spare width)."""
+        if self._wanted.get(key) != width:
+            self._wanted[key] = width
+            self._relayout()
+
+    def wanted_width(self, key: str) -> int:
+        """What ``want_width`` last asked for ``key`` (0: nothing yet)."""
+        return self._wanted.get(key, 0)
+
+    def show_sort(self, column: str | None, reverse: bool) -> None:
+        """Mark the column the rows are sorted by in the header."""
+        if (column, reverse) != (self.sort_column, self.sort_reverse):
+            self.sort_column, self.sort_reverse = column, reverse
+            self.refresh_line(0)
+
+    def _relayout(self) -> None:
         self._layout_width = -1
         self._drawn.clear()
         self._update_virtual_size()
@@ -200,7 +269,9 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._index = {key: i for i, key in enumerate(order)}
         self._drawn.clear()
         self._update_virtual_size()
-        if keep is not None and keep in self._index:
+        if not self.cursor_placed:
+            index = 0
+        elif keep is not None and keep in self._index:
             index = self._index[keep]
         else:
             index = min(self.cursor_index, max(0, len(order) - 1))
@@ -237,6 +308,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     # -- cursor ---------------------------------------------------------------
     def move_cursor_to_key(self, key: Hashable) -> None:
         if key in self._index:
+            self.cursor_placed = True
             self._move_cursor(self._index[key])
 
     def _move_cursor(self, index: int, *, force_message: bool = False) -> None:
@@ -263,22 +335,26 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             self.scroll_to(y=self.cursor_index - self._body_height + 1, animate=False, immediate=True)
 
     def action_cursor_up(self) -> None:
-        self._move_cursor(self.cursor_index - 1)
+        self._user_move(self.cursor_index - 1)
 
     def action_cursor_down(self) -> None:
-        self._move_cursor(self.cursor_index + 1)
+        self._user_move(self.cursor_index + 1)
 
     def action_page_up(self) -> None:
-        self._move_cursor(self.cursor_index - self._body_height)
+        self._user_move(self.cursor_index - self._body_height)
 
     def action_page_down(self) -> None:
-        self._move_cursor(self.cursor_index + self._body_height)
+        self._user_move(self.cursor_index + self._body_height)
 
     def action_first(self) -> None:
-        self._move_cursor(0)
+        self._user_move(0)
 
     def action_last(self) -> None:
-        self._move_cursor(len(self._order) - 1)
+        self._user_move(len(self._order) - 1)
+
+    def _user_move(self, index: int) -> None:
+        self.cursor_placed = True
+        self._move_cursor(index)
 
     def action_select(self) -> None:
         key = self.cursor_key
@@ -287,13 +363,29 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
-        if offset is None or offset.y < 1:
+        if offset is None:
+            return
+        if offset.y == 0:
+            self._header_clicked(offset.x)
             return
         index = round(self.scroll_y) + offset.y - 1
         if 0 <= index < len(self._order):
             if index == self.cursor_index and event.chain >= 2:
                 self.action_select()
-            self._move_cursor(index)
+            self._user_move(index)
+
+    def _header_clicked(self, x: int) -> None:
+        width = self.scrollable_content_region.width
+        marker = self._hidden_marker()
+        if marker and x >= width - len(marker):
+            self.post_message(self.HeaderClicked(self, None))
+            return
+        left = -round(self.scroll_x)
+        for _, col, w in self._column_layout():
+            if left <= x < left + w + self.column_gap:
+                self.post_message(self.HeaderClicked(self, col.key))
+                return
+            left += w + self.column_gap
 
     def on_resize(self) -> None:
         self._update_virtual_size()
@@ -305,22 +397,54 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
     # -- rendering ------------------------------------------------------------
     def visible_columns(self, width: int) -> list[tuple[Column, int]]:
-        """The columns that fit in ``width`` cells, with their widths."""
+        """The columns shown in ``width`` cells, with their widths.
+
+        Chosen columns are all shown. Otherwise the highest priority numbers go
+        first until the rest fit, leaving room for the ``+N›`` marker. Spare width
+        goes to the flex columns, each up to what its content needs, then evenly.
+        """
+        if self.chosen is not None:
+            chosen = set(self.chosen)
+            shown = [c for c in self.columns if c.key in chosen]
+            dropped: list[Column] = []
+        else:
+            shown, dropped = self._fit(width)
+            if dropped:
+                shown, dropped = self._fit(width - len(_marker(len(dropped))) - 1)
+        self._hidden = dropped
+        room = width - (len(_marker(len(dropped))) + 1 if dropped else 0)
+        spare = room - sum(c.width for c in shown) - self.column_gap * max(0, len(shown) - 1)
+        widths = {c.key: c.width for c in shown}
+        flex = [c for c in shown if c.flex]
+        needs = {c.key: max(0, self._wanted.get(c.key, c.width) - c.width) for c in flex}
+        total_need = sum(needs.values())
+        if spare > 0 and total_need:
+            gives = {k: n if total_need <= spare else n * spare // total_need for k, n in needs.items()}
+            for k, give in gives.items():
+                widths[k] += give
+            spare -= sum(gives.values())
+        if spare > 0 and flex:
+            for c in flex:
+                widths[c.key] += spare // len(flex)
+        return [(c, widths[c.key]) for c in shown]
+
+    def _fit(self, width: int) -> tuple[list[Column], list[Column]]:
+        """(shown, dropped): drop the highest priority numbers until the rest fit (never a hidden one)."""
         shown = [c for c in self.columns if c.key not in self.hidden]
+        dropped: list[Column] = []
         gap = self.column_gap
-        gaps = lambda cols: gap * max(0, len(cols) - 1)  # noqa: E731
-        while shown and sum(c.width for c in shown) + gaps(shown) > width:
+        while shown and sum(c.width for c in shown) + gap * max(0, len(shown) - 1) > width:
             droppable = [c for c in shown if c.priority > 0]
             if not droppable:
                 break
-            shown.remove(max(droppable, key=lambda c: (c.priority, shown.index(c))))
-        spare = width - sum(c.width for c in shown) - gaps(shown)
-        flex = [c for c in shown if c.flex]
-        result = []
-        for col in shown:
-            extra = spare // len(flex) if (flex and col in flex and spare > 0) else 0
-            result.append((col, col.width + extra))
-        return result
+            drop = max(droppable, key=lambda c: (c.priority, shown.index(c)))
+            shown.remove(drop)
+            dropped.append(drop)
+        return shown, dropped
+
+    def _hidden_marker(self) -> str:
+        self._column_layout()
+        return _marker(len(self._hidden)) if self._hidden else ""
 
     def _column_layout(self) -> list[tuple[int, Column, int]]:
         """The shown columns at the current width; cached until the width or the columns change.
@@ -368,12 +492,29 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         strip = Strip(list(text.render(self.app.console)))
         return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
 
+    def _header_line(self, style: Style) -> Strip:
+        widths = {col.key: w for _, col, w in self._column_layout()}
+        labels: list[Cell] = []
+        for col in self.columns:
+            label = col.label
+            if col.key == self.sort_column:
+                arrow = "▼" if self.sort_reverse else "▲"
+                room = widths.get(col.key, len(label) + 2)
+                label = f"{label} {arrow}" if len(label) + 2 <= room else f"{label[: max(0, room - 1)]}{arrow}"
+            labels.append(label)
+        line = self._line(labels, style)
+        marker = self._hidden_marker()
+        if not marker:
+            return line
+        width = self.scrollable_content_region.width
+        hidden = self.get_component_rich_style("virtual-table--hidden")
+        return Strip.join([line.crop(0, width - len(marker)), Strip([Segment(marker, style + hidden)])])
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
-            header = self.get_component_rich_style("virtual-table--header")
-            return self._line([c.label for c in self.columns], base + header)
+            return self._header_line(base + self.get_component_rich_style("virtual-table--header"))
         index = round(self.scroll_y) + y - 1
         if not self._order:
             if y == 1:
@@ -392,6 +533,11 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             style = base + self.get_component_rich_style("virtual-table--cursor")
             return self._line([_plain(c) for c in cells], style)
         return self._line(cells, base)
+
+
+def _marker(hidden: int) -> str:
+    """The header's note that ``hidden`` columns are left out."""
+    return f"+{hidden}›"
 
 
 def _plain_text(cell: Cell) -> str:

@@ -26,7 +26,7 @@ from state.store import (
     StateStore,
     StoreError,
 )
-from state.verdict import human_age
+from state.durations import age
 
 
 def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
@@ -144,10 +144,7 @@ def report_done(line: str, journal_error: str | None) -> int:
 
 
 def age_of(when: datetime | None, now: datetime | None = None) -> str:
-    if when is None:
-        return "-"
-    now = now or datetime.now().astimezone()
-    return human_age((now - when).total_seconds())
+    return age(now or datetime.now().astimezone(), when, missing="-")
 
 
 def iso(when: datetime | None, *, naive: bool = False) -> str | None:

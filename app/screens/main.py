@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
-from state.board import SORTS, Board, BoardRow, Redraw
+from state.board import ALL_SORTS, SORTS, Board, BoardRow, Redraw
 from state.record import ExperimentRecord
 from state.text import printable
 from widgets.device_panel import DevicePanel
@@ -33,6 +33,7 @@ from widgets.process_table import ProcessTable
 from widgets.status_header import StatusHeader
 
 from app.messages import GpuSampled
+from app.screens.columns import ColumnPicker
 from app.screens.confirm import HelpScreen
 
 if TYPE_CHECKING:
@@ -42,36 +43,51 @@ CLOCK_SECONDS = 1.0
 ORDER_SECONDS = 0.25
 
 KEY_HELP = (
-    ("↑/↓ j/k", "move"),
-    ("enter", "inspect the experiment"),
+    ("↑/↓ j/k", "move (PgUp/PgDn, Home/End)"),
+    ("←/→ h/l", "scroll sideways when the chosen columns do not fit"),
+    ("enter", "inspect the experiment (esc comes back)"),
     ("/", "filter by id, name or status (esc clears)"),
     ("s", "cycle the sort: " + ", ".join(SORTS)),
-    ("R", "resume (shows the dry run first)"),
+    ("click", "a column's header sorts by it, again reverses (▲/▼ marks it)"),
+    ("c", "choose the columns (+N› in the header: N hidden by the width)"),
+    ("R", "resume (shows the dry run first; f retries failed runs too)"),
     ("S", "mark stale (only when the owner is dead)"),
     ("K", "stop: SIGINT to its runner (stops at a run boundary); again after the grace: SIGTERM"),
     ("C", "clean up: mark every dead running experiment stale"),
     ("g / d", "show or hide the GPU / device panel"),
-    ("ctrl+p", "command palette"),
+    ("ctrl+p", "command palette: every action, sorts and panels"),
     ("?", "this help"),
     ("q", "quit"),
 )
 
 MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "stop", "cleanup"})
 
+#: The board's sort for each column of the experiments table.
+SORT_OF_COLUMN = {"age": "updated", **{mode: mode for mode in ALL_SORTS if mode != "updated"}}
+COLUMN_OF_SORT = {mode: column for column, mode in SORT_OF_COLUMN.items()}
+#: Rows the process panel may take: its content, up to this share of the screen.
+PROCESS_SHARE = 0.3
+#: The GPU panel takes the width its lines want (they are fitted to it), leaving the device
+#: panel at least its minimum; the device panel takes the rest.
+GPU_PANEL_MIN = 46
+DEVICE_PANEL_MIN = 34
+
 
 class MainScreen(Screen[None]):
+    # The footer shows the keys that matter (it fits 80 columns); ? lists them all.
     BINDINGS = [
-        Binding("q", "app.quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
         Binding("slash", "filter", "Filter"),
         Binding("enter", "inspect", "Inspect"),
-        Binding("s", "cycle_sort", "Sort"),
         Binding("R", "resume", "Resume"),
-        Binding("S", "mark_stale", "Mark stale"),
+        Binding("S", "mark_stale", "Stale"),
         Binding("K", "stop", "Stop"),
         Binding("C", "cleanup", "Clean up"),
-        Binding("g", "toggle_gpus", "GPUs"),
-        Binding("d", "toggle_devices", "Devices"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("s", "cycle_sort", "Sort", show=False),
+        Binding("c", "choose_columns", "Columns", show=False),
+        Binding("g", "toggle_gpus", "GPUs", show=False),
+        Binding("d", "toggle_devices", "Devices", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -105,7 +121,7 @@ class MainScreen(Screen[None]):
             with Horizontal(id="panels"):
                 yield GpuPanel(id="gpus")
                 yield DevicePanel(id="devices")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -128,7 +144,20 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 30, "-short")
+        self._fit_panels()
         self.refresh(layout=True)
+
+    def _fit_panels(self) -> None:
+        """Share space by content: the process panel gets the rows its processes need (up to a
+        share of the screen), the GPU panel the width its lines need, the device panel the rest."""
+        processes = self.query_one(ProcessTable)
+        cap = max(4, int(self.size.height * PROCESS_SHARE))
+        processes.styles.height = min(cap, max(3, processes.row_count + 2))
+        gpus = self.query_one(GpuPanel)
+        if self.query_one(DevicePanel).display:
+            gpus.styles.width = max(GPU_PANEL_MIN, min(gpus.wanted_width, self.size.width - DEVICE_PANEL_MIN))
+        else:
+            gpus.styles.width = "1fr"
 
     @property
     def table(self) -> ExperimentTable:
@@ -205,7 +234,8 @@ class MainScreen(Screen[None]):
 
     def _apply_order(self) -> None:
         self.table.empty_text = self._empty_text()
-        self.table.replace_rows(self.board.rows, self.board.order())
+        self.table.replace_rows(self.board.rows, self.board.order(self.clock()))
+        self.table.show_sort(COLUMN_OF_SORT.get(self.board.sort_mode), self.board.sort_reverse)
         self._update_header()
         self._show_selected()
 
@@ -240,7 +270,11 @@ class MainScreen(Screen[None]):
             self.show_gpus(self.expwatch.latest_gpus)
 
     def show_gpus(self, message: GpuSampled) -> None:
-        self.query_one(GpuPanel).show(message.snapshot, message.history, message.attributions, message.fleet)
+        panel = self.query_one(GpuPanel)
+        wanted = panel.wanted_width
+        panel.show(message.snapshot, message.history, message.attributions, message.fleet)
+        if panel.wanted_width != wanted:
+            self._fit_panels()
 
     # -- selection --------------------------------------------------------------------------
     @property
@@ -266,6 +300,8 @@ class MainScreen(Screen[None]):
         else:
             processes.show(())
             processes.border_title = "processes"
+        if self.ready:
+            self._fit_panels()
 
     @on(ExperimentTable.RowChosen, "#experiments")
     def _row_chosen(self, event: ExperimentTable.RowChosen) -> None:
@@ -306,9 +342,38 @@ class MainScreen(Screen[None]):
             event.input.display = False
 
     def action_cycle_sort(self) -> None:
-        mode = self.board.cycle_sort()
-        self.notify(f"sorted by {mode}", timeout=2)
+        self.board.cycle_sort()
         self._apply_order()
+
+    def sort_by(self, column: str, *, reverse: bool | None = None) -> None:
+        """Sort by a column (the header marks it); ``reverse`` None turns the current one round."""
+        mode = SORT_OF_COLUMN.get(column)
+        if mode is None:
+            return
+        if reverse is None:
+            reverse = not self.board.sort_reverse if mode == self.board.sort_mode else False
+        if self.board.set_sort(mode, reverse=reverse):
+            self._apply_order()
+
+    def reverse_sort(self) -> None:
+        self.board.set_sort(self.board.sort_mode, reverse=not self.board.sort_reverse)
+        self._apply_order()
+
+    @on(ExperimentTable.HeaderClicked, "#experiments")
+    def _header_clicked(self, event: ExperimentTable.HeaderClicked) -> None:
+        if event.column is None:
+            self.action_choose_columns()
+        else:
+            self.sort_by(event.column)
+
+    def action_choose_columns(self) -> None:
+        table = self.table
+
+        def chosen(keys: tuple[str, ...] | None) -> None:
+            if keys is not None:
+                table.choose_columns(keys or None)
+
+        self.app.push_screen(ColumnPicker(table.columns, table.hidden_columns, table.chosen), chosen)
 
     def action_toggle_gpus(self) -> None:
         panel = self.query_one(GpuPanel)
@@ -322,6 +387,7 @@ class MainScreen(Screen[None]):
 
     def _panels_visibility(self) -> None:
         self.query_one("#panels").display = self.query_one(GpuPanel).display or self.query_one(DevicePanel).display
+        self._fit_panels()
 
     def action_inspect(self) -> None:
         if self.selected_key is not None:
@@ -343,4 +409,4 @@ class MainScreen(Screen[None]):
         self.expwatch.request_cleanup()
 
 
-__all__ = ["KEY_HELP", "MainScreen"]
+__all__ = ["KEY_HELP", "SORT_OF_COLUMN", "MainScreen"]

@@ -11,6 +11,7 @@ and ``cleanup_stale`` are plan-and-execute in one call for the CLI.
 from runtime.actions.common import ActionRefused, load_experiment, resolve_key, verdict_for
 from runtime.actions.resume import ResumePlan, ResumeResult, execute_resume, plan_resume, resume_experiment
 from runtime.actions.stale import (
+    NOTHING_STALE,
     CleanupPlan,
     CleanupResult,
     Skipped,
@@ -26,6 +27,7 @@ from runtime.actions.stale import (
 from runtime.actions.stop import StopPlan, StopResult, execute_stop, plan_stop, stop_experiment
 
 __all__ = [
+    "NOTHING_STALE",
     "ActionRefused",
     "CleanupPlan",
     "CleanupResult",

@@ -51,6 +51,7 @@ from runtime.launcher import (
 from runtime.liveness import identity_of
 from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
+from state.inspection.display import display_path
 from state.journal import JournalAppender, current_user
 from state.lem import LemExperimentState, LemV2ExperimentState, lem_incomplete_reason
 from state.lem_study import RESUMABLE_STUDY_STATUSES, STUDY_CONFIG, StudyManifest
@@ -95,10 +96,18 @@ class ResumePlan:
     incomplete_reason: str | None = None
     """6-state files: why llenergymeasure's own ``find_incomplete`` lists it (None: it does not)."""
 
-    def describe(self) -> list[str]:
-        """Human lines for the dry-run preview and the confirmation modal."""
+    def describe(
+        self, *, refusal: bool = True, retry_hint: str = "--retry-failed reruns them", base: Path | None = None
+    ) -> list[str]:
+        """Human lines for the dry-run preview and the confirmation modal.
+
+        A dialog that shows the refusal on its own passes ``refusal=False`` (said once, not
+        twice); ``retry_hint`` says how to rerun failed runs where this plan keeps them;
+        ``base`` shows the paths under it relative to it (the dashboard's working directory).
+        """
+        shown = (lambda p: display_path(p, base) if Path(p).is_absolute() else str(p)) if base else str
         lines = [f"Resume {self.experiment_id} ({self.format.value}), now {self.status}"]
-        if not self.allowed:
+        if refusal and not self.allowed:
             lines.append(f"Refused: {self.refusal}")
         if self.needs_stale_mark:
             lines.append(f"First marked interrupted: {self.verdict.reason}")
@@ -110,7 +119,7 @@ class ResumePlan:
                 + (f", {self.runs_failed_rerun} failed to rerun" if self.runs_failed_rerun else "")
             )
             if self.runs_failed_kept:
-                lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} (--retry-failed reruns them)")
+                lines.append(f"Failed runs kept as failed: {self.runs_failed_kept} ({retry_hint})")
             if self.attempt is not None:
                 lines.append(f"Attempt: {self.attempt}")
         elif self.format is StateFormat.LEM_STUDY:
@@ -119,9 +128,9 @@ class ResumePlan:
             lines.append("Runs: llenergymeasure decides which runs to repeat")
         if self.incomplete_reason:
             lines.append(f"llenergymeasure: incomplete ({self.incomplete_reason})")
-        lines.append(f"Command: {shlex.join(self.argv)}" if self.argv else "Command: (none)")
-        lines.append(f"In: {self.cwd}")
-        lines.append(f"Log: {self.log_path}")
+        lines.append(f"Command: {shlex.join(shown(a) for a in self.argv)}" if self.argv else "Command: (none)")
+        lines.append(f"In: {shown(self.cwd)}")
+        lines.append(f"Log: {shown(self.log_path)}")
         lines += [f"Note: {note}" for note in self.notes]
         return lines
 

@@ -101,8 +101,9 @@ class StalePlan:
         """The status the mark leaves (llenergymeasure v2 has no interrupted: it fails)."""
         return S.FAILED.value if self.format is StateFormat.LEM_V2 else S.INTERRUPTED.value
 
-    def describe(self) -> list[str]:
-        """Human lines for the confirmation dialog and the CLI's dry run."""
+    def describe(self, *, refusal: bool = True) -> list[str]:
+        """Human lines for the confirmation dialog and the CLI's dry run (``refusal=False``:
+        the dialog shows the refusal itself)."""
         verdict = self.verdict
         lines = [
             f"status: {self.status}",
@@ -111,10 +112,11 @@ class StalePlan:
             "evidence:",
         ]
         lines += [f"  - {e}" for e in verdict.evidence] or ["  (none)"]
-        lines.append("")
         if self.refusal is not None:
-            lines.append(f"Refused: {self.refusal}")
+            if refusal:
+                lines += ["", f"Refused: {self.refusal}"]
         else:
+            lines.append("")
             lines.append(f"It will become {self.target} (with the stale message), and the action is journalled.")
         return lines
 

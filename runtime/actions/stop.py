@@ -40,7 +40,8 @@ from state.native import ExperimentDoc, OwnerIdentity
 from state.record import ExperimentRecord, FileVersion, StateFormat
 from state.store import ConflictError, StateStore
 from state.transitions import ExperimentStatus
-from state.verdict import LivenessProbe, StaleVerdict, human_age, judge_owner
+from state.durations import duration
+from state.verdict import LivenessProbe, StaleVerdict, judge_owner
 
 RUNNING = ExperimentStatus.RUNNING.value
 JOURNAL_ACTION = "stop"
@@ -99,7 +100,7 @@ class StopPlan:
     def _asked_ago(self) -> str:
         if self.asked_at is None:
             return "?"
-        return human_age((datetime.now().astimezone() - self.asked_at).total_seconds())
+        return duration((datetime.now().astimezone() - self.asked_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,8 @@ def plan_stop(
             waited = (now - asked).total_seconds()
             if waited < grace:
                 refusal = (
-                    f"already stopping: SIGINT sent {human_age(waited)} ago and the runner has {grace:g}s of grace "
-                    f"to finish its current runs; ask again after {human_age(grace - waited)} to send SIGTERM"
+                    f"already stopping: SIGINT sent {duration(waited)} ago and the runner has {grace:g}s of grace "
+                    f"to finish its current runs; ask again after {duration(grace - waited)} to send SIGTERM"
                 )
                 sig = None
             else:

@@ -35,8 +35,9 @@ from state.paths import unsafe_id_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.sources.base import MARK_STALE, RESUME, STOP, Delta
 from state.sources.opening import SourceError, default_name, register_opener
+from state.durations import duration
 from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
-from state.verdict import Liveness, LivenessProbe, StaleVerdict, human_age
+from state.verdict import Liveness, LivenessProbe, StaleVerdict
 
 #: How long one ``XREAD`` waits for news; leases and device snapshots are looked at between reads.
 BLOCK_MS = 1000
@@ -59,7 +60,7 @@ def silent_verdict(host: str, lease: HostLease | None, said: StaleVerdict | None
     evidence = (f"last published by the host: {said.liveness.value}: {said.reason}",) if said else ()
     if lease is None:
         return StaleVerdict(Liveness.UNKNOWN, f"host {host} has no agent lease on the hub", evidence)
-    return StaleVerdict(Liveness.UNKNOWN, f"host {host} silent for {human_age(lease.silent_s)} (agent lease expired)", evidence)
+    return StaleVerdict(Liveness.UNKNOWN, f"host {host} silent for {duration(lease.silent_s)} (agent lease expired)", evidence)
 
 
 class HubSource:
@@ -339,7 +340,7 @@ class HubSource:
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
-        self.status = f"{reason} (last good picture {human_age(now - self._failing_since)} old)"
+        self.status = f"{reason} (last good picture {duration(now - self._failing_since)} old)"
 
     def _answered(self) -> None:
         self._failing_since = None

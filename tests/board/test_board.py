@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from state.board import SORTS, Board
+from state.board import ALL_SORTS, SORTS, Board
 from state.native import OwnerIdentity
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, StateFormat
 from state.sources import Delta
@@ -208,3 +208,31 @@ def test_counts_and_order_always_agree_with_the_rows(script):
         for key, row in board.rows.items():
             if row.verdict is not None:
                 assert row.entry.status == "running", key
+
+
+@pytest.mark.parametrize("mode", ALL_SORTS)
+def test_every_column_sort_orders_records_and_broken_rows(mode: str):
+    board = Board()
+    board.apply("", Delta({"a": record("a", done=3), "b": record("b", "completed", done=1, updated=5), "x": broken("x")}))
+    board.set_sort(mode)
+    forward = board.order(WHEN)
+    assert sorted(forward) == ["a", "b", "x"]
+    board.set_sort(mode, reverse=True)
+    backward = board.order(WHEN)
+    assert sorted(backward) == ["a", "b", "x"]
+
+
+def test_reverse_turns_the_order_round_and_keeps_rows_without_a_value_last():
+    board = Board()
+    board.apply("", Delta({"a": record("a", done=3), "b": record("b", done=1), "x": broken("x")}))
+    assert board.set_sort("runs") and board.order() == ["b", "a", "x"]
+    assert board.set_sort("runs", reverse=True) and board.order() == ["a", "b", "x"]
+    assert not board.set_sort("runs", reverse=True)
+    board.set_sort("id", reverse=True)
+    assert board.order() == ["x", "b", "a"]
+
+
+def test_cycling_from_a_column_sort_goes_back_to_the_first():
+    board = Board()
+    board.set_sort("energy", reverse=True)
+    assert board.cycle_sort() == SORTS[0] and not board.sort_reverse

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,33 @@ def test_read_only_80x24(snap_compare, relative_state: Path):
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
 
 
-def test_mark_stale_dialog(snap_compare, relative_state: Path):
-    async def open_dialog(pilot) -> None:
+def _opening(key: str, dialog: str, row: str | None = None):
+    """A ``run_before`` that presses ``key`` (on ``row`` if given) and waits for the ``dialog`` screen."""
+
+    async def run_before(pilot) -> None:
         await _settled(pilot)
-        await pilot.press("S")
-        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
+        if row is not None:
+            pilot.app.screen_stack[0].table.move_cursor_to_key(row)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == dialog, what=dialog)
         await pilot.pause(0.1)
 
+    return run_before
+
+
+def test_mark_stale_dialog(snap_compare, relative_state: Path):
     app = make_app(relative_state, gpus=False, watch=False)
-    assert snap_compare(app, terminal_size=(100, 30), run_before=open_dialog)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=_opening("S", "ConfirmDialog"))
+
+
+def test_resume_dialog_80x24(snap_compare, relative_state: Path, monkeypatch: pytest.MonkeyPatch):
+    """A failed experiment: the dialog offers the resume that retries its failed runs; paths shown
+    relative to the working directory, the buttons on screen at 80x24."""
+    monkeypatch.setattr(sys, "executable", "python3")
+    app = make_app(relative_state, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_opening("R", "ConfirmDialog", "sweep-failed"))
+
+
+def test_column_picker_80x24(snap_compare, relative_state: Path):
+    app = make_app(relative_state, gpus=False, watch=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_opening("c", "ColumnPicker"))

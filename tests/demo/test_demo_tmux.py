@@ -52,6 +52,8 @@ def test_stale_mark_resume_and_quit_in_tmux(tmp_path: Path):
     try:
         pane.wait_for(lambda s: "STALE" in _row(s, "killed-sweep"), 60, "the SIGKILLed experiment to show as STALE")
         pane.keys("/")
+        # Type only once the box shows: keys sent before it has focus go to the table (d hides a panel).
+        pane.wait_for(lambda s: "filter: id, name or status" in s, 10, "the filter box")
         pane.keys("killed")
         pane.keys("Enter")
         pane.wait_for(lambda s: "1 shown" in s, 10, "the filter to leave one row")

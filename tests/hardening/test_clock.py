@@ -10,7 +10,8 @@ import pytest
 
 from state import StateStore
 from state.native import ExperimentDoc, OwnerIdentity
-from state.verdict import HostFacts, Liveness, ProcessEvidence, human_age, judge_owner, judge_record
+from state.durations import duration as shared_duration
+from state.verdict import HostFacts, Liveness, ProcessEvidence, judge_owner, judge_record
 from tests.hardening.helpers import run_cli, write_lem
 
 HERE = HostFacts(host="here", boot_id="boot-1")
@@ -63,7 +64,7 @@ def test_native_record_with_every_time_in_the_future(state_dir: Path) -> None:
 def test_ages_are_never_negative(seconds: float) -> None:
     from widgets.formatting import age, duration
 
-    assert human_age(seconds) == "0s"
+    assert shared_duration(seconds) == "0s"
     assert duration(seconds) == "0s"
     assert age(NOW, NOW - timedelta(seconds=seconds)) == "0s"
 

@@ -250,8 +250,11 @@ async def test_raw_search_jumps_to_and_steps_through_matches():
         assert _static_text(screen, "#raw-matches").startswith(f"1/{view.match_count}")
         await pilot.press("enter")
         assert view.current_index == 1
-        view.focus()
-        await pilot.press("N")
+        assert screen.focused is view, "after enter the keys go to the view, not the query"
+        await pilot.press("n")
+        assert view.current_index == 2 % view.match_count
+        assert screen.query_one("#raw-search", Input).value == "cuda out"
+        await pilot.press("N", "N")
         assert view.current_index == 0
         screen.query_one("#raw-search", Input).value = "zzz-not-there"
         await pilot.pause()

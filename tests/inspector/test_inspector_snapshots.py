@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.widgets import Input
 
 from app.screens.inspector import Section
+from tests.inspector import fixtures
 from tests.inspector.fixtures import STUDY_NAME, STUDY_SOURCE, create_broken, create_experiment, create_lem
 from tests.inspector.harness import ALIVE, InspectorHost, loaded, wait_for
 from widgets.run_table import RunTable
@@ -49,16 +50,17 @@ def test_runs_filtered(snap_compare):
     assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=run_before)
 
 
-def test_run_detail_with_traceback(snap_compare):
-    async def run_before(pilot) -> None:
-        await _settled(pilot)
-        screen = pilot.app.screen
-        screen.query_one(RunTable).move_cursor_to_key("r-0004")
-        screen.query_one(RunTable).focus()
-        await pilot.press("enter")
-        await pilot.pause()
+async def _open_failed_run(pilot) -> None:
+    await _settled(pilot)
+    screen = pilot.app.screen
+    screen.query_one(RunTable).move_cursor_to_key("r-0004")
+    screen.query_one(RunTable).focus()
+    await pilot.press("enter")
+    await pilot.pause()
 
-    assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=run_before)
+
+def test_run_detail_with_traceback(snap_compare):
+    assert snap_compare(_host(Section.RUNS), terminal_size=SIZE, run_before=_open_failed_run)
 
 
 def test_steps_with_a_changed_file(snap_compare):
@@ -93,3 +95,14 @@ def test_llenergymeasure_overview(snap_compare):
 
 def test_broken_file(snap_compare):
     assert snap_compare(_host(Section.OVERVIEW, kind="broken"), terminal_size=SIZE, run_before=_settled)
+
+
+def test_run_tab_with_a_long_traceback_80x24(snap_compare, monkeypatch):
+    """Long traceback lines wrap (the fields stack above them at 80 columns); nothing is cut."""
+    long = fixtures.TRACEBACK.replace(
+        'raise MemoryError("CUDA out of memory")',
+        'raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 1; 79.35 GiB total capacity; '
+        '77.10 GiB already allocated; 1.20 GiB free; 77.90 GiB reserved in total by PyTorch)")',
+    )
+    monkeypatch.setattr(fixtures, "TRACEBACK", long)
+    assert snap_compare(_host(Section.RUNS), terminal_size=(80, 24), run_before=_open_failed_run)

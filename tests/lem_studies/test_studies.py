@@ -42,7 +42,9 @@ class Probe:
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     target = tmp_path / "project" / "results"
-    shutil.copytree(CORPUS / "results", target, copy_function=shutil.copy)  # written now, not at checkout
+    # Fresh mtimes (shutil.copy, not copy2): the quiet-study rule reads the manifest's age, and the
+    # corpus files are as old as the checkout.
+    shutil.copytree(CORPUS / "results", target, copy_function=shutil.copy)
     return target
 
 

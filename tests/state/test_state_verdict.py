@@ -133,7 +133,7 @@ def legacy(pid, evidence, started_at=STARTED, last_updated=NOW - timedelta(minut
 def test_no_owner_recorded_is_unknown_with_file_age() -> None:
     verdict = legacy(None, None)
     assert verdict.liveness is Liveness.UNKNOWN
-    assert "no owner recorded" in verdict.reason and "5m ago" in verdict.reason
+    assert "no owner recorded" in verdict.reason and "5m00s ago" in verdict.reason
 
 
 def test_legacy_dead_pid() -> None:

@@ -20,7 +20,7 @@ from textual.content import Content
 from app.screens.inspector.styles import MUTED, STATUS_STYLE, VERDICT_STYLE, status_content
 from state.inspection import Extras, Snapshot, display_path, local_time
 from state.lem_study import StudyEntry, StudyManifest
-from state.verdict import human_age
+from state.durations import duration
 from widgets.overview_panel import OverviewSection
 from widgets.run_table import format_value, printable
 
@@ -28,7 +28,7 @@ from widgets.run_table import format_value, printable
 def _when(value: datetime, now: datetime) -> Content:
     aware = value if value.tzinfo else value.astimezone()
     delta = (now - aware).total_seconds()
-    age = f"{human_age(delta)} ago" if delta >= 0 else f"in {human_age(-delta)}"
+    age = f"{duration(delta)} ago" if delta >= 0 else f"in {duration(-delta)}"
     return Content.assemble(local_time(value), ("  (" + age + ")", MUTED))
 
 

@@ -37,6 +37,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from app.screens.confirm import HelpScreen
 from app.screens.inspector.overview import overview_sections
 from app.screens.inspector.run_detail import exception_content, run_header
 from app.screens.inspector.runs import RunsView, runs_table, runs_view
@@ -66,6 +67,22 @@ from widgets.step_source import StepSource
 
 Clock = Callable[[], datetime]
 
+NARROW_WIDTH = 120
+
+INSPECTOR_KEYS = (
+    ("1-7", "tabs: " + ", ".join(f"{n} {title}" for n, title in enumerate(SECTION_TITLES.values(), 1))),
+    ("tab", "next widget (the tab bar, the table, the search box)"),
+    ("↑/↓ j/k", "move or scroll (PgUp/PgDn, Home/End)"),
+    ("←/→", "scroll a table sideways"),
+    ("enter", "on Runs: open the run in the Run tab"),
+    ("/", "filter the runs; on Raw, search the file"),
+    ("n / N", "on Raw, after enter: next / previous match"),
+    ("r", "read the file again now (it follows changes by itself)"),
+    ("esc", "back to the experiments"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
 #: Seconds between re-judging the owner and re-reading the journal and step files
 #: when the experiment file itself has not changed.
 EXTRAS_INTERVAL_S = 5.0
@@ -80,9 +97,11 @@ class InspectorScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("slash", "find", "Filter/search"),
+        Binding("1", "show_section(1)", "Tabs", key_display="1-7"),
+        *(Binding(str(n), f"show_section({n})", s.name.title(), show=False) for n, s in enumerate(Section, 1) if n > 1),
+        Binding("slash", "find", "Find"),
         Binding("r", "reload", "Reload"),
-        *(Binding(str(n), f"show_section({n})", s.name.title(), show=False) for n, s in enumerate(Section, 1)),
+        Binding("question_mark", "help", "Help"),
     ]
 
     class Loaded(Message):
@@ -151,13 +170,15 @@ class InspectorScreen(Screen[None]):
                     if section is self.initial_section:
                         yield from self._section_widgets(section)
         self._ready.add(self.initial_section)
-        yield Footer()
+        yield Footer(compact=True)
 
     def _section_widgets(self, section: Section) -> list[Widget]:
         if section is Section.OVERVIEW:
             return [VerticalScroll(OverviewPanel(id="overview-panel"), id="overview-scroll")]
         if section is Section.PROCESSES:
-            return [ProcessTable(clock=self.now, detail=True, focusable=True, id="process-table")]
+            table = ProcessTable(clock=self.now, detail=True, focusable=True, id="process-table")
+            table.choose_columns([c.key for c in table.columns])  # every column; ←/→ scroll what does not fit
+            return [table]
         if section is Section.RUNS:
             bar = Horizontal(
                 Input(placeholder="filter runs: status, id, params… (/)", id="run-filter"),
@@ -216,6 +237,10 @@ class InspectorScreen(Screen[None]):
             view = self.query_one(RawJsonView)
             if view.raw is not self.raw:
                 view.set_raw(self.raw)
+
+    def on_resize(self) -> None:
+        # Narrow: the Run tab stacks the fields over the traceback, which then gets the full width.
+        self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
 
     def on_mount(self) -> None:
         self._fill(self.initial_section)
@@ -431,7 +456,10 @@ class InspectorScreen(Screen[None]):
 
     @on(Input.Submitted, "#raw-search")
     def _next_raw_match(self) -> None:
-        self.query_one(RawJsonView).action_next_match()
+        """Enter goes to the next match and hands the keys to the view, so ``n``/``N`` go on from there."""
+        view = self.query_one(RawJsonView)
+        view.action_next_match()
+        view.focus()
 
     @on(RawJsonView.SearchMoved)
     def _show_match(self, event: RawJsonView.SearchMoved) -> None:
@@ -446,6 +474,9 @@ class InspectorScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(INSPECTOR_KEYS, False, title="inspector keys"))
 
     def action_reload(self) -> None:
         self._start_load(force=True)

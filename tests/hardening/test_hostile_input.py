@@ -288,12 +288,12 @@ def test_dashboard_on_a_pty_shows_the_hostile_corpus_as_text(tmp_path: Path):
             if n % 3 == 0:
                 term.press(b"\r", then=b"Back")
                 term.press(b"123456")
-                term.press(b"\x1b", then=b"Mark stale")
+                term.press(b"\x1b", then=b"Clean up")  # the main screen's footer is back
             term.press(b"j")
         term.press(b"\x10", then=b"Inspect ")  # ctrl+p: the palette lists the selected row's commands
         term.press(b"Inspect")
         term.press(b"\r", then=b"Back")
-        term.press(b"\x1b", then=b"Mark stale")
+        term.press(b"\x1b", then=b"Clean up")  # the main screen's footer is back
         assert term.peak_rss_kb() < RSS_LIMIT_KB
         os.write(term.fd, b"q")
         code = term.wait()

@@ -55,23 +55,34 @@ def resolve_state_dir(args: argparse.Namespace) -> Path:
     return Path(resolve_sources(args)[0])
 
 
-def _command_modules():
-    for info in sorted(pkgutil.iter_modules(app.commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+def command_names() -> dict[str, str]:
+    """Each command's name (the module's, ``_`` written ``-``) to its module, found without importing any."""
+    names = {}
+    for info in pkgutil.iter_modules(app.commands.__path__):
+        if not info.name.startswith("_"):
+            names[info.name.replace("_", "-")] = f"app.commands.{info.name}"
+    return dict(sorted(names.items()))
+
+
+def _command_modules(only: str | None = None):
+    """The command modules (only ``only``'s when given): a command run imports its own module alone,
+    so start-up costs what that command needs, not what every command needs."""
+    for name, module_name in command_names().items():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"app.commands.{info.name}")
+        module = importlib.import_module(module_name)
         if hasattr(module, "NAME") and hasattr(module, "run"):
             yield module
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expwatch",
         description="Watch, inspect and resume long-running experiments.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
+    for module in _command_modules(only):
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         add_state_dir_argument(cmd)
@@ -82,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    known = {module.NAME for module in _command_modules()}
+    known = command_names()
     first = next((a for a in argv if not a.startswith("-")), None)
     if first is None or first not in known:
         # `expwatch [STATE_DIR] [options]` opens the dashboard.
-        argv = ["dashboard", *argv] if "dashboard" in known else argv
+        if "dashboard" in known:
+            argv, first = ["dashboard", *argv], "dashboard"
+        else:
+            first = None
+    parser = build_parser(first)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

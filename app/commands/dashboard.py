@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from app.app import DashboardOptions, run_dashboard
+
 NAME = "dashboard"
 HELP = "open the dashboard on a state directory (the default command)"
 
@@ -30,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.app import DashboardOptions, run_dashboard
     from app.cli import CommandError, resolve_sources
     from runtime.exit_codes import EXIT_NOT_FOUND
     from state.sources import SourceError, open_sources

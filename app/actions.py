@@ -14,17 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from runtime.actions import (
-    CleanupPlan,
-    ResumePlan,
-    StalePlan,
-    execute_cleanup,
-    execute_mark_stale,
-    execute_resume,
-    plan_cleanup,
-    plan_mark_stale,
-    plan_resume,
-)
 from state.atomic import LockTimeout
 from state.record import BrokenRecord, ExperimentRecord
 from state.sources import MARK_STALE, RESUME, DirectorySource
@@ -34,6 +23,10 @@ from app.screens.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
+    from runtime.actions import CleanupPlan, ResumePlan, StalePlan
+
+# runtime.actions (the resume launcher, the stale rules) loads on the first action, not with the
+# dashboard: 30-40 ms of its start-up in the import profile.
 
 #: What a refused or failed action is expected to raise: shown as a notice, not as a failed worker.
 EXPECTED = (StoreError, LockTimeout, PermissionError)
@@ -81,14 +74,18 @@ class ActionFlows:
 
     def resume_command_text(self: ExpwatchApp, source: DirectorySource, ident: str) -> str:
         """The command a resume would run, for the inspector (reads the file: worker threads only)."""
-        plan = plan_resume(source.store, ident, template=self.options.resume_template, probe=self.probe)
+        from runtime import actions
+
+        plan = actions.plan_resume(source.store, ident, template=self.options.resume_template, probe=self.probe)
         return " ".join(plan.argv) + f"   (in {plan.cwd})"
 
     @work(thread=True, group="action", exit_on_error=False, description="plan a resume")
     def _plan_resume(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                plan = plan_resume(store, record.key, template=self.options.resume_template, probe=self.probe)
+                plan = actions.plan_resume(store, record.key, template=self.options.resume_template, probe=self.probe)
         except EXPECTED as exc:
             self._refused(f"cannot resume {record.experiment_id}", exc)
             return
@@ -102,9 +99,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="resume")
     def _do_resume(self: ExpwatchApp, source: DirectorySource, plan: ResumePlan) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                result = execute_resume(store, plan, probe=self.probe)
+                result = actions.execute_resume(store, plan, probe=self.probe)
         except EXPECTED as exc:
             self._refused("resume refused", exc)
             return
@@ -121,9 +120,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan mark-stale")
     def _plan_mark_stale(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                plan = plan_mark_stale(store, record.key, probe=self.probe, now=self.clock())
+                plan = actions.plan_mark_stale(store, record.key, probe=self.probe, now=self.clock())
         except EXPECTED as exc:
             self._refused(f"cannot mark {record.experiment_id} stale", exc)
             return
@@ -134,9 +135,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="mark stale")
     def _do_mark_stale(self: ExpwatchApp, source: DirectorySource, plan: StalePlan) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                result = execute_mark_stale(store, plan)
+                result = actions.execute_mark_stale(store, plan)
         except EXPECTED as exc:
             self._refused("mark stale refused", exc)
             return
@@ -158,8 +161,10 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan clean-up")
     def _plan_cleanup(self: ExpwatchApp, records: list[tuple[DirectorySource, tuple[ExperimentRecord, ...]]]) -> None:
+        from runtime import actions
+
         now = self.clock()
-        plans = [(source, plan_cleanup(recs, probe=self.probe, now=now)) for source, recs in records]
+        plans = [(source, actions.plan_cleanup(recs, probe=self.probe, now=now)) for source, recs in records]
         plans = [(source, plan) for source, plan in plans if plan]
         lines: list[str] = []
         for source, plan in plans:
@@ -174,12 +179,14 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="clean up stale experiments")
     def _do_cleanup(self: ExpwatchApp, plans: list[tuple[DirectorySource, CleanupPlan]]) -> None:
+        from runtime import actions
+
         done = skipped = 0
         reasons: list[str] = []
         for source, plan in plans:
             try:
                 with source.exclusive() as store:
-                    result = execute_cleanup(store, plan)
+                    result = actions.execute_cleanup(store, plan)
             except EXPECTED as exc:
                 self._refused("clean up refused", exc)
                 continue

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +33,7 @@ from runtime.liveness import LocalProbe
 from runtime.watcher import watch_directory
 from state.board import Board
 from state.record import ExperimentRecord
-from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
+from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
 from state.verdict import StaleVerdict, judge_with
@@ -320,7 +321,9 @@ class ExpwatchApp(ActionFlows, App[None]):
     @property
     def shows_hosts(self) -> bool:
         """Whether rows come from other hosts (a hub): the table then shows where each row lives."""
-        return any(isinstance(s, HubSource) for s in self.sources)
+        # The hub's module (redis, 30-40 ms of start-up) is loaded only when a hub URL was opened.
+        hub = sys.modules.get("state.sources.hub")
+        return hub is not None and any(isinstance(s, hub.HubSource) for s in self.sources)
 
     def _source_status_tick(self) -> None:
         """A source's health changed (a hub lost or back): say so once, keeping the last good picture."""

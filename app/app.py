@@ -127,11 +127,12 @@ class ExpwatchApp(ActionFlows, App[None]):
 
     def on_mount(self) -> None:
         self.title = f"expwatch — {self.main.location}"
+        # Paused while no record changes: an idle dashboard is not woken 4 times a second for nothing.
+        self._records_timer = self.set_interval(RECORDS_SECONDS, self._records_tick, pause=True)
         for source in self.sources:
             self._initial_scan(source)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
-        self.set_interval(RECORDS_SECONDS, self._records_tick)
         self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
@@ -184,6 +185,8 @@ class ExpwatchApp(ActionFlows, App[None]):
 
     def on_source_changed(self, message: SourceChanged) -> None:
         redraw = self.board.apply(message.source, message.delta)
+        if message.delta.upserts or message.delta.removed:
+            self._records_timer.resume()
         if self.main.ready:
             self.main.show(redraw)
         if message.first and not self.main.loaded:
@@ -340,6 +343,7 @@ class ExpwatchApp(ActionFlows, App[None]):
 
     def _records_tick(self) -> None:
         # The GPU thread reads this immutable tuple; rebuilt at most 4x/s, only after records changed.
+        self._records_timer.pause()
         self._records_for_threads = self.board.records()
 
     # -- GPUs ----------------------------------------------------------------------------------------------

@@ -15,25 +15,26 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from state.atomic import LockTimeout
+from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
-from state.sources import MARK_STALE, RESUME, DirectorySource
+from state.sources import MARK_STALE, RESUME, STOP, DirectorySource
 from state.store import StoreError
 
 from app.screens.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
-    from runtime.actions import CleanupPlan, ResumePlan, StalePlan
+    from runtime.actions import CleanupPlan, ResumePlan, StalePlan, StopPlan
 
 # runtime.actions (the resume launcher, the stale rules) loads on the first action, not with the
 # dashboard: 30-40 ms of its start-up in the import profile.
 
 #: What a refused or failed action is expected to raise: shown as a notice, not as a failed worker.
-EXPECTED = (StoreError, LockTimeout, PermissionError)
+EXPECTED = (StoreError, LockTimeout, PermissionError, UnsafePathError)
 
 
 class ActionFlows:
-    """Mixed into the App: resume, mark stale and clean up from the keys."""
+    """Mixed into the App: resume, mark stale, stop and clean up from the keys."""
 
     def _chosen(self: ExpwatchApp, key: str, action: str) -> tuple[DirectorySource, ExperimentRecord] | None:
         if self.options.read_only:
@@ -65,6 +66,13 @@ class ActionFlows:
 
     def _refused(self: ExpwatchApp, what: str, exc: BaseException) -> None:
         self.call_from_thread(self.notify, f"{what}: {exc}", severity="error", timeout=8)
+
+    def _done(self: ExpwatchApp, text: str, journal_error: str | None) -> None:
+        """What an action did (from a worker thread); a journal line it could not write, as a warning."""
+        if journal_error is None:
+            self.call_from_thread(self.notify, text, timeout=8)
+        else:
+            self.call_from_thread(self.notify, f"{text} (done, but {journal_error})", severity="warning", timeout=12)
 
     # -- resume --------------------------------------------------------------------------------
     def request_resume(self: ExpwatchApp, key: str) -> None:
@@ -107,9 +115,7 @@ class ActionFlows:
         except EXPECTED as exc:
             self._refused("resume refused", exc)
             return
-        self.call_from_thread(
-            self.notify, f"resumed {plan.experiment_id}: pid {result.pid}, log {result.log_path}", timeout=8
-        )
+        self._done(f"resumed {plan.experiment_id}: pid {result.pid}, log {result.log_path}", result.journal_error)
         self.reconcile_now(source)
 
     # -- mark stale ----------------------------------------------------------------------------
@@ -143,7 +149,44 @@ class ActionFlows:
         except EXPECTED as exc:
             self._refused("mark stale refused", exc)
             return
-        self.call_from_thread(self.notify, f"{result.experiment_id}: {result.from_status} → {result.to_status}")
+        self._done(f"{result.experiment_id}: {result.from_status} → {result.to_status}", result.journal_error)
+        self.reconcile_now(source)
+
+    # -- stop ------------------------------------------------------------------------------------
+    def request_stop(self: ExpwatchApp, key: str) -> None:
+        chosen = self._chosen(key, STOP)
+        if chosen is not None:
+            self._plan_stop(*chosen)
+
+    @work(thread=True, group="action", exit_on_error=False, description="plan a stop")
+    def _plan_stop(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from runtime import actions
+
+        try:
+            with source.exclusive() as store:
+                plan = actions.plan_stop(store, record.key, probe=self.probe, now=self.clock())
+        except EXPECTED as exc:
+            self._refused(f"cannot stop {record.experiment_id}", exc)
+            return
+        label = "Terminate (SIGTERM)" if plan.signum is not None and plan.signum.name == "SIGTERM" else "Stop"
+        dialog = ConfirmDialog(f"Stop {record.experiment_id}?", plan.describe(), confirm_label=label, refusal=plan.refusal)
+        self._confirm(dialog, lambda: self._do_stop(source, plan))
+
+    @work(thread=True, group="action", exit_on_error=False, description="stop")
+    def _do_stop(self: ExpwatchApp, source: DirectorySource, plan: StopPlan) -> None:
+        from runtime import actions
+
+        try:
+            with source.exclusive() as store:
+                result = actions.execute_stop(store, plan, probe=self.probe)
+        except EXPECTED as exc:
+            self._refused("stop refused", exc)
+            return
+        after = "it stops at a run boundary" if result.signum.name == "SIGINT" else "its workers are terminated now"
+        self.call_from_thread(
+            self.notify, f"{result.signum.name} sent to {result.experiment_id} (pid {result.pid}): {after}",
+            timeout=8, markup=False,
+        )
         self.reconcile_now(source)
 
     # -- clean up ---------------------------------------------------------------------------------

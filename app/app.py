@@ -18,14 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.markup import escape as escape_markup
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -36,9 +37,12 @@ from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
+from state.text import printable
 from state.verdict import StaleVerdict, judge_with
 
 from app.actions import ActionFlows
+from app.alerting import AlertFlows
+from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
 from app.screens.main import MainScreen
 
@@ -73,12 +77,22 @@ class DashboardOptions:
     simulate_gpus: int | None = None
     watch: bool = True
     gpus: bool = True
+    preferences: Preferences = field(default_factory=Preferences)
+    """Theme, sort, hidden columns, panels and alerts for this session (the file's, flags applied)."""
+    preferences_path: Path | None = None
+    """Where what the user changes on the screen is saved at quit (None: nowhere, as in tests)."""
+    saved_preferences: Preferences | None = None
+    """The file's own values, which a save keeps except where the user changed something."""
 
 
-class ExpwatchApp(ActionFlows, App[None]):
+class ExpwatchApp(ActionFlows, AlertFlows, App[None]):
     CSS_PATH = "expwatch.tcss"
     TITLE = "expwatch"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        # Reached only when the screen's own binding is hidden (read-only): the keys then say why.
+        *(Binding(key, "read_only_refusal", show=False) for key in ("R", "S", "K", "C")),
+    ]
 
     def __init__(
         self,
@@ -96,6 +110,7 @@ class ExpwatchApp(ActionFlows, App[None]):
         self.sources: list[Source] = open_sources(options.sources, read_only=options.read_only)
         self.by_name = {s.name: s for s in self.sources}
         self.board = Board([s.name for s in self.sources])
+        self.board.set_sort(options.preferences.sort)
         self.main = MainScreen(
             self.board,
             location="  ".join(str(p) for p in options.sources),
@@ -116,6 +131,9 @@ class ExpwatchApp(ActionFlows, App[None]):
         #: The last GPU sample, for a main screen mounted after it came.
         self.latest_gpus: GpuSampled | None = None
         self._source_status: dict[str, str | None] = {}
+        #: Textual's default theme, so a session that never changed it saves no theme.
+        self.theme_at_start = self.theme
+        self._focused_once = False
 
     # -- start and stop ---------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -126,7 +144,8 @@ class ExpwatchApp(ActionFlows, App[None]):
         return not self._scanning
 
     def on_mount(self) -> None:
-        self.title = f"expwatch — {self.main.location}"
+        self.title = f"expwatch — {printable(self.main.location)}"
+        self.call_after_refresh(self._apply_preferences)
         # Paused while no record changes: an idle dashboard is not woken 4 times a second for nothing.
         self._records_timer = self.set_interval(RECORDS_SECONDS, self._records_tick, pause=True)
         for source in self.sources:
@@ -143,11 +162,83 @@ class ExpwatchApp(ActionFlows, App[None]):
         if self.options.gpus:
             self._start_gpu_sampler()
 
+    # -- preferences ---------------------------------------------------------------------------
+    def _apply_preferences(self) -> None:
+        prefs = self.options.preferences
+        if prefs.theme:
+            if prefs.theme in self.available_themes:
+                self.theme = prefs.theme
+            else:
+                self.notify(f"unknown theme {prefs.theme!r} in the preferences: the default is used", severity="warning", markup=False)
+        self.main.table.hide_columns(prefs.hidden_columns)
+        if not prefs.gpu_panel and self.main.query_one("#gpus").display:
+            self.main.action_toggle_gpus()
+        if not prefs.device_panel and self.main.query_one("#devices").display:
+            self.main.action_toggle_devices()
+
+    def current_preferences(self) -> Preferences:
+        """The session's preferences as the screen shows them now."""
+        return replace(
+            self.options.preferences,
+            theme=self.theme,
+            sort=self.board.sort_mode,
+            hidden_columns=tuple(sorted(self.main.table.hidden)),
+            gpu_panel=bool(self.main.query_one("#gpus").display),
+            device_panel=bool(self.main.query_one("#devices").display),
+        )
+
+    def save_changed_preferences(self) -> None:
+        """Save what the user changed on the screen this session (flags given stay this session's)."""
+        path, saved = self.options.preferences_path, self.options.saved_preferences
+        if path is None or saved is None or not self.main.ready:
+            return
+        start = replace(self.options.preferences, theme=self.options.preferences.theme or self.theme_at_start)
+        merged = changed_since(start, self.current_preferences(), saved)
+        if merged != saved:
+            try:
+                save_preferences(merged, path)
+            except OSError as exc:
+                log.error("could not save the preferences to %s: %s", path, exc)
+
+    # -- the browser (textual-serve) ----------------------------------------------------------------
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self._focused_once = True
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        """The web driver starts with a blur before the page was ever focused; Textual's footer then stays
+        blank until the first click. A page that was never focused has lost nothing: treat it as focused."""
+        if self.is_web and not self._focused_once:
+            self.call_later(self._as_if_focused)  # after Textual's own blur handler, which runs after this one
+
+    def _as_if_focused(self) -> None:
+        if not self._focused_once:
+            self.app_focus = True
+            self.screen.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "read_only_refusal":
+            return self.options.read_only
+        return True
+
+    def action_read_only_refusal(self) -> None:
+        """A key that would change something, in observer mode: say why nothing happens (it is not in the footer)."""
+        self.notify("read-only (observer) mode: nothing can be changed here", severity="warning", timeout=4)
+
+    async def action_quit(self) -> None:
+        self.save_changed_preferences()
+        await super().action_quit()
+
     def on_unmount(self) -> None:
         self._stop_watch.set()
         self._stop_thread.set()
         if self._gpu_sampler is not None:
             self._gpu_sampler.stop(timeout=1.0)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notice here carries data (ids, reasons, errors): shown as text, never as markup."""
+        super().notify(printable(message, keep_newlines=True), title=printable(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     # -- the one error handler -------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -189,6 +280,8 @@ class ExpwatchApp(ActionFlows, App[None]):
             self._records_timer.resume()
         if self.main.ready:
             self.main.show(redraw)
+        if redraw.alerts:
+            self.raise_alerts(redraw.alerts)
         if message.first and not self.main.loaded:
             self.main.first_rows_ready()
 
@@ -259,6 +352,7 @@ class ExpwatchApp(ActionFlows, App[None]):
     async def _watch(self, source: DirectorySource) -> None:
         """watchfiles in an async worker; each batch is re-read in a thread."""
         lost = False
+        fresh: set[Path] = set()  # study folders that appeared while watching (their manifest may follow)
         while not self._stop_watch.is_set():
             try:
                 if not source.root.is_dir():
@@ -272,7 +366,7 @@ class ExpwatchApp(ActionFlows, App[None]):
                     # sends no event, so read the whole directory once.
                     lost = False
                     self._reconcile_tick(now=True, only=source)
-                async with contextlib.aclosing(watch_directory(source.root, self._stop_watch)) as batches:
+                async with contextlib.aclosing(watch_directory(source.root, self._stop_watch, fresh)) as batches:
                     async for paths in batches:
                         if not paths and not source.has_deferred:
                             continue
@@ -419,14 +513,17 @@ class ExpwatchApp(ActionFlows, App[None]):
         if row is None:
             return
         name = row.entry.experiment_id
-        yield SystemCommand(f"Inspect {name}", "Open the inspector", self.main.action_inspect)
+        # The palette reads titles and help as markup: the id is escaped for it, and copied as it is.
+        shown = escape_markup(printable(name))
+        yield SystemCommand(f"Inspect {shown}", "Open the inspector", self.main.action_inspect)
         if not self.options.read_only:
-            yield SystemCommand(f"Resume {name}", "Dry run first, then confirm", self.main.action_resume)
-            yield SystemCommand(f"Mark {name} stale", "Only when its owner is dead", self.main.action_mark_stale)
-        yield SystemCommand(f"Copy id {name}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
+            yield SystemCommand(f"Resume {shown}", "Dry run first, then confirm", self.main.action_resume)
+            yield SystemCommand(f"Mark {shown} stale", "Only when its owner is dead", self.main.action_mark_stale)
+            yield SystemCommand(f"Stop {shown}", "SIGINT to its runner: it stops at a run boundary", self.main.action_stop)
+        yield SystemCommand(f"Copy id {shown}", "Copy the experiment id to the clipboard", lambda: self._copy(name))
         log_path = getattr(row.entry, "log_path", None)
         if log_path:
-            yield SystemCommand(f"Open log of {name}", str(log_path), lambda: self._open_log(log_path))
+            yield SystemCommand(f"Open log of {shown}", escape_markup(printable(log_path)), lambda: self._open_log(log_path))
 
     def _copy(self, text: str) -> None:
         self.copy_to_clipboard(text)
@@ -446,5 +543,7 @@ def run_dashboard(options: DashboardOptions) -> int:
     for root in options.sources:
         if options.read_only and "://" not in str(root) and not os.access(root, os.R_OK):
             raise PermissionError(f"cannot read {root}")
-    ExpwatchApp(options).run()
-    return 0
+    app = ExpwatchApp(options)
+    app.run()
+    # A crash (an exception Textual caught and printed) must not look like a normal quit.
+    return app.return_code or 0

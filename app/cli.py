@@ -9,15 +9,20 @@ with ``--debug``) and map to meaningful exit codes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import gc
 import importlib
 import os
 import pkgutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import app.commands
 from runtime.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from state.text import printable
 
 
 class CommandError(Exception):
@@ -26,6 +31,42 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR):
         super().__init__(message)
         self.code = code
+
+
+#: Commands that hand the terminal to the dashboard (Textual writes its own escapes).
+TERMINAL_COMMANDS = frozenset({"dashboard", "demo", "serve"})
+
+
+class PrintableStream:
+    """A text stream that puts everything written through ``state.text.printable``.
+
+    The boundary where the CLI's text from data (ids, names, errors, paths,
+    runner output) becomes terminal text: no escape sequence, C1 byte or
+    surrogate written by a printer reaches the terminal, whichever printer
+    it is. ``--json`` is unchanged: ``json.dumps`` escapes all of those
+    already, so its output is printable ASCII.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text, keep_newlines=True))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def printable_output() -> Iterator[None]:
+    """``sys.stdout`` and ``sys.stderr`` as ``PrintableStream`` while the block runs."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def default_state_dir() -> Path:
@@ -76,20 +117,71 @@ def _command_modules(only: str | None = None):
             yield module
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _VersionAction(argparse.Action):
+    """``--version``, with the installed version looked up only when asked (importlib.metadata reads
+    every installed package's metadata: 10-20 ms of every start-up otherwise)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        print(f"expwatch {version()}")
+        parser.exit()
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("expwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class ExpwatchParser(argparse.ArgumentParser):
+    """The top-level parser: it also knows its subcommands' parsers, so each reports its own usage."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+
+def build_parser(only: str | None = None) -> ExpwatchParser:
+    parser = ExpwatchParser(
         prog="expwatch",
-        description="Watch, inspect and resume long-running experiments.",
+        usage="expwatch [SOURCE ...] [dashboard options]\n       expwatch COMMAND [options]",
+        description="Watch, inspect and resume long-running experiments. With no command, the dashboard opens "
+        "on the sources given (`expwatch dashboard -h` lists its options).",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused, 5 conflict, 130 interrupted.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    parser.commands = {}
     for module in _command_modules(only):
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(module.NAME, prog=f"expwatch {module.NAME}", help=module.HELP, description=module.HELP)
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         add_state_dir_argument(cmd)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
+        parser.commands[module.NAME] = cmd
     return parser
+
+
+def _looks_like_a_source(word: str) -> bool:
+    """A word the user meant as a path or URL rather than as a command."""
+    return os.path.lexists(word) or "://" in word or os.sep in word or "." in word or word.startswith("~")
+
+
+def _unknown_command(parser: ExpwatchParser, word: str, known: list[str]) -> int:
+    close = difflib.get_close_matches(word, known, n=1)
+    hint = f" (did you mean `expwatch {close[0]}`?)" if close else ""
+    parser.print_usage(sys.stderr)
+    print(
+        f"expwatch: unknown command {word!r}{hint}; commands: {', '.join(known)}. "
+        "To open the dashboard on a directory, give its path.",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,25 +192,45 @@ def main(argv: list[str] | None = None) -> int:
         # of "self" time on whichever module was importing when one ran). They are then frozen
         # out of the collector, so the command's own collections never walk them again.
         gc.disable()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    known = command_names()
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None or first not in known:
-        # `expwatch [STATE_DIR] [options]` opens the dashboard.
-        if "dashboard" in known:
-            argv, first = ["dashboard", *argv], "dashboard"
-        else:
-            first = None
     try:
-        parser = build_parser(first)
-        args = parser.parse_args(argv)
+        parsed = _parse(list(sys.argv[1:] if argv is None else argv))
     finally:
         if whole_process:
             gc.freeze()
             gc.enable()
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return EXIT_USAGE
+    if isinstance(parsed, int):
+        return parsed
+    args = parsed
+    guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
+    with guard:
+        return _run(args)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace | int:
+    """The command line parsed, with only the module of the command given imported (the help
+    and the version need them all); or the exit code of a line that needs no command run."""
+    known = command_names()
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if argv[:1] == ["help"]:
+        build_parser().print_help()
+        return EXIT_OK
+    if argv and argv[0] == first and first not in known and not _looks_like_a_source(first):
+        return _unknown_command(build_parser(first), first, list(known))  # imports no command
+    top_level_only = {"-h", "--help", "--version"}
+    if first is None and set(argv) & top_level_only:
+        build_parser().parse_args(argv)  # prints the help or the version and exits
+    if first is None or first not in known:
+        # `expwatch [SOURCE ...] [options]` opens the dashboard.
+        argv, first = ["dashboard", *argv], "dashboard"
+    parser = build_parser(first)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # An unknown flag is reported with the usage of the command it was given to.
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except CommandError as exc:

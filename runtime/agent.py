@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 from runtime.liveness import LocalProbe
 from runtime.watcher import watch_directory
@@ -127,10 +128,11 @@ class HubAgent:
 
     async def _watch(self, source: DirectorySource, stop: asyncio.Event) -> None:
         """Watch events as hints, like the dashboard; a watch that ends (directory replaced) is rescanned and renewed."""
+        fresh: set[Path] = set()
         while not stop.is_set():
             try:
                 if source.root.is_dir():
-                    async with contextlib.aclosing(watch_directory(source.root, stop)) as batches:
+                    async with contextlib.aclosing(watch_directory(source.root, stop, fresh)) as batches:
                         async for paths in batches:
                             if paths or source.has_deferred:
                                 await asyncio.to_thread(self._locked, self._apply_hint, source, paths)

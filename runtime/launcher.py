@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -118,7 +119,13 @@ def reap_in_background(proc: subprocess.Popen[bytes]) -> None:
 
 def open_log(log_path: Path, header: str) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Never through a symlink, never into a device, a FIFO or a file linked from elsewhere.
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise LaunchError(f"refusing to log to {log_path}: not a plain file of its own")
+    os.set_blocking(fd, True)
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
     os.write(fd, f"\n== {stamp} {header}\n".encode())
     return fd

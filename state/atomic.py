@@ -8,7 +8,7 @@ import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -61,11 +61,17 @@ class LockTimeout(TimeoutError):
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_path: Path, *, timeout: float | None = 10.0) -> Iterator[None]:
-    """Hold ``fcntl.flock`` on a sidecar lock file (blocking, with a time limit)."""
+def exclusive_lock(
+    lock_path: Path, *, timeout: float | None = 10.0, open_fd: Callable[[], int] | None = None
+) -> Iterator[None]:
+    """Hold ``fcntl.flock`` on a sidecar lock file (blocking, with a time limit).
+
+    ``open_fd`` opens the lock file instead of a plain ``os.open`` (the store
+    passes one that refuses symlinks and strange folders).
+    """
     import time
 
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = open_fd() if open_fd is not None else os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0005

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from state.alerts import Alert, transition_alert
 from state.devices import DeviceSnapshot
 from state.progress import progress_fraction
 from state.record import BrokenRecord, Entry, ExperimentRecord
@@ -59,6 +60,8 @@ class Redraw:
     records: bool = False
     """Records changed (not only verdicts): whatever reads the records again must."""
     devices: bool = False
+    alerts: tuple[Alert, ...] = ()
+    """Transitions a user wants to hear about (failed, stale, finished) among the changed rows."""
 
     @property
     def membership(self) -> bool:
@@ -154,6 +157,7 @@ class Board:
                 removed.append(bk)
         changed: dict[str, BoardRow] = {}
         added: list[str] = []
+        alerts: list[Alert] = []
         moved = records = False
         upserts, verdicts = delta.upserts, delta.verdicts
         for k in upserts.keys() | verdicts.keys() if verdicts else upserts:
@@ -181,6 +185,9 @@ class Board:
                 counts[old.category] -= 1
                 if not moved and self._position_changed(old, new):
                     moved = True
+                alert = transition_alert(bk, old, new)
+                if alert is not None:
+                    alerts.append(alert)
             counts[new.category] += 1
             changed[bk] = new
             if k in upserts:
@@ -191,7 +198,7 @@ class Board:
         if devices:
             self.devices[source] = delta.devices or ()
             self.device_errors[source] = delta.device_errors
-        return Redraw(changed, tuple(added), tuple(removed), moved, records or bool(removed), devices)
+        return Redraw(changed, tuple(added), tuple(removed), moved, records or bool(removed), devices, tuple(alerts))
 
     def _position_changed(self, old: BoardRow, new: BoardRow) -> bool:
         needle = self.filter_text.lower()

@@ -6,17 +6,22 @@ The runner that owns a workcell writes one snapshot file per workcell into
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from state.sidecar import read_regular
+from state.timestamps import Timestamp
+
 DEVICE_SNAPSHOT_SCHEMA = "expwatch.devices/1"
+#: A workcell's snapshot is a few KiB; anything this big is not one (a sparse file, a device).
+MAX_DEVICE_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ class DeviceState(BaseModel):
     status: DeviceStatus = DeviceStatus.OFFLINE
     details: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    updated_at: datetime
+    updated_at: Timestamp
 
 
 class DeviceSnapshot(BaseModel):
@@ -54,7 +59,7 @@ class DeviceSnapshot(BaseModel):
     workcell: str
     experiment_id: str | None = None
     owner_pid: int | None = None
-    taken_at: datetime
+    taken_at: Timestamp
     devices: list[DeviceState] = Field(default_factory=list)
 
     def to_json(self) -> str:
@@ -86,7 +91,7 @@ def read_device_snapshots(
     """
     report = on_error or (lambda path, reason: _log.warning("device snapshot %s: %s", path, reason))
     try:
-        paths = sorted(p for p in devices_dir.iterdir() if p.suffix == ".json" and p.is_file())
+        paths = sorted(p for p in devices_dir.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -95,7 +100,10 @@ def read_device_snapshots(
     found: list[DeviceSnapshot] = []
     for path in paths:
         try:
-            snapshot = DeviceSnapshot.model_validate_json(path.read_bytes())
+            data, _ = read_regular(path, MAX_DEVICE_SNAPSHOT_BYTES, follow=False)
+            if len(data) > MAX_DEVICE_SNAPSHOT_BYTES:
+                raise ValueError(f"larger than {MAX_DEVICE_SNAPSHOT_BYTES // 1024**2} MiB")
+            snapshot = DeviceSnapshot.model_validate_json(data)
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
@@ -114,4 +122,6 @@ def _short_reason(exc: Exception) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "document"
         return f"invalid snapshot ({exc.error_count()} errors; first at {where}: {first.get('msg')})"
+    if isinstance(exc, OSError):
+        return "a symlink (not followed)" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
     return f"{type(exc).__name__}: {exc}"

@@ -6,14 +6,18 @@ retry is recorded here, whatever the experiment's format.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from state.sidecar import UnsafeSidecarError, open_sidecar_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,10 @@ class JournalEntry:
     def from_json_dict(cls, raw: dict[str, str | None]) -> JournalEntry:
         if not isinstance(raw, dict):
             raise TypeError("journal line is not an object")
+        texts = [raw["time"], raw["user"], raw["host"], raw["experiment"], raw["action"]]
+        optional = [raw.get("from", raw.get("from_status")), raw.get("to", raw.get("to_status")), raw.get("reason")]
+        if not all(isinstance(v, str) for v in texts) or not all(v is None or isinstance(v, str) for v in optional):
+            raise TypeError("journal line has a field of the wrong type")
         return cls(
             time=raw["time"],
             user=raw["user"],
@@ -63,11 +71,97 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-class AuditJournal:
-    """Append-only JSON lines beside the experiments (in the sidecar folder)."""
+#: The journal's tail read for history: older lines beyond this are left out (years of actions).
+MAX_JOURNAL_READ_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, path: Path):
+
+class AuditJournal:
+    """Append-only JSON lines beside the experiments (in the sidecar folder).
+
+    With ``root`` (the state directory) the file is opened through
+    ``state.sidecar``: the sidecar folder must be a real directory and the
+    journal a regular file with one link, never a symlink, or nothing is
+    written or read.
+    """
+
+    def __init__(self, path: Path, *, root: Path | None = None):
         self.path = path
+        self.root = root
+
+    def _open(self, flags: int) -> int:
+        if self.root is not None:
+            return open_sidecar_file(self.root, (), self.path.name, flags)
+        fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeSidecarError(f"refusing to use {self.path}: not a regular file")
+        return fd
+
+    def open(self) -> JournalAppender:
+        """Open for appending now, so that an action learns before it acts whether it can journal.
+
+        ``OSError`` (a directory in the way, an immutable or read-only file, a
+        folder we may not write, a symlink) comes from here, before anything was
+        done. A journal that does not exist yet is created by the first append
+        only, so an action refused later leaves no empty file behind.
+        """
+        try:
+            return JournalAppender(self, self._open(os.O_RDWR | os.O_APPEND))
+        except FileNotFoundError:
+            if not os.access(self.path.parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path.parent)) from None
+            return JournalAppender(self, -1)
+
+    def append(self, **fields: str | None) -> JournalEntry:
+        """Open, append one line (``JournalAppender.append``'s fields), close."""
+        with self.open() as appender:
+            return appender.append(**fields)  # type: ignore[arg-type]
+
+    def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
+        """Entries in order; lines that do not parse or hold wrong types are passed over.
+
+        Only the last ``MAX_JOURNAL_READ_BYTES`` are read. A journal that is a
+        symlink, a device or a folder raises ``UnsafeSidecarError``.
+        """
+        try:
+            fd = self._open(os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            start = max(0, size - MAX_JOURNAL_READ_BYTES)
+            data = os.pread(fd, MAX_JOURNAL_READ_BYTES, start)
+        finally:
+            os.close(fd)
+        if start:
+            data = data.partition(b"\n")[2]  # the first line is cut
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                entry = JournalEntry.from_json_dict(json.loads(line))
+            except (ValueError, TypeError, KeyError, RecursionError):
+                continue
+            if experiment is None or entry.experiment == experiment:
+                yield entry
+
+
+class JournalAppender:
+    """The journal held open by one action: opened before it acts, written once it has."""
+
+    def __init__(self, journal: AuditJournal, fd: int):
+        self.journal = journal
+        self.path = journal.path
+        self._fd = fd
+
+    def __enter__(self) -> JournalAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def append(
         self,
@@ -88,30 +182,14 @@ class AuditJournal:
             to_status=to_status,
             reason=reason,
         )
-        line = (json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A torn last line (a crash mid-append): end it, or it would swallow this one.
-                line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self._fd < 0:
+            self._fd = self.journal._open(os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        text = json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n"
+        line = text.encode("utf-8", "backslashreplace")
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            # A torn last line (a crash mid-append): end it, or it would swallow this one.
+            line = b"\n" + line
+        os.write(self._fd, line)
+        os.fsync(self._fd)
         return entry
-
-    def entries(self, experiment: str | None = None) -> Iterator[JournalEntry]:
-        """Entries in order; lines that do not parse (a torn tail) are passed over."""
-        try:
-            handle = self.path.open("r", encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return
-        with handle:
-            for line in handle:
-                try:
-                    entry = JournalEntry.from_json_dict(json.loads(line))
-                except (ValueError, TypeError, KeyError):
-                    continue
-                if experiment is None or entry.experiment == experiment:
-                    yield entry

@@ -7,13 +7,13 @@ documents to the current schema before validation; unknown schemas are refused
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from state.devices import DeviceState
+from state.timestamps import Timestamp
 from state.transitions import ExperimentStatus, ProcessStatus
 
 SCHEMA_PREFIX = "expwatch.experiment/"
@@ -78,8 +78,8 @@ class RunRecord(_Model):
     process_index: int | None = None
     current_step: str | None = None
     attempt: int = 0
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
 
 
 class ProcessInfo(_Model):
@@ -94,9 +94,9 @@ class ProcessInfo(_Model):
     runs_failed: int = 0
     current_run: str | None = None
     current_step: str | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    heartbeat_at: datetime | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    heartbeat_at: Timestamp | None = None
     error_message: str | None = None
 
 
@@ -115,7 +115,7 @@ class EnergyInfo(_Model):
     start_mj: dict[str, int] = Field(default_factory=dict)
     latest_mj: dict[str, int] = Field(default_factory=dict)
     simulated: bool = False
-    updated_at: datetime | None = None
+    updated_at: Timestamp | None = None
 
     @property
     def used_joules(self) -> float | None:
@@ -130,7 +130,7 @@ class EnergyInfo(_Model):
 class HistoryEntry(_Model):
     """One transition of the experiment's status."""
 
-    at: datetime
+    at: Timestamp
     from_status: ExperimentStatus | None = Field(default=None, alias="from")
     to: ExperimentStatus
     who: str
@@ -153,7 +153,7 @@ class ExperimentDoc(_Model):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     num_processes: int = 1
     owner: OwnerIdentity | None = None
-    heartbeat_at: datetime | None = None
+    heartbeat_at: Timestamp | None = None
     heartbeat_interval_s: float = 2.0
     processes: dict[str, ProcessInfo] = Field(default_factory=dict)
     runs: list[RunRecord] = Field(default_factory=list)
@@ -163,10 +163,10 @@ class ExperimentDoc(_Model):
     energy: EnergyInfo | None = None
     devices: list[DeviceState] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    last_updated: datetime
+    created_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    last_updated: Timestamp
     error_message: str | None = None
 
     def to_json(self) -> str:

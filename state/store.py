@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from state.atomic import atomic_write_bytes, exclusive_lock
+from state.atomic import LockTimeout, atomic_write_bytes, exclusive_lock
 from state.detect import (
     MAX_STATE_FILE_BYTES,
     BrokenStateFile,
@@ -28,7 +29,7 @@ from state.detect import (
     parse_state,
     read_record,
 )
-from state.journal import AuditJournal
+from state.journal import AuditJournal, JournalAppender
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.mutations import current_status
 from state.lem_study import StudyManifest
@@ -47,7 +48,17 @@ from state.paths import (
     unsafe_id_reason,
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
+from state.sidecar import (
+    UnsafeSidecarError,
+    file_kind,
+    open_sidecar_file,
+    read_regular,
+    sidecar_dir,
+    sidecar_dir_fd,
+)
+from state.text import printable
 from state.transitions import ExperimentStatus
+from state.writeback import UnpreservableValue, write_back
 
 
 class StoreError(Exception):
@@ -77,6 +88,8 @@ class Loaded:
     format: StateFormat
     model: StateModel
     version: FileVersion
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The file's bytes as read: a write-back changes only what the model change changed in them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,12 @@ def _format_of(model: StateModel) -> StateFormat:
     return StateFormat.LEM_V1
 
 
+#: Broken reasons that say the bytes could not be read (not that they were bad): retried every scan.
+_READ_FAILURES = ("permission denied", "cannot read:")
+
+#: A temp file this old (seconds) whose experiment is not locked was left by a killed writer.
+STALE_TEMP_AGE_S = 60.0
+
 SLOW_READ_S = 0.05
 """A file whose read and parse take longer than this is recorded in ``StateStore.slow_reads``."""
 
@@ -133,6 +152,8 @@ class StateStore:
         #: File name -> seconds its last read and parse took, for reads slower than
         #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
         self.slow_reads: dict[str, float] = {}
+        if not read_only:
+            self.clean_stale_temp()
 
     # -- sidecars -------------------------------------------------------------
     @property
@@ -141,7 +162,7 @@ class StateStore:
 
     @property
     def journal(self) -> AuditJournal:
-        return AuditJournal(self.sidecar_dir / "journal.jsonl")
+        return AuditJournal(self.sidecar_dir / "journal.jsonl", root=self.root)
 
     @property
     def devices_dir(self) -> Path:
@@ -151,11 +172,100 @@ class StateStore:
     def logs_dir(self) -> Path:
         return self.sidecar_dir / "logs"
 
+    def log_file(self, key: str, recorded: str | None) -> tuple[Path, str | None]:
+        """Where an experiment's log goes, and a note when the recorded path was ignored.
+
+        A state file is data: a ``log_path`` naming anything but a file in the
+        state directory's log folder (``~/.bashrc``, ``/dev/zero``, a symlink
+        out of the folder) would choose where a resume appends. Such a path is
+        ignored for the default one, and the note says so (the dry run shows it).
+        """
+        folder = self.root.resolve() / SIDECAR_DIR / "logs"
+        default = folder / f"{key}.log"
+        if not recorded:
+            return default, None
+        try:
+            real = ensure_inside(folder, Path(recorded))
+        except (UnsafePathError, OSError, ValueError):
+            real = None
+        if real is not None and real.parent == folder:
+            return real, None
+        return default, f"recorded log path {printable(recorded)} is outside {folder}: ignored"
+
+    def prepare_logs(self) -> Path:
+        """The log folder, created if needed and checked to be a real directory (before a launch)."""
+        return self._writable_sidecar("logs")
+
+    def clean_stale_temp(self, *, now: float | None = None) -> list[str]:
+        """Remove temp files a killed writer left in the sidecar temp folder; the names removed.
+
+        A save's temp file lives for milliseconds under the experiment's lock,
+        so one older than ``STALE_TEMP_AGE_S`` whose experiment is not locked
+        now belongs to nobody. Anything odd (a symlinked folder, a file that
+        is not a plain file) is left alone; failures are not errors.
+        """
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        try:
+            with sidecar_dir_fd(self.root, "tmp", create=False) as tmp_fd:
+                for name in os.listdir(tmp_fd):
+                    if not name.endswith(".tmp"):
+                        continue
+                    try:
+                        st = os.lstat(name, dir_fd=tmp_fd)
+                        if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < STALE_TEMP_AGE_S:
+                            continue
+                        with self._unless_locked(name.partition(".json.")[0] if ".json." in name else None):
+                            os.unlink(name, dir_fd=tmp_fd)
+                        removed.append(name)
+                    except (OSError, LockTimeout):
+                        continue
+        except (OSError, UnsafePathError):
+            pass
+        return removed
+
+    @contextlib.contextmanager
+    def _unless_locked(self, key: str | None) -> Iterator[None]:
+        """Hold ``key``'s lock without waiting (``LockTimeout`` if someone holds it); no key, no lock."""
+        if key is None:
+            yield
+            return
+        try:
+            fd = open_sidecar_file(self.root, ("locks",), f"{key}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockTimeout(f"{key} is locked") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def check_sidecars(self) -> None:
+        """Raise ``UnsafeSidecarError`` if a sidecar folder or the journal is not what it should be.
+
+        Creates nothing: actions call it before their first write, so a
+        journal made a symlink stops a mark-stale before the state file
+        changes, not after.
+        """
+        for parts in ((), ("locks",), ("tmp",), ("logs",)):
+            try:
+                with sidecar_dir_fd(self.root, *parts, create=False):
+                    pass
+            except FileNotFoundError:
+                continue
+        try:
+            os.close(open_sidecar_file(self.root, (), "journal.jsonl", os.O_RDONLY))
+        except FileNotFoundError:
+            pass
+
     def _writable_sidecar(self, name: str) -> Path:
+        """A sidecar folder, created if needed, checked to be a real directory (never a symlink)."""
         self._refuse_if_read_only(f"create {name}")
-        path = self.sidecar_dir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return sidecar_dir(self.root, name) if name else sidecar_dir(self.root)
 
     def _refuse_if_read_only(self, what: str) -> None:
         if self.read_only:
@@ -316,11 +426,15 @@ class StateStore:
             self.slow_reads[name] = cost
         elif self.slow_reads:
             self.slow_reads.pop(name, None)
+        if isinstance(entry, BrokenRecord) and entry.reason.startswith(_READ_FAILURES):
+            # A chmod changes neither inode, mtime nor size: remember no version, so the
+            # next scan (or hint) tries again and a file made readable comes back.
+            return self._set(key, entry, None, name)
         return self._set(key, entry, sig, name)
 
     def _read_entry(self, key: str, path: Path, st: os.stat_result, sig: FileVersion) -> Entry | None:
         if not stat.S_ISREG(st.st_mode):
-            return BrokenRecord(key, path, f"not a regular file ({_file_kind(st.st_mode)})", sig)
+            return BrokenRecord(key, path, f"not a regular file ({file_kind(st.st_mode)})", sig)
         if st.st_size > MAX_STATE_FILE_BYTES:
             return BrokenRecord(key, path, f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB ({st.st_size} bytes)", sig)
         try:
@@ -459,7 +573,7 @@ class StateStore:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a reader bug is this file's problem, said in one line
             raise BrokenExperimentError(f"{path.name}: {unexpected_reason(exc)}") from None
-        return Loaded(key, path, fmt, model, FileVersion.of(st))
+        return Loaded(key, path, fmt, model, FileVersion.of(st), data)
 
     def find_incomplete(self) -> list[ExperimentRecord]:
         """Experiments not yet aggregated (llenergymeasure's definition)."""
@@ -482,18 +596,32 @@ class StateStore:
     @contextlib.contextmanager
     def lock(self, key: str, *, timeout: float | None = 10.0) -> Iterator[None]:
         """The advisory per-experiment lock (a sidecar file, outside the watched set)."""
-        locks = self._writable_sidecar("locks")
-        with exclusive_lock(locks / f"{key}.lock", timeout=timeout):
+        self._refuse_if_read_only(f"lock {key}")
+        name = f"{key}.lock"
+        with exclusive_lock(
+            self.sidecar_dir / "locks" / name,
+            timeout=timeout,
+            open_fd=lambda: open_sidecar_file(self.root, ("locks",), name, os.O_RDWR | os.O_CREAT, 0o666),
+        ):
             yield
 
-    def _write(self, path: Path, model: StateModel) -> Saved:
+    def _write(self, path: Path, model: StateModel, *, over: Loaded | None = None) -> Saved:
+        """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value."""
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
         elif isinstance(model, StudyManifest):
             pass  # llenergymeasure's manifest has no such field: written as given
         else:
             model = model.model_copy(update={"last_updated": datetime.now()})
-        data = model.to_json().encode("utf-8")
+        try:
+            if over is not None and over.data:
+                data = write_back(over.data, over.model, model)
+            else:
+                data = model.to_json().encode("utf-8")
+        except (UnpreservableValue, ValueError) as exc:
+            # pydantic's serialisation error and UnicodeEncodeError are ValueErrors too.
+            raise StoreError(f"{path.name}: refusing to write a value that would not read back the same "
+                             f"({' '.join(str(exc).split())[:300]}); not written") from None
         if len(data) > MAX_STATE_FILE_BYTES:
             # Readers would show it as broken: keep the last readable version instead.
             raise StoreError(
@@ -555,18 +683,37 @@ class StateStore:
                 raise ConflictError(f"{before.path.name} changed since it was read; reload and try again")
             new_model = change(before.model)
             self._check_version(before.path, before.version)
-            saved = self._write(before.path, new_model)
+            saved = self._write(before.path, new_model, over=before)
         return before, saved
 
-    def journal_action(self, before: Loaded, saved: Saved, *, action: str, reason: str | None) -> None:
+    def open_journal(self) -> JournalAppender:
+        """The audit journal opened for appending (``OSError`` if it cannot be: nothing was written)."""
+        self._refuse_if_read_only("write the audit journal")
         self._writable_sidecar("")
-        self.journal.append(
-            experiment=before.model.experiment_id,
-            action=action,
-            from_status=current_status(before.model).value,
-            to_status=current_status(saved.model).value,
-            reason=reason,
-        )
+        return self.journal.open()
+
+    def journal_action(
+        self,
+        before: Loaded,
+        saved: Saved,
+        *,
+        action: str,
+        reason: str | None,
+        journal: JournalAppender | None = None,
+    ) -> None:
+        """One line for a transition; into ``journal`` when the action opened it beforehand."""
+        fields = {
+            "experiment": before.model.experiment_id,
+            "action": action,
+            "from_status": current_status(before.model).value,
+            "to_status": current_status(saved.model).value,
+            "reason": reason,
+        }
+        if journal is not None:
+            journal.append(**fields)
+        else:
+            self._writable_sidecar("")
+            self.journal.append(**fields)
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -585,18 +732,6 @@ def unexpected_reason(exc: BaseException) -> str:
     return f"unreadable ({type(exc).__name__}: {text})" if text else f"unreadable ({type(exc).__name__})"
 
 
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a plain file"
-
-
 def read_limited(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> tuple[bytes, os.stat_result]:
     """Read at most the size limit (+1, so oversize shows) and the stat of what was read.
 
@@ -604,23 +739,7 @@ def read_limited(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> tuple[bytes, 
     to the bytes returned even if the file is replaced meanwhile. Opening
     non-blocking keeps a FIFO that appears in a race from hanging the reader.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(21, "not a regular file")
-        chunks = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
+    return read_regular(path, limit)
 
 
 __all__ = [
@@ -633,5 +752,6 @@ __all__ = [
     "ScanDelta",
     "StateStore",
     "StoreError",
+    "UnsafeSidecarError",
     "LemExperimentState",
 ]

@@ -82,6 +82,12 @@ class StaleVerdict:
     evidence: tuple[str, ...] = ()
     pids: tuple[tuple[int, Liveness], ...] = ()
     """Each probed owner's own verdict, by PID: a process row shows its own, not the experiment's."""
+    proven: bool = False
+    """Alive beyond doubt: a process on this host and boot whose start time equals the recorded one.
+
+    A heartbeat from another host or a bare llenergymeasure PID only looks alive;
+    ``mark-stale --force`` may override those, never a proven owner.
+    """
 
     def liveness_of(self, pid: int | None) -> Liveness:
         """The verdict on one process: its own where it was judged, else its owner's (the experiment's)."""
@@ -157,11 +163,11 @@ def judge_owner(
             return StaleVerdict(
                 Liveness.DEAD, f"{who}: PID reused (start ticks {evidence.start_ticks} != recorded {owner.start_ticks})"
             )
-        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)")
+        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)", proven=True)
     if owner.start_time is not None and evidence.start_time is not None:
         if abs(owner.start_time - evidence.start_time) > START_TIME_TOLERANCE_S:
             return StaleVerdict(Liveness.DEAD, f"{who}: PID reused (process start time differs)")
-        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)")
+        return StaleVerdict(Liveness.ALIVE, f"{who}: running (start time matches)", proven=True)
     return StaleVerdict(Liveness.UNKNOWN, f"{who}: exists, but no start time to confirm it is ours")
 
 
@@ -169,7 +175,8 @@ def _combine(verdicts: list[StaleVerdict], pids: tuple[tuple[int, Liveness], ...
     evidence = tuple(v.reason for v in verdicts)
     alive = [v for v in verdicts if v.is_alive]
     if alive:
-        return StaleVerdict(Liveness.ALIVE, alive[0].reason, evidence, pids)
+        proof = [v for v in alive if v.proven]
+        return StaleVerdict(Liveness.ALIVE, (proof or alive)[0].reason, evidence, pids, proven=bool(proof))
     if verdicts and all(v.is_dead for v in verdicts):
         return StaleVerdict(Liveness.DEAD, verdicts[0].reason, evidence, pids)
     unknown = [v for v in verdicts if v.liveness is Liveness.UNKNOWN]

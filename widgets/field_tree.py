@@ -14,7 +14,8 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from widgets.run_table import format_value, printable
+from state.text import printable
+from widgets.run_table import format_value
 
 #: Children shown per node; the rest are summarised in one leaf.
 MAX_CHILDREN = 200

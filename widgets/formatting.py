@@ -10,8 +10,10 @@ from rich.text import Text
 
 from state.verdict import Liveness, StaleVerdict, is_stale
 
-BAR_FULL = "█"
-BAR_EMPTY = "░"
+#: Line glyphs, not full blocks: bars on adjacent rows stay apart where a font fills the whole
+#: line height (a browser through textual-serve), and heavy against light reads without colour.
+BAR_FULL = "━"
+BAR_EMPTY = "╌"
 SPARK = "▁▂▃▄▅▆▇█"
 
 #: Status -> (symbol, theme colour). The symbol keeps statuses readable without colour.

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from state.inspection.history import HistoryRow
-from widgets.run_table import printable
+from state.text import printable
 
 
 LABELS = ("when", "source", "change", "who", "why")

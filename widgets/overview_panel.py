@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widgets import Static
 
-from widgets.run_table import printable
+from state.text import printable
+from widgets.safe_text import safe_content
 
 Value = Content | str
 
@@ -72,7 +73,7 @@ class OverviewPanel(Static):
         if sections == self._sections:
             return
         self._sections = sections
-        self.update(render_sections(sections))
+        self.update(safe_content(render_sections(sections)))
 
 
 __all__ = ["OverviewPanel", "OverviewSection", "render_sections"]

@@ -24,9 +24,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-#: Tabs and control characters become one visible cell each, so match columns stay exact.
-_SAFE = {i: "\N{REPLACEMENT CHARACTER}" for i in range(32)} | {9: " ", 127: "\N{REPLACEMENT CHARACTER}"}
-_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+from state.text import printable_same_length
+
 _TOKENS = re.compile(
     r'(?P<key>"(?:[^"\\]|\\.)*"(?=\s*:))'
     r'|(?P<string>"(?:[^"\\]|\\.)*"?)'
@@ -49,10 +48,8 @@ class RawText:
     @classmethod
     def from_text(cls, text: str) -> RawText:
         split = text.split("\n")
-        if _UNSAFE.search(text):
-            lines = tuple(line.rstrip("\r").translate(_SAFE) for line in split)
-        else:
-            lines = tuple(split)
+        # Tabs and control characters become one visible cell each, so match columns stay exact.
+        lines = tuple(line if line.isprintable() else printable_same_length(line.rstrip("\r")) for line in split)
         starts = tuple(accumulate((len(line) + 1 for line in split), initial=0))[:-1]
         width = max(map(len, lines), default=0)
         return cls(text, lines, starts, text.lower(), width)

@@ -12,7 +12,6 @@ through filters and reloads.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +24,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 
+from state.text import printable
 from widgets.virtual_table import Cell, Column, VirtualTable
 
 #: Widest a column may grow; longer cells end in an ellipsis.
@@ -73,18 +73,6 @@ class RunTableData:
 
 def cell_width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` safe to put on a terminal: control characters (escapes, tabs) become spaces."""
-    if text.isprintable():
-        return text
-    if keep_newlines:
-        return "\n".join(_CONTROL.sub(" ", line) for line in text.split("\n"))
-    return _CONTROL.sub(" ", text)
 
 
 def format_value(value: Any) -> str:

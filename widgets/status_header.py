@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from widgets import formatting as fmt
+from widgets.safe_text import safe_text
 
 ORDER = ("running", "stale", "interrupted", "failed", "broken", "initialised", "completed", "aggregated")
 
@@ -62,6 +63,7 @@ class StatusHeader(Static):
         if self.note:
             text.append(f"  {self.note}", style=colours["$warning"])
         text.append(f"  {self.state_dir}", style=colours["$text-muted"])
+        text = safe_text(text)
         if text != getattr(self, "_shown", None):
             self._shown = text
             self.update(text)

@@ -15,11 +15,12 @@ from textual.highlight import highlight
 from textual.widgets import Static
 
 from state.inspection.steps import SourceCheck, StepView
+from state.text import printable
 
 
 def numbered_source(source: str, first_line: int) -> Content:
     """Highlighted Python with line numbers starting at the function's first line."""
-    code = highlight(source.rstrip("\n"), language="python")
+    code = highlight(printable(source.rstrip("\n"), keep_newlines=True), language="python")
     lines = code.split("\n", allow_blank=True)
     width = len(str(first_line + len(lines) - 1))
     parts: list[Content | tuple[str, str] | str] = []
@@ -38,20 +39,20 @@ def source_content(view: StepView) -> Content:
 
 
 def step_header(view: StepView) -> Content:
-    parts: list[Content | tuple[str, str] | str] = [(view.location, "$text-muted")]
+    parts: list[Content | tuple[str, str] | str] = [(printable(view.location), "$text-muted")]
     if view.running_in:
-        parts += ["\n", ("● running here: " + ", ".join(view.running_in), "bold $text-success")]
+        parts += ["\n", ("● running here: " + printable(", ".join(view.running_in)), "bold $text-success")]
     if view.last_in:
-        parts += ["\n", ("■ last step of: " + ", ".join(view.last_in), "$text-muted")]
+        parts += ["\n", ("■ last step of: " + printable(", ".join(view.last_in)), "$text-muted")]
     if view.check is SourceCheck.CHANGED:
         parts += ["\n", ("▲ changed on disk since the run started", "bold $text-warning")]
         if view.check_detail:
-            parts += [("  " + view.check_detail, "$text-muted")]
+            parts += [("  " + printable(view.check_detail), "$text-muted")]
     elif view.check is not SourceCheck.SAME:
         label = "source file missing" if view.check is SourceCheck.MISSING else "cannot compare with disk"
         parts += ["\n", (f"? {label}", "$text-muted")]
         if view.check_detail:
-            parts += [(": " + view.check_detail, "$text-muted")]
+            parts += [(": " + printable(view.check_detail), "$text-muted")]
     return Content.assemble(*parts)
 
 
@@ -81,7 +82,7 @@ class StepSource(Vertical):
         return self._view
 
     def compose(self) -> ComposeResult:
-        self.border_title = Content(self._view.qualname)
+        self.border_title = Content(printable(self._view.qualname))
         yield Static(step_header(self._view), classes="step-source--header")
         yield Static(source_content(self._view), classes="step-source--code")
 
@@ -99,7 +100,7 @@ class StepSource(Vertical):
 
     def _render_view(self) -> None:
         view = self._view
-        self.border_title = Content(view.qualname)
+        self.border_title = Content(printable(view.qualname))
         self.query_one(".step-source--header", Static).update(step_header(view))
         self.query_one(".step-source--code", Static).update(source_content(view))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from widgets.safe_text import safe_text
+
 
 class TextPanel(Static):
     """Base of the GPU and device panels: one line per item, cut (never wrapped) on narrow screens."""
@@ -27,6 +29,7 @@ class TextPanel(Static):
 
     def show_text(self, text: Text) -> None:
         """Skip the repaint (and the bytes to the terminal) when nothing changed."""
+        text = safe_text(text, keep_newlines=True)
         if text != self.shown:
             self.shown = text
             self.update(text)

@@ -26,6 +26,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from widgets.safe_text import safe_text
+
 RowT = TypeVar("RowT")
 Cell = str | Text
 
@@ -135,6 +137,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._line_width = 0
         self._last_cursor_key: Hashable | None = None
         self._drawn: dict[Hashable, tuple[str, ...]] = {}
+        self.hidden: frozenset[str] = frozenset()
+        """Keys of the columns the user chose not to see."""
 
     # -- data -----------------------------------------------------------------
     @property
@@ -161,6 +165,11 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self._drawn.clear()
         self._update_virtual_size()
         self.refresh()
+
+    def hide_columns(self, keys: Iterable[str]) -> None:
+        """Never show these columns (unknown keys are ignored: a saved choice may outlive a column)."""
+        self.hidden = frozenset(keys)
+        self.set_columns(self.columns)
 
     def replace_rows(self, rows: Mapping[Hashable, RowT], order: Iterable[Hashable]) -> None:
         """Show ``rows`` in ``order``; the cursor stays on the same key where it can.
@@ -297,7 +306,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     # -- rendering ------------------------------------------------------------
     def visible_columns(self, width: int) -> list[tuple[Column, int]]:
         """The columns that fit in ``width`` cells, with their widths."""
-        shown = list(self.columns)
+        shown = [c for c in self.columns if c.key not in self.hidden]
         gap = self.column_gap
         gaps = lambda cols: gap * max(0, len(cols) - 1)  # noqa: E731
         while shown and sum(c.width for c in shown) + gaps(shown) > width:
@@ -344,7 +353,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
                 w = line_width - text.cell_len
                 last = n
             cell = cells[position]
-            part = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+            part = safe_text(cell)
+            part = part.copy() if part is cell else part
             part.truncate(w, overflow="ellipsis")
             if col.justify == "right":
                 part.pad_left(w - part.cell_len)

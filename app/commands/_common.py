@@ -6,14 +6,20 @@ import argparse
 import contextlib
 import json
 import re
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from app.cli import CommandError, resolve_sources, resolve_state_dir
+from runtime.runner.args import parse_gpus
+from runtime.runner.errors import RunnerError
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
+from state.paths import UnsafePathError
 from state.sources import Source, SourceError, opening
+from state.sources.opening import not_a_directory
+from state.text import printable
 from state.store import (
     BrokenExperimentError,
     ConflictError,
@@ -27,9 +33,61 @@ from state.verdict import human_age
 
 def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
     root = resolve_state_dir(args)
-    if must_exist and not root.is_dir():
-        raise CommandError(f"no state directory at {root}", EXIT_NOT_FOUND)
+    if must_exist:
+        require_directory(root)
     return root
+
+
+def require_directory(root: Path) -> Path:
+    """``root`` if it is a directory; otherwise the one message every command gives (exit 3)."""
+    problem = not_a_directory(root)
+    if problem is not None:
+        raise CommandError(problem, EXIT_NOT_FOUND)
+    return root
+
+
+# -- argument types: a bad value is a usage error (exit 2, with the command's own usage) --------
+def _seconds(text: str, *, zero: bool) -> float:
+    what = "0 or more seconds" if zero else "a positive number of seconds"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}") from None
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    return _seconds(text, zero=False)
+
+
+def non_negative_seconds(text: str) -> float:
+    return _seconds(text, zero=True)
+
+
+def _int_at_least(least: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_count = _int_at_least(1, "a whole number of 1 or more")
+count = _int_at_least(0, "a whole number of 0 or more")
+
+
+def gpu_ids(text: str) -> tuple[int, ...]:
+    try:
+        return parse_gpus(text)
+    except RunnerError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--gpus ")) from None
 
 
 def open_store(args: argparse.Namespace, *, read_only: bool) -> StateStore:
@@ -71,6 +129,20 @@ def store_errors() -> Iterator[None]:
         raise CommandError(str(exc), EXIT_ERROR) from None
     except PermissionError as exc:
         raise CommandError(f"permission denied: {exc.filename or exc}", EXIT_REFUSED) from None
+    except UnsafePathError as exc:  # a sidecar that is a symlink, a path that leaves the directory
+        raise CommandError(str(exc), EXIT_REFUSED) from None
+
+
+def report_done(line: str, journal_error: str | None) -> int:
+    """Print what an action did; a journal line it could not write is said on stderr (exit 1).
+
+    The action itself happened: the first line says so, whatever follows.
+    """
+    print(line)
+    if journal_error is None:
+        return 0
+    print(f"expwatch: done, but {journal_error}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def age_of(when: datetime | None, now: datetime | None = None) -> str:
@@ -117,6 +189,7 @@ def dump_json(value: object) -> str:
 
 def table(rows: list[list[str]], *, markdown: bool = False) -> str:
     """Plain aligned columns, or a Markdown table."""
+    rows = [[printable(c) for c in row] for row in rows]  # escapes widen a cell: align what is printed
     if markdown:
         def cell(text: str) -> str:
             return text.replace("|", "\\|").replace("\n", " ")

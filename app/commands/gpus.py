@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from app.commands._common import count
 from state.telemetry import GpuAttribution, GpuSnapshot
 
 NAME = "gpus"
@@ -16,7 +17,7 @@ HELP = "print one snapshot of the GPUs (NVML, or simulated) and the experiments 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument(
-        "--simulate", type=int, default=None, metavar="N",
+        "--simulate", type=count, default=None, metavar="N",
         help="show N simulated GPUs (default: $EXPWATCH_SIMULATE_GPUS, else NVML)",
     )
 
@@ -54,6 +55,13 @@ def _gib(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**30:.1f}"
 
 
+WIDTH = 80
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def render_table(snapshot: GpuSnapshot, attributions: dict[int, GpuAttribution]) -> str:
     title = "GPUs (simulated)" if snapshot.simulated else "GPUs"
     header = f"{title}: {snapshot.status}"
@@ -80,8 +88,13 @@ def render_table(snapshot: GpuSnapshot, attributions: dict[int, GpuAttribution])
             _num(g.temperature_c, ".0f", "C"), _num(g.fan_percent, ".0f", "%"), str(len(g.processes)),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    # The name gives way so a row fits an 80-column terminal.
+    excess = 2 + sum(widths) + 2 * (len(widths) - 1) - WIDTH
+    if excess > 0:
+        widths[1] = max(len(rows[0][1]), widths[1] - excess)
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        cells = [_fit(cell, w) for cell, w in zip(row, widths)]
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip())
     procs = [(g.index, p) for g in snapshot.gpus for p in g.processes]
     if procs:
         lines.append("")
@@ -115,8 +128,6 @@ def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError
     from runtime.gpu.factory import make_gpu_source
 
-    if args.simulate is not None and args.simulate < 0:
-        raise CommandError("--simulate takes a number of GPUs (0 or more)")
     try:
         source = make_gpu_source(args.simulate)
     except ValueError as exc:

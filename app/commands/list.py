@@ -9,12 +9,12 @@ from typing import Any
 from app.commands._common import age_of, dump_json, iso, open_sources, table
 from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
 from state.transitions import ExperimentStatus
-from state.verdict import StaleVerdict
+from state.verdict import StaleVerdict, is_stale
 
 NAME = "list"
 HELP = "list the experiments in the state directory (status, owner verdict, progress)"
 
-STATUSES = [s.value for s in ExperimentStatus] + ["broken"]
+STATUSES = [s.value for s in ExperimentStatus] + ["broken", "stale"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--status",
         action="append",
         metavar="S",
-        help=f"only these statuses (repeat or comma-separate): {', '.join(STATUSES)}",
+        help=f"only these statuses (repeat or comma-separate): {', '.join(STATUSES)} "
+        "(stale: running, every owner dead; as /stale in the dashboard)",
     )
 
 
@@ -158,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc), EXIT_ERROR) from None
         entries = sorted(source.entries().values(), key=_sort_key)
         if wanted is not None:
-            entries = [e for e in entries if e.status in wanted]
+            entries = [e for e in entries if e.status in wanted or ("stale" in wanted and e.status == "running")]
         verdicts = source.judge(entries, probe, now)
+        if wanted is not None and "stale" in wanted:
+            entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         out = [

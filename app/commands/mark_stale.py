@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from app.commands._common import add_read_only_argument, state_dir, store_errors
+from app.commands._common import add_read_only_argument, report_done, state_dir, store_errors
 from state.store import StateStore
+
+if TYPE_CHECKING:
+    from runtime.actions import StaleMarkResult
 
 NAME = "mark-stale"
 HELP = "mark a running experiment whose owner is dead as interrupted (or --all of them)"
@@ -15,7 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", nargs="?", help="experiment id or file name")
     parser.add_argument("--all", action="store_true", help="every running experiment whose owner is dead")
     parser.add_argument("--dry-run", action="store_true", help="show the verdicts, change nothing")
-    parser.add_argument("--force", action="store_true", help="mark it even if the owner looks alive or unknown")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="mark it even if the owner is unknown or only looks alive (never over a running process of this host)",
+    )
     parser.add_argument(
         "--lem-rule",
         action="store_true",
@@ -43,18 +51,19 @@ def run(args: argparse.Namespace) -> int:
         if args.all:
             store.scan()
             plan = plan_cleanup(store.records(), rule=rule)
+            code = 0
             if args.dry_run:
                 for mark in plan:
                     print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason}")
             else:
                 outcome = execute_cleanup(store, plan)
                 for result in outcome.done:
-                    print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")
+                    code = max(code, report_done(_done_line(result), result.journal_error))
                 for skipped in outcome.skipped:
                     print(f"{skipped.plan.experiment_id}: left as it was ({skipped.reason})")
             if not plan:
                 print(plan.refusal)
-            return 0
+            return code
         if args.dry_run:
             mark = plan_mark_stale(store, args.id, rule=rule)
             if not mark.allowed and not (args.force and mark.forcible):
@@ -62,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"would mark {mark.experiment_id} {mark.target}: {mark.verdict.reason} (rule: {mark.rule})")
             return 0
         result = mark_stale_experiment(store, args.id, force=args.force, rule=rule)
-    print(f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})")
-    return 0
+    return report_done(_done_line(result), result.journal_error)
+
+
+def _done_line(result: StaleMarkResult) -> str:
+    return f"{result.experiment_id}: {result.from_status} -> {result.to_status} ({result.verdict.reason})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from app.commands._common import add_read_only_argument, state_dir, store_errors
+from app.commands._common import add_read_only_argument, report_done, state_dir, store_errors
 from state.store import StateStore
 
 NAME = "resume"
@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(plan.describe()))
             return 0 if plan.allowed else EXIT_REFUSED
         result = execute_resume(store, plan)
-    print(f"resumed {plan.experiment_id}: pid {result.pid}, {plan.runs_to_run} runs to run; log {result.log_path}"
-          if plan.format.value == "expwatch-1"
-          else f"resumed {plan.experiment_id}: pid {result.pid} ({' '.join(plan.argv)}); log {result.log_path}")
-    return 0
+    return report_done(
+        f"resumed {plan.experiment_id}: pid {result.pid}, {plan.runs_to_run} runs to run; log {result.log_path}"
+        if plan.format.value == "expwatch-1"
+        else f"resumed {plan.experiment_id}: pid {result.pid} ({' '.join(plan.argv)}); log {result.log_path}",
+        result.journal_error,
+    )

@@ -5,21 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.commands._common import gpu_ids, non_negative_seconds, positive_count
+
 NAME = "run"
 HELP = "run a study file (steps over a parameter grid) across processes, recorded in the state directory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="the study file (a Python module with `steps` and `grid`)")
-    parser.add_argument("--processes", "-p", type=int, default=None, metavar="N", help="worker processes (default 1)")
-    parser.add_argument("--gpus", default=None, metavar="0,1,...",
+    parser.add_argument("--processes", "-p", type=positive_count, default=None, metavar="N", help="worker processes (default 1)")
+    parser.add_argument("--gpus", type=gpu_ids, default=None, metavar="0,1,...",
                         help="GPU ids: worker i gets gpus[i %% len] as its CUDA_VISIBLE_DEVICES")
     parser.add_argument("--name", default=None, help="a readable name for the experiment")
     parser.add_argument("--id", dest="experiment_id", default=None, help="the experiment id (default: generated)")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument("--workcell", type=Path, default=None, metavar="FILE",
                         help="lab devices for the steps (run.devices[name]); needs a single process")
-    parser.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--grace", type=non_negative_seconds, default=None, metavar="SECONDS",
                         help="on SIGINT/SIGTERM, how long workers may finish their run (default 10)")
 
 

@@ -15,7 +15,7 @@ HELP = "serve the dashboard to a web browser, read-only (bound to 127.0.0.1 by d
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", nargs="?", type=Path, help="state directory")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
 
 def is_loopback(host: str) -> bool:
@@ -34,11 +34,9 @@ def command_line(state_dir: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_state_dir
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from app.commands._common import require_directory
 
-    state_dir = args.directory or resolve_state_dir(args)
-    if not state_dir.is_dir():
-        raise CommandError(f"no state directory at {state_dir}", EXIT_NOT_FOUND)
+    state_dir = require_directory(args.directory or resolve_state_dir(args))
     try:
         from textual_serve.server import Server
     except ImportError:

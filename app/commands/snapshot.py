@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[str]], str, str]:
     from app.app import DashboardOptions, ExpwatchApp
+    from state.text import printable
     from widgets.device_panel import DevicePanel
     from widgets.experiment_table import ExperimentTable
     from widgets.gpu_panel import GpuPanel
@@ -31,7 +32,7 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
     app = ExpwatchApp(DashboardOptions(sources=(state_dir,), read_only=True, watch=False, gpus=True, refresh=0.2))
     async with app.run_test(size=(width, 50)) as pilot:
         deadline = asyncio.get_running_loop().time() + 120
-        while not app.scan_complete and asyncio.get_running_loop().time() < deadline:
+        while not app.scan_complete and app.is_running and asyncio.get_running_loop().time() < deadline:
             await pilot.pause(0.05)
         gpu = app.main.query_one(GpuPanel)
         for _ in range(40):  # the first GPU sample, bounded
@@ -43,7 +44,7 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
         rows = []
         for key in table.keys:
             cells = table._render_cells(table.get_row(key))  # noqa: SLF001 - the TUI's own cell renderer
-            plain = [c.plain if hasattr(c, "plain") else str(c) for c in cells]
+            plain = [printable(c.plain if hasattr(c, "plain") else str(c)) for c in cells]
             rows.append(plain + [""] * (len(labels) - len(plain)))
         header = app.main.query_one(StatusHeader)
         from widgets.status_header import ORDER
@@ -56,12 +57,10 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, resolve_state_dir
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from app.cli import resolve_state_dir
+    from app.commands._common import require_directory
 
-    state_dir = args.directory or resolve_state_dir(args)
-    if not state_dir.is_dir():
-        raise CommandError(f"no state directory at {state_dir}", EXIT_NOT_FOUND)
+    state_dir = require_directory(args.directory or resolve_state_dir(args))
     labels, rows, head, extra = asyncio.run(_collect(state_dir, args.width))
     if args.md:
         print(f"**{state_dir}**: {head or 'no experiments'}\n")

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from state.text import printable
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Dismisses with True only on an explicit confirm; Esc, n and Cancel give False.
@@ -32,11 +34,12 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            # Titles, lines and refusals carry ids and reasons from files: text, never markup.
+            yield Label(printable(self.title_text), id="dialog-title", markup=False)
             with VerticalScroll(id="dialog-body"):
                 if self.refusal:
-                    yield Static(f"Not allowed: {self.refusal}", id="dialog-refusal", markup=False)
-                yield Static("\n".join(self.lines), markup=False)
+                    yield Static(printable(f"Not allowed: {self.refusal}", keep_newlines=True), id="dialog-refusal", markup=False)
+                yield Static(printable("\n".join(self.lines), keep_newlines=True), markup=False)
             with Horizontal(id="dialog-buttons"):
                 if self.refusal is None:
                     yield Button(f"{self.confirm_label} (y)", variant="warning", id="confirm")

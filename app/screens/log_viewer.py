@@ -10,6 +10,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from state.sidecar import read_tail
+from state.text import printable
+
 TAIL_BYTES = 256 * 1024
 
 
@@ -21,7 +24,7 @@ class LogScreen(Screen[None]):
         self.path = path
 
     def compose(self) -> ComposeResult:
-        yield Static(f"log: {self.path}", id="log-title", markup=False)
+        yield Static(f"log: {printable(str(self.path))}", id="log-title", markup=False)
         yield Log(id="log", highlight=False)
         yield Footer()
 
@@ -31,11 +34,9 @@ class LogScreen(Screen[None]):
     @work(thread=True, exit_on_error=False, description="read the log")
     def _load(self) -> None:
         try:
-            with self.path.open("rb") as handle:
-                handle.seek(0, 2)
-                size = handle.tell()
-                handle.seek(max(0, size - TAIL_BYTES))
-                text = handle.read().decode("utf-8", "replace")
+            # The path comes from a state file: a device or a FIFO is refused, a giant read from its end.
+            data, _ = read_tail(self.path, TAIL_BYTES)
+            text = printable(data.decode("utf-8", "replace"), keep_newlines=True)
         except OSError as exc:
-            text = f"cannot read the log: {exc.strerror or exc}"
+            text = f"cannot read the log: {printable(exc.strerror or str(exc))}"
         self.app.call_from_thread(self.query_one(Log).write, text)

@@ -18,12 +18,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from state.board import SORTS, Board, BoardRow, Redraw
 from state.record import ExperimentRecord
+from state.text import printable
 from widgets.device_panel import DevicePanel
 from widgets.experiment_table import ExperimentTable
 from widgets.gpu_panel import GpuPanel
@@ -46,6 +48,7 @@ KEY_HELP = (
     ("s", "cycle the sort: " + ", ".join(SORTS)),
     ("R", "resume (shows the dry run first)"),
     ("S", "mark stale (only when the owner is dead)"),
+    ("K", "stop: SIGINT to its runner (stops at a run boundary); again after the grace: SIGTERM"),
     ("C", "clean up: mark every dead running experiment stale"),
     ("g / d", "show or hide the GPU / device panel"),
     ("ctrl+p", "command palette"),
@@ -53,7 +56,7 @@ KEY_HELP = (
     ("q", "quit"),
 )
 
-MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "cleanup"})
+MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "stop", "cleanup"})
 
 
 class MainScreen(Screen[None]):
@@ -65,6 +68,7 @@ class MainScreen(Screen[None]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("R", "resume", "Resume"),
         Binding("S", "mark_stale", "Mark stale"),
+        Binding("K", "stop", "Stop"),
         Binding("C", "cleanup", "Clean up"),
         Binding("g", "toggle_gpus", "GPUs"),
         Binding("d", "toggle_devices", "Devices"),
@@ -258,7 +262,7 @@ class MainScreen(Screen[None]):
         processes = self.query_one(ProcessTable)
         if row is not None and isinstance(row.entry, ExperimentRecord):
             processes.show(row.entry.processes, record=row.entry, verdict=row.verdict)
-            processes.border_title = f"processes of {row.entry.experiment_id}"
+            processes.border_title = Content(f"processes of {printable(row.entry.experiment_id)}")
         else:
             processes.show(())
             processes.border_title = "processes"
@@ -330,6 +334,10 @@ class MainScreen(Screen[None]):
     def action_mark_stale(self) -> None:
         if self.selected_key is not None:
             self.expwatch.request_mark_stale(self.selected_key)
+
+    def action_stop(self) -> None:
+        if self.selected_key is not None:
+            self.expwatch.request_stop(self.selected_key)
 
     def action_cleanup(self) -> None:
         self.expwatch.request_cleanup()

@@ -2,7 +2,8 @@
 
 Every action is planned once (a frozen plan carrying the file version it was
 made on), shown, confirmed and executed as planned: execution refuses with
-``ConflictError`` if the file moved since, instead of planning again. The
+``ConflictError`` if the file moved since (for a stop: if another coordinator
+owns it now), instead of planning again. The
 dashboard and the command line call the same functions; ``*_experiment``
 and ``cleanup_stale`` are plan-and-execute in one call for the CLI.
 """
@@ -22,6 +23,7 @@ from runtime.actions.stale import (
     plan_cleanup,
     plan_mark_stale,
 )
+from runtime.actions.stop import StopPlan, StopResult, execute_stop, plan_stop, stop_experiment
 
 __all__ = [
     "ActionRefused",
@@ -32,16 +34,21 @@ __all__ = [
     "Skipped",
     "StaleMarkResult",
     "StalePlan",
+    "StopPlan",
+    "StopResult",
     "cleanup_stale",
     "execute_cleanup",
     "execute_mark_stale",
     "execute_resume",
+    "execute_stop",
     "load_experiment",
     "mark_stale_experiment",
     "plan_cleanup",
     "plan_mark_stale",
     "plan_resume",
+    "plan_stop",
     "resolve_key",
     "resume_experiment",
+    "stop_experiment",
     "verdict_for",
 ]

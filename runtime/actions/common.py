@@ -8,11 +8,15 @@ always be made and shown; only execution is refused there.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import datetime
 
 from runtime.liveness import LocalProbe
 from state.detect import summarize
+from state.journal import JournalAppender
+from state.sidecar import UnsafeSidecarError
 from state.paths import is_candidate_name, study_manifest_name
 from state.record import ExperimentRecord, StateFormat
 from state.store import ConflictError, Loaded, StateStore, StoreError
@@ -46,6 +50,12 @@ def local_probe(probe: LivenessProbe | None) -> LivenessProbe:
 def private_store(store: StateStore, key: str | None = None) -> StateStore:
     """A store of our own over the same directory, knowing just ``key``."""
     private = StateStore(store.root, read_only=store.read_only, durable=store.durable)
+    if not private.read_only:
+        try:
+            private.check_sidecars()  # a sidecar made a symlink refuses the action before anything is written
+        except UnsafeSidecarError as exc:
+            what = "the audit journal" if "journal" in str(exc) else "a sidecar"
+            raise ActionRefused(f"{exc} ({what} cannot be used safely); nothing was done") from None
     if key is not None:
         private.refresh_key(key)
     return private
@@ -97,3 +107,27 @@ def verdict_for(
         pid = record.legacy_pid
         return judge_by_lem_rule(pid, p.probe(pid) if pid is not None else None)
     return judge_with(record, p, now or datetime.now().astimezone())
+
+
+@contextlib.contextmanager
+def journal_opened(store: StateStore, what: str) -> Iterator[JournalAppender]:
+    """The audit journal, opened before the action does anything.
+
+    A journal that cannot be opened (a directory in its place, an immutable
+    file, a full or read-only disk) refuses the action before it writes or
+    launches: an action is journalled or not done at all.
+    """
+    try:
+        appender = store.open_journal()
+    except OSError as exc:
+        raise ActionRefused(
+            f"refusing to {what}: the audit journal {store.journal.path} cannot be written "
+            f"({exc.strerror or exc}); nothing was done"
+        ) from None
+    with appender:
+        yield appender
+
+
+def journal_failure(exc: OSError) -> str:
+    """What a result says when its journal line could not be written after the action was done."""
+    return f"the audit journal line could not be written ({exc.strerror or exc})"

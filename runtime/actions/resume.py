@@ -25,6 +25,8 @@ from typing import Any
 from runtime.actions.common import (
     ActionRefused,
     changed_since_plan,
+    journal_failure,
+    journal_opened,
     load_experiment,
     local_probe,
     private_store,
@@ -38,7 +40,6 @@ from runtime.launcher import (
     expand_template,
     find_executable,
     launch_detached,
-    log_path_for,
     python_env,
     resolve_study_template,
     resolve_template,
@@ -47,7 +48,7 @@ from runtime.launcher import (
 from runtime.liveness import identity_of
 from runtime.runner.args import ResumeArgs
 from state.atomic import atomic_write_bytes
-from state.journal import current_user
+from state.journal import JournalAppender, current_user
 from state.lem import LemExperimentState, LemV2ExperimentState
 from state.lem_study import RESUMABLE_STUDY_STATUSES, STUDY_CONFIG, StudyManifest
 from state.mutations import apply_transition, current_status
@@ -121,6 +122,8 @@ class ResumeResult:
     plan: ResumePlan
     pid: int
     log_path: Path
+    journal_error: str | None = None
+    """Set when the launch happened but its journal line was not written (the journal broke in between)."""
 
 
 # -- planning ------------------------------------------------------------------------
@@ -184,10 +187,9 @@ def _plan_native(
         env = {}
     if not cwd.is_dir():
         cwd = Path(doc.study_path).parent if doc.study_path else root.parent
-    logs = store.logs_dir.resolve()
-    log_path = log_path_for(logs, loaded.key)
-    if doc.log_path and Path(doc.log_path).resolve() != log_path:
-        notes.append(f"recorded log {doc.log_path} is not this state directory's log: appends to {log_path}")
+    log_path, log_note = store.log_file(loaded.key, doc.log_path)
+    if log_note:
+        notes.append(log_note)
     return ResumePlan(
         experiment_id=doc.experiment_id,
         key=loaded.key,
@@ -257,7 +259,7 @@ def _plan_lem(
         needs_stale_mark=needs_mark and refusal is None,
         argv=argv,
         cwd=root.parent,
-        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=max(0, total - record.runs_done - (0 if retry_failed else record.runs_failed)),
         runs_skipped=record.runs_done,
         runs_failed_rerun=record.runs_failed if retry_failed else 0,
@@ -324,7 +326,7 @@ def _plan_study(
         needs_stale_mark=needs_mark and refusal is None,
         argv=argv,
         cwd=cwd,
-        log_path=log_path_for(store.logs_dir.resolve(), loaded.key),
+        log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=left,
         runs_skipped=model.completed,
         runs_failed_rerun=model.failed,
@@ -431,6 +433,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
         if plan.needs_stale_mark:
             doc = stale_marked(doc, who=who, reason=plan.verdict.reason)
         next_attempt = doc.attempt + 1
+        private.prepare_logs()
         proc = launch_detached(
             plan.argv,
             cwd=plan.cwd,
@@ -461,40 +464,52 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
             "log_path": str(plan.log_path),
         })
 
-    try:
-        before, saved = private.update(plan.key, change, expected=plan.version)
-    except LaunchError as exc:
-        raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
-    except BaseException:
-        if "proc" in launched:
-            _kill(launched["proc"])
-        raise
-    proc = launched["proc"]
-    if plan.needs_stale_mark:
-        private.journal.append(
-            experiment=plan.experiment_id,
-            action="mark-stale",
-            from_status=S.RUNNING.value,
-            to_status=S.INTERRUPTED.value,
-            reason=plan.verdict.reason,
-        )
-    private.journal.append(
-        experiment=plan.experiment_id,
-        action="resume",
-        from_status=S.INTERRUPTED.value if plan.needs_stale_mark else current_status(before.model).value,
-        to_status=current_status(saved.model).value,
-        reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} runs to run"
-        + (" (failed runs retried)" if plan.retry_failed else "")
-        + f"; pid {proc.pid}; log {plan.log_path}",
-    )
+    with journal_opened(private, f"resume {plan.experiment_id}") as journal:
+        try:
+            before, saved = private.update(plan.key, change, expected=plan.version)
+        except LaunchError as exc:
+            raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
+        except BaseException:
+            if "proc" in launched:
+                _kill(launched["proc"])
+            raise
+        proc = launched["proc"]
+        try:
+            if plan.needs_stale_mark:
+                journal.append(
+                    experiment=plan.experiment_id,
+                    action="mark-stale",
+                    from_status=S.RUNNING.value,
+                    to_status=S.INTERRUPTED.value,
+                    reason=plan.verdict.reason,
+                )
+            journal.append(
+                experiment=plan.experiment_id,
+                action="resume",
+                from_status=S.INTERRUPTED.value if plan.needs_stale_mark else current_status(before.model).value,
+                to_status=current_status(saved.model).value,
+                reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} runs to run"
+                + (" (failed runs retried)" if plan.retry_failed else "")
+                + f"; pid {proc.pid}; log {plan.log_path}",
+            )
+        except OSError as exc:
+            return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path, journal_error=journal_failure(exc))
     return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path)
 
 
 def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> ResumeResult:
     """Mark a dead running file stale first (its own compare-and-swap), then launch under the lock."""
+    with journal_opened(private_store(store), f"resume {plan.experiment_id}") as journal:
+        return _resume_lem_journalled(store, plan, probe, journal)
+
+
+def _resume_lem_journalled(
+    store: StateStore, plan: ResumePlan, probe: LivenessProbe, journal: JournalAppender
+) -> ResumeResult:
     private = private_store(store, plan.key)
     expected = plan.version
     from_status = plan.status
+    journal_error = None
     if plan.needs_stale_mark:
         mark = execute_mark_stale(store, StalePlan(
             experiment_id=plan.experiment_id,
@@ -505,7 +520,7 @@ def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> Re
             verdict=plan.verdict,
             refusal=None,
         ))
-        expected, from_status = mark.version, mark.to_status
+        expected, from_status, journal_error = mark.version, mark.to_status, mark.journal_error
     with private.lock(plan.key):
         if private.load(plan.key).version != expected:
             raise changed_since_plan(plan.key)
@@ -518,18 +533,22 @@ def _resume_lem(store: StateStore, plan: ResumePlan, probe: LivenessProbe) -> Re
                 "nothing was done, plan again"
             )
         try:
+            private.prepare_logs()
             proc = launch_detached(plan.argv, cwd=plan.cwd, log_path=plan.log_path, header="resume (llenergymeasure)")
         except LaunchError as exc:
             raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
         _write_launch_record(private, plan, proc.pid)
-    private.journal.append(
-        experiment=plan.experiment_id,
-        action="resume",
-        from_status=from_status,
-        to_status=S.RUNNING.value,
-        reason=f"launched {shlex.join(plan.argv)} in {plan.cwd} (pid {proc.pid}); log {plan.log_path}",
-    )
-    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path)
+    try:
+        journal.append(
+            experiment=plan.experiment_id,
+            action="resume",
+            from_status=from_status,
+            to_status=S.RUNNING.value,
+            reason=f"launched {shlex.join(plan.argv)} in {plan.cwd} (pid {proc.pid}); log {plan.log_path}",
+        )
+    except OSError as exc:
+        journal_error = journal_failure(exc)
+    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path, journal_error=journal_error)
 
 
 # -- llenergymeasure launch records -----------------------------------------------------

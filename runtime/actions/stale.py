@@ -21,6 +21,8 @@ from typing import Any
 from runtime.actions.common import (
     ActionRefused,
     fresh_records,
+    journal_failure,
+    journal_opened,
     load_experiment,
     local_probe,
     private_store,
@@ -126,6 +128,8 @@ class StaleMarkResult:
     to_status: str
     version: FileVersion
     """The file's version after the mark (what a following action must expect)."""
+    journal_error: str | None = None
+    """Set when the mark was written but its journal line was not (the journal broke in between)."""
 
 
 RULE_TEXT = {
@@ -143,7 +147,10 @@ def _judged(record: ExperimentRecord, verdict: StaleVerdict, read_only: str | No
             refusal = (
                 f"the owner is {verdict.liveness.value} ({verdict.reason}); only a dead owner can be marked stale"
             )
-            forcible = True
+            # A live runner would carry on under the mark; --force is for owners that only look alive.
+            forcible = not verdict.proven
+            if verdict.proven:
+                refusal += " (--force does not override a running process of this host)"
     return StalePlan(
         experiment_id=record.experiment_id,
         key=record.key,
@@ -182,9 +189,11 @@ def _rule_for(record: ExperimentRecord, rule: str) -> str:
 def execute_mark_stale(store: StateStore, plan: StalePlan, *, force: bool = False) -> StaleMarkResult:
     """Write the mark over exactly the planned version, then journal it.
 
-    ``force`` overrides an alive or unknown verdict (and says so in the
-    journal), never a status or observer mode. ``ConflictError`` when the file
-    is no longer at ``plan.version``: nothing is written or journalled.
+    ``force`` overrides an unknown verdict or one that only looks alive (and
+    says so in the journal), never a proven live owner, a status or observer
+    mode. ``ConflictError`` when the file is no longer at ``plan.version``,
+    ``ActionRefused`` when the journal cannot be opened: nothing is written
+    or journalled.
     """
     refuse_read_only(store, f"mark {plan.experiment_id} stale")
     if plan.refusal is not None and not (force and plan.forcible):
@@ -192,11 +201,16 @@ def execute_mark_stale(store: StateStore, plan: StalePlan, *, force: bool = Fals
     who = current_user()
     verdict = plan.verdict
     private = private_store(store, plan.key)
-    before, saved = private.update(
-        plan.key, lambda model: stale_marked(model, who=who, reason=verdict.reason), expected=plan.version
-    )
     reason = verdict.reason if verdict.is_dead else f"forced while owner {verdict.liveness.value}: {verdict.reason}"
-    private.journal_action(before, saved, action="mark-stale", reason=reason)
+    journal_error = None
+    with journal_opened(private, f"mark {plan.experiment_id} stale") as journal:
+        before, saved = private.update(
+            plan.key, lambda model: stale_marked(model, who=who, reason=verdict.reason), expected=plan.version
+        )
+        try:
+            private.journal_action(before, saved, action="mark-stale", reason=reason, journal=journal)
+        except OSError as exc:
+            journal_error = journal_failure(exc)
     return StaleMarkResult(
         experiment_id=plan.experiment_id,
         verdict=verdict,
@@ -204,6 +218,7 @@ def execute_mark_stale(store: StateStore, plan: StalePlan, *, force: bool = Fals
         to_status=current_status(saved.model).value,
         key=plan.key,
         version=saved.version,
+        journal_error=journal_error,
     )
 
 

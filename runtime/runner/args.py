@@ -127,6 +127,7 @@ class WorkerArgs:
     heartbeat_s: float = 2.0
     workcell: str | None = None
     publish_dir: str | None = None
+    spool_fd: int | None = None
 
     def to_argv(self, python: str | None = None) -> list[str]:
         argv = [
@@ -144,6 +145,8 @@ class WorkerArgs:
             argv += ["--workcell", self.workcell]
         if self.publish_dir is not None:
             argv += ["--publish-dir", self.publish_dir]
+        if self.spool_fd is not None:
+            argv += ["--spool-fd", str(self.spool_fd)]
         return argv
 
     @classmethod
@@ -158,6 +161,7 @@ class WorkerArgs:
         parser.add_argument("--heartbeat", type=float, default=2.0)
         parser.add_argument("--workcell", default=None)
         parser.add_argument("--publish-dir", default=None)
+        parser.add_argument("--spool-fd", type=int, default=None)
         return parser
 
     @classmethod
@@ -173,4 +177,5 @@ class WorkerArgs:
             heartbeat_s=ns.heartbeat,
             workcell=ns.workcell,
             publish_dir=ns.publish_dir,
+            spool_fd=ns.spool_fd,
         )

@@ -21,6 +21,7 @@ import os
 import selectors
 import socket
 import subprocess
+import sys
 import time
 import traceback
 from collections import deque
@@ -36,15 +37,16 @@ from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.device_mirror import DeviceMirror
 from runtime.runner.energy import EnergyMeter
-from runtime.runner.errors import OwnershipLost
+from runtime.runner.errors import OwnershipLost, StateWriteFailed
 from runtime.runner.options import RunnerOptions
 from runtime.runner.signals import SIGNAL_NAMES, SignalInbox
+from runtime.runner.spool import SpooledResult, discard, discard_all, open_spool, read_spool, spool_dir
 from runtime.runner.study import Study
 from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.journal import current_user
 from state.mutations import apply_transition
 from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInfo, RunRecord, RunStatus
-from state.store import ConflictError, StateStore
+from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
 
 
@@ -102,6 +104,9 @@ class Coordinator:
         self._log_fd: int | None = None
         self._energy: EnergyMeter | None = None
         self._device_mirror: DeviceMirror | None = None
+        self.outcome_message = ""
+        self.spool = spool_dir(store.sidecar_dir, key)
+        self._replayed_files: list[Path] = []
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -128,6 +133,7 @@ class Coordinator:
 
     def _spawn(self, index: int) -> WorkerHandle:
         gpu = self._gpu_for(index)
+        spool_fd, spool_path = self._open_spool(index)
         parent, child = socket.socketpair()
         workcell = self.options.workcell
         cmd = WorkerArgs(
@@ -140,6 +146,7 @@ class Coordinator:
             heartbeat_s=self.options.heartbeat_s,
             workcell=str(workcell) if workcell is not None else None,
             publish_dir=str(self.store.devices_dir.resolve()) if workcell is not None else None,
+            spool_fd=spool_fd,
         ).to_argv()
         extra = {"EXPWATCH_EXPERIMENT_ID": self.doc.experiment_id, "EXPWATCH_PROCESS_INDEX": str(index)}
         if gpu is not None:
@@ -147,7 +154,7 @@ class Coordinator:
         try:
             proc = subprocess.Popen(
                 cmd,
-                pass_fds=(child.fileno(),),
+                pass_fds=(child.fileno(),) if spool_fd is None else (child.fileno(), spool_fd),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_fd,
                 stderr=self._log_fd,
@@ -159,7 +166,9 @@ class Coordinator:
             )
         finally:
             child.close()
-        worker = WorkerHandle(index=index, gpu_id=gpu, proc=proc, sock=parent)
+            if spool_fd is not None:
+                os.close(spool_fd)
+        worker = WorkerHandle(index=index, gpu_id=gpu, proc=proc, sock=parent, spool=spool_path)
         self.sel.register(parent, selectors.EVENT_READ, worker)
         self.workers[index] = worker
         protocol.send(parent, {
@@ -178,6 +187,51 @@ class Coordinator:
         self.log(f"worker {index} started: pid {proc.pid}" + (f", gpu {gpu}" if gpu is not None else ""))
         self.dirty = True
         return worker
+
+    def _open_spool(self, index: int) -> tuple[int | None, Path | None]:
+        """The worker's results spool; without one it still runs (a kill then costs more reruns)."""
+        try:
+            return open_spool(self.spool, self.doc, index)
+        except OSError as exc:
+            self.log(f"worker {index}: no results spool ({exc.strerror or exc}); runs finished but not yet "
+                     "stored would run again after a kill")
+            return None, None
+
+    def _replay(self, spooled: list[SpooledResult], only: set[int] | None = None) -> list[int]:
+        """Mark completed the spooled runs the state does not have yet; the indexes marked.
+
+        Each result is checked against the run it names (index in range, same
+        ``id_run``, fields and state objects, times numbers): a spool that does
+        not fit is passed over, never trusted into the file.
+        """
+        runs = self.doc.runs
+        marked = []
+        for item in spooled:
+            result = item.result
+            index = result.get("i")
+            if type(index) is not int or not 0 <= index < len(runs) or (only is not None and index not in only):
+                continue
+            rec = runs[index]
+            fields, state, t0, t1 = result.get("f"), result.get("st"), result.get("t0"), result.get("t1")
+            if rec.status is RunStatus.COMPLETED or rec.id_run != result.get("r"):
+                continue
+            if not isinstance(fields, dict) or not isinstance(state, dict):
+                continue
+            if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in (t0, t1)):
+                continue
+            try:
+                started, completed = datetime.fromtimestamp(t0, self.tz), datetime.fromtimestamp(t1, self.tz)
+            except (OverflowError, OSError, ValueError):
+                continue
+            rec.status = RunStatus.COMPLETED
+            rec.fields, rec.state = fields, state
+            rec.exception = None
+            rec.current_step = None
+            rec.process_index = item.process_index
+            rec.attempt = item.attempt
+            rec.started_at, rec.completed_at = started, completed
+            marked.append(index)
+        return marked
 
     def _send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         if not worker.open:
@@ -375,6 +429,13 @@ class Coordinator:
         died = not worker.said_bye
         leftover = list(worker.outstanding)
         worker.outstanding.clear()
+        if died and leftover and worker.spool is not None:
+            # Runs it finished but could not report before it died are on disk: not run again.
+            found = self._replay(read_spool(self.spool, self.doc, only=worker.spool).results, set(leftover))
+            if found:
+                info.runs_done += len(found)
+                leftover = [i for i in leftover if i not in found]
+                self.log(f"worker {worker.index}: {len(found)} runs it finished before it died taken from its spool")
         if died and leftover and not self.stopping:
             victim = self.doc.runs[leftover.pop(0)]
             how = describe_exit(code)
@@ -458,10 +519,15 @@ class Coordinator:
         self.doc.revision += 1
         started = time.perf_counter()
         try:
-            saved = self.store.save(self.doc, expected=self.version, key=self.key)
-        except ConflictError:
-            self._reconcile()
-            saved = self.store.save(self.doc, expected=self.version, key=self.key)
+            try:
+                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+            except ConflictError:
+                self._reconcile()
+                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+        except (OSError, StoreError) as exc:
+            if isinstance(exc, ConflictError):
+                raise
+            raise StateWriteFailed(f"cannot write the state file: {_describe_error(exc)}") from exc
         cost = time.perf_counter() - started
         self.version = saved.version
         self.writes += 1
@@ -471,12 +537,24 @@ class Coordinator:
         self.dirty = False
 
     def _reconcile(self) -> None:
-        """Someone else wrote the file: carry on only if it still names us as owner."""
+        """Someone else wrote the file: carry on only if it still names us as owner and still runs.
+
+        An outside transition (``mark-stale --force`` from another host, an
+        edit by hand) is honoured: the runner stops its workers and leaves the
+        file as the other writer left it, rather than overwriting the mark.
+        """
         loaded = self.store.load(self.key)
         disk = loaded.model
         owner = disk.owner if isinstance(disk, ExperimentDoc) else None
         if owner is None or owner.pid != self.me.pid or owner.start_ticks != self.me.start_ticks:
             raise OwnershipLost(f"{self.key}: the state file now names another owner")
+        if disk.status is not ExperimentStatus.RUNNING:
+            last = disk.history[-1] if disk.history else None
+            by = f" by {last.who}" + (f" ({last.why})" if last.why else "") if last is not None else ""
+            raise OwnershipLost(
+                f"{self.key}: marked {disk.status.value}{by} while this runner was running it; stopping, "
+                "leaving the file as it is"
+            )
         seen = {(h.at, h.to, h.who) for h in self.doc.history}
         extra = [h for h in disk.history if (h.at, h.to, h.who) not in seen]
         if extra:
@@ -491,6 +569,14 @@ class Coordinator:
     # -- the whole run ---------------------------------------------------------
     def _prepare(self) -> None:
         doc = self.doc
+        replay = read_spool(self.spool, doc)
+        if replay.results:
+            found = self._replay(replay.results)
+            if found:
+                self.log(f"{len(found)} runs finished before the last stop taken from the results spool")
+        for skipped in replay.skipped:
+            self.log(f"results spool: passed over {skipped}")
+        self._replayed_files = replay.files
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
                 rec.status = RunStatus.PENDING
@@ -529,6 +615,7 @@ class Coordinator:
             if self.doc.started_at is None:
                 self.doc.started_at = _now()
             self.write(force=True)
+            discard(self._replayed_files)  # their results are in the state file now
             self._take_signals()
             self._dispatch()
             while any(w.open for w in self.workers.values()):
@@ -543,7 +630,15 @@ class Coordinator:
         except OwnershipLost as exc:
             self.log(str(exc))
             self._kill_all()
+            self.outcome_message = str(exc)
+            with contextlib.suppress(Exception):
+                disk = self.store.load(self.key).model
+                if isinstance(disk, ExperimentDoc):
+                    self.doc = disk
             return EXIT_CONFLICT
+        except StateWriteFailed as exc:
+            self._kill_all()
+            return self._stop_unwritable(str(exc))
         except BaseException as exc:
             self.log(f"coordinator failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             self._kill_all()
@@ -578,7 +673,57 @@ class Coordinator:
                 with contextlib.suppress(Exception):
                     worker.proc.wait(timeout=5)
 
-    def _finish(self, crash: str | None = None) -> int:
+    def _stop_unwritable(self, problem: str) -> int:
+        """The state file cannot be written: leave it interrupted with the reason if at all possible.
+
+        First the whole picture; if that cannot be written either (a full disk
+        takes the same bytes again), the last version on disk with just the
+        transition, which is smaller and loses only what was never on disk
+        (those runs stay pending and run again on resume). Said on stderr,
+        since the state file may be unable to say it.
+        """
+        self.log(problem)
+        why = f"stopped: {problem}"
+        try:
+            self._finish(interrupted_by=why)
+        except Exception:  # noqa: BLE001 - e.g. the same disk error, or a doc already completed in memory
+            try:
+                self._interrupt_on_disk(why)
+            except Exception as exc:  # noqa: BLE001 - the last resort says what it could not do
+                message = (
+                    f"{self.doc.experiment_id}: {problem}; the state file could not be marked interrupted "
+                    f"either ({_describe_error(exc)}): it still says running, `expwatch mark-stale` fixes it"
+                )
+                self.log(message)
+                print(f"expwatch runner: {message}", file=sys.stderr)
+                self.outcome_message = message
+                return EXIT_ERROR
+        message = f"{self.doc.experiment_id}: {problem}; left interrupted (resume runs what is not completed)"
+        print(f"expwatch runner: {message}", file=sys.stderr)
+        self.outcome_message = message
+        return EXIT_ERROR
+
+    def _interrupt_on_disk(self, why: str) -> None:
+        loaded = self.store.load(self.key)
+        disk = loaded.model
+        if not isinstance(disk, ExperimentDoc) or loaded.version != self.version:
+            raise OwnershipLost(f"{self.key}: the state file changed under the runner")
+        for rec in disk.runs:
+            if rec.status is RunStatus.RUNNING:
+                rec.status = RunStatus.PENDING
+                rec.current_step = None
+        for info in disk.processes.values():
+            if info.status in (ProcessStatus.RUNNING, ProcessStatus.PENDING):
+                info.status = ProcessStatus.FAILED
+            info.current_run = None
+            info.current_step = None
+        marked = apply_transition(disk, ExperimentStatus.INTERRUPTED, who=self.who, why=why)
+        assert isinstance(marked, ExperimentDoc)
+        marked.finished_at = _now()
+        self.store.save(marked, expected=loaded.version, key=self.key)
+        self.doc = marked
+
+    def _finish(self, crash: str | None = None, interrupted_by: str | None = None) -> int:
         doc = self.doc
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
@@ -590,6 +735,8 @@ class Coordinator:
         left = total - completed - failed
         if crash is not None:
             target, why = ExperimentStatus.FAILED, crash
+        elif interrupted_by is not None:
+            target, why = ExperimentStatus.INTERRUPTED, f"{interrupted_by}; {completed}/{total} runs completed"
         elif completed == total:
             target, why = ExperimentStatus.COMPLETED, f"all {total} runs completed"
         elif self.stopping and self.stop_status is ExperimentStatus.INTERRUPTED:
@@ -619,6 +766,7 @@ class Coordinator:
         if target is ExperimentStatus.COMPLETED:
             doc.error_message = None
         self.write(force=True)
+        discard_all(self.spool)  # every result that reached the coordinator is in the state file
         self.log(f"{target.value}: {why}")
         self.outcome_message = why
         if target is ExperimentStatus.COMPLETED:
@@ -626,3 +774,12 @@ class Coordinator:
         if target is ExperimentStatus.INTERRUPTED:
             return EXIT_INTERRUPTED
         return EXIT_ERROR
+
+
+def _describe_error(exc: BaseException) -> str:
+    """An ``OSError`` as its errno text and name (ENOSPC, EIO); anything else as its message."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        import errno
+
+        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    return str(exc)

@@ -15,3 +15,7 @@ class RunnerError(Exception):
 
 class OwnershipLost(Exception):
     """Another process took over the state file: this coordinator must stop writing."""
+
+
+class StateWriteFailed(Exception):
+    """The coordinator could not write the state file (disk full, I/O error, over the size limit)."""

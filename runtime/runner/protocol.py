@@ -9,7 +9,7 @@ Worker -> coordinator::
     {"t": "fatal", "error": str, "traceback": str}
     {"t": "bye"}
 
-    RESULT  = {"i": index, "s": "completed"|"failed"|"interrupted", "f": fields,
+    RESULT  = {"i": index, "r": id_run, "s": "completed"|"failed"|"interrupted", "f": fields,
                "st": state, "e": EXC | null, "t0": time, "t1": time}
     CURRENT = {"i": index, "step": name, "t0": time, "f": fields | absent}
     EXC     = {"type": str, "message": str, "traceback": str}
@@ -35,9 +35,11 @@ from typing import Any
 
 
 def to_jsonable(value: Any) -> Any:
-    """A JSON-safe stand-in for values steps commonly store (numpy scalars, paths, sets...)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    """A JSON-safe stand-in for values steps commonly store (numpy scalars, paths, sets...).
+
+    Non-finite numbers are not stood in for: JSON has none, and a string
+    "nan" where a number was would be a silent change of type.
+    """
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, PurePath):
@@ -71,14 +73,14 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes; NaN and infinities become strings instead of invalid JSON."""
-    try:
-        text = json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
-    except ValueError as exc:
-        if "Out of range float" not in str(exc):
-            raise
-        text = json.dumps(_scrub(value), default=_default, separators=(",", ":"))
-    return text.encode("utf-8", "replace")
+    """Compact JSON bytes, strictly.
+
+    NaN and infinities (JSON has neither) and strings that UTF-8 cannot carry
+    (lone surrogates) raise ``ValueError`` instead of being changed on the way:
+    whatever is sent is stored exactly as the step left it.
+    """
+    text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8")
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -86,14 +88,42 @@ def encode(message: dict[str, Any]) -> bytes:
     return dumps(message) + b"\n"
 
 
-def _scrub(value: Any) -> Any:
+def unstorable(value: Any, where: str) -> str | None:
+    """Where in ``value`` the first thing JSON cannot store exactly is, and what it is (None: nothing).
+
+    Used to explain a failed ``dumps``, so only as thorough as its failures.
+    """
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return f"{where} is {value!r} (JSON has no NaN or infinity; store None or a string)"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where} holds a lone surrogate, which UTF-8 cannot store ({safe_text(value[:60])!r})"
+        return None
     if isinstance(value, dict):
-        return {str(k): _scrub(v) for k, v in value.items()}
+        for key, item in value.items():
+            found = unstorable(key, f"{where} key") if isinstance(key, str) else None
+            found = found or unstorable(item, f"{where}.{safe_text(str(key))[:60]}")
+            if found:
+                return found
+        return None
     if isinstance(value, (list, tuple)):
-        return [_scrub(v) for v in value]
-    return value
+        for n, item in enumerate(value):
+            found = unstorable(item, f"{where}[{n}]")
+            if found:
+                return found
+        return None
+    try:
+        converted = to_jsonable(value)
+    except Exception:  # noqa: BLE001 - the failure being explained was this one
+        return None
+    return None if converted is value else unstorable(converted, where)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with what UTF-8 cannot carry written as backslash escapes (always encodable)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class LineReader:

@@ -22,7 +22,8 @@ from runtime.runner.args import ResumeArgs
 from runtime.runner.coordinator import Coordinator
 from runtime.runner.errors import RunnerError
 from runtime.runner.options import RunnerOptions, merge_options
-from runtime.runner.study import Study, StudyError, load_study
+from runtime.runner.spool import discard_all, spool_dir
+from runtime.runner.study import MAX_RUNS, GridTooLarge, Study, StudyError, load_study
 from state.detect import MAX_STATE_FILE_BYTES
 from state.hashing import compute_config_hash
 from state.journal import current_user
@@ -31,10 +32,6 @@ from state.native import ExperimentDoc, HistoryEntry, ResumeSpec, RunRecord, Run
 from state.paths import state_file_for, unsafe_id_reason
 from state.store import ConflictError, StateStore
 from state.transitions import ExperimentStatus
-
-#: A run record takes about 300 bytes (compact JSON) before its fields: 150,000 runs come to about
-#: 45 MiB, leaving room under the readers' size limit for the fields the steps record.
-MAX_RUNS = 150_000
 
 
 @dataclass
@@ -75,13 +72,13 @@ def create_experiment(
         raise RunnerError(f"--id: {reason}")
     try:
         axes, params = study.expand_grid()
+    except GridTooLarge as exc:
+        raise RunnerError(
+            f"{study.path.name}: the grid is too large ({exc}); one state file holds at most {MAX_RUNS:,} runs "
+            f"(it is limited to {MAX_STATE_FILE_BYTES // 2**20} MiB): split the grid"
+        ) from None
     except StudyError as exc:
         raise RunnerError(f"{study.path.name}: {exc}") from None
-    if len(params) > MAX_RUNS:
-        raise RunnerError(
-            f"{study.path.name}: {len(params):,} runs is more than one state file holds "
-            f"({MAX_RUNS:,}; the file is limited to {MAX_STATE_FILE_BYTES // 2**20} MiB): split the grid"
-        )
     width = max(4, len(str(len(params) - 1)))
     runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     processes = min(options.processes, len(runs))
@@ -127,6 +124,7 @@ def create_experiment(
         saved = store.create(doc)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
+    discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key
     return key, doc, saved.version
 
 
@@ -216,7 +214,7 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
             "use `expwatch resume` to resume it",
             EXIT_CONFLICT,
         )
-    log_path = Path(doc.log_path) if doc.log_path else log_path_for(store.logs_dir, key)
+    log_path, log_note = store.log_file(key, doc.log_path)
     try:
         if not doc.study_path:
             raise StudyError("no study file recorded")
@@ -230,6 +228,8 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
     changed = [s.name for s, old in zip(steps, doc.steps) if s.source_hash != old.source_hash]
     doc.steps = steps
     coordinator = Coordinator(store, key, doc, loaded.version, study, options, log_path=log_path)
+    if log_note:
+        coordinator.log(log_note)
     if changed or len(steps) != len(doc.steps):
         coordinator.log(f"step sources changed since the last attempt: {', '.join(changed) or 'step list'}")
     code = coordinator.run()

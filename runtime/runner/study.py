@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import itertools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -198,22 +199,35 @@ def _check(study: Study, path: Path) -> None:
             f"(known: {', '.join(sorted(KNOWN_OPTIONS))})"
         )
     for what, value in (("config", study.config), ("fields", study.fields)):
-        try:
-            json.dumps(dict(value))
-        except (TypeError, ValueError) as exc:
-            raise StudyError(f"{path.name}: `{what}` is not JSON-serialisable ({exc})") from None
+        problem = unstorable_json(dict(value))
+        if problem:
+            raise StudyError(f"{path.name}: `{what}` cannot be stored as JSON exactly ({problem})")
     if study.name is not None and not isinstance(study.name, str):
         raise StudyError(f"{path.name}: `name` must be a string")
 
 
+#: A run record takes about 300 bytes (compact JSON) before its fields: 150,000 runs come to about
+#: 45 MiB, leaving room under the readers' 64 MiB size limit for the fields the steps record.
+MAX_RUNS = 150_000
+
+
+class GridTooLarge(StudyError):
+    """More runs than one state file holds, found before the runs were built."""
+
+
 def expand_grid(
     grid: Mapping[str, Iterable[Any]] | Iterable[Mapping[str, Any]] | None,
+    *,
+    limit: int = MAX_RUNS,
 ) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
     """One params dict per run: the cartesian product of a dict grid, in key order.
 
     A list of dicts is taken as the runs themselves; no grid means one run
-    with no params. Every value must survive JSON, because a resumed run gets
-    its params back from the state file.
+    with no params. Sizes are counted before anything is built, and no axis
+    or list is read past ``limit`` + 1 items, so a huge grid or an endless
+    iterator (``itertools.count()``) is refused at once, in bounded memory.
+    Every value must survive JSON exactly, because a resumed run gets its
+    params back from the state file.
     """
     if grid is None:
         return {}, [{}]
@@ -224,30 +238,61 @@ def expand_grid(
                 raise StudyError(f"grid key {key!r} is not a string")
             if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
                 values = [values]
-            axes[key] = list(values)
+            known = _known_length(values)
+            if known is not None and known > limit:
+                raise GridTooLarge(f"axis {key!r} has {known:,} values")
+            axes[key] = list(itertools.islice(values, limit + 1))
+            if len(axes[key]) > limit:
+                raise GridTooLarge(f"axis {key!r} has more than {limit:,} values, or never ends")
             if not axes[key]:
                 raise StudyError(f"grid axis {key!r} has no values")
+        total = math.prod(len(values) for values in axes.values())
+        if total > limit:
+            raise GridTooLarge(f"{total:,} runs")
         names = list(axes)
         runs = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
     else:
         axes = {}
         runs = []
-        for item in grid:
+        for item in itertools.islice(grid, limit + 1):
             if not isinstance(item, Mapping):
                 raise StudyError(f"grid entry {item!r} is not a dict of params")
             runs.append(dict(item))
+        if len(runs) > limit:
+            raise GridTooLarge(f"it lists more than {limit:,} runs, or never ends")
         if not runs:
             raise StudyError("grid lists no runs")
     for key, values in axes.items():
-        try:
-            json.dumps(values)
-        except (TypeError, ValueError):
-            raise StudyError(f"grid axis {key!r} holds values that JSON cannot store") from None
-    try:
-        json.dumps(runs)
-    except (TypeError, ValueError):
-        raise StudyError("grid params must be JSON values (numbers, strings, lists, dicts)") from None
+        problem = unstorable_json(values)
+        if problem:
+            raise StudyError(f"grid axis {key!r} holds values that JSON cannot store exactly ({problem})")
+    problem = unstorable_json(runs)
+    if problem:
+        raise StudyError(f"grid params must be JSON values (numbers, strings, lists, dicts): {problem}")
     return axes, runs
+
+
+def _known_length(values: Iterable[Any]) -> int | None:
+    """The length a sized collection (a range, a list) declares, without iterating it."""
+    try:
+        return len(values)  # type: ignore[arg-type]
+    except (TypeError, OverflowError):
+        return None
+
+
+def unstorable_json(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON exactly (None if it can).
+
+    NaN and infinities have no JSON form and lone surrogates no UTF-8 one:
+    storing them anyway would read back as something else (null, "nan").
+    """
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string holds a lone surrogate, which UTF-8 cannot store"
+    except (TypeError, ValueError, RecursionError) as exc:
+        return str(exc) if "float" not in str(exc) else "NaN or infinity, which JSON has no numbers for"
+    return None
 
 
 def describe_step(step: Callable[..., Any]) -> dict[str, Any]:

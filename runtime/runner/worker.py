@@ -30,6 +30,9 @@ from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
+#: The most one run's fields and state may take, encoded: a state file holds 64 MiB in all.
+MAX_RESULT_BYTES = 1 << 20
+
 #: After the coordinator vanished, give the current step this long to notice before leaving hard.
 ORPHAN_EXIT_S = 3.0
 
@@ -49,10 +52,15 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _exception_info(exc: BaseException) -> dict[str, str]:
+    """A step's exception as text that can always be stored (its ``str`` may fail or hold surrogates)."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # noqa: BLE001
+        message = f"(str() of the exception failed: {type(inner).__name__})"
     return {
-        "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "type": protocol.safe_text(type(exc).__qualname__),
+        "message": protocol.safe_text(message),
+        "traceback": protocol.safe_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
     }
 
 
@@ -68,6 +76,7 @@ class Worker:
         heartbeat_s: float,
         workcell: str | None = None,
         publish_dir: str | None = None,
+        spool_fd: int | None = None,
     ):
         self.sock = sock
         self.study_path = study_path
@@ -77,6 +86,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.workcell = workcell
         self.publish_dir = publish_dir
+        self.spool_fd = spool_fd
         self.config: FrozenAttrDict = FrozenAttrDict()
         self.experiment_id = ""
         self.attempt = 1
@@ -89,7 +99,7 @@ class Worker:
         self._initialised = threading.Event()
         self._coordinator_gone = False
 
-        self._done: deque[dict[str, Any]] = deque()
+        self._done: deque[bytes] = deque()
         self._current: tuple[int, Run, float] | None = None
         self._need_asked = 0
         self._need_sent = 0
@@ -171,21 +181,34 @@ class Worker:
 
     @staticmethod
     def _encode_result(result: dict[str, Any]) -> bytes:
-        """A result as JSON; a run whose fields cannot be stored fails, saying why."""
+        """A result as JSON; a run whose fields cannot be stored exactly, or are too big, fails, saying why."""
         try:
-            return protocol.dumps(result)
+            data = protocol.dumps(result)
         except Exception as exc:
-            return protocol.dumps({
-                **result,
-                "s": "failed" if result["s"] == "completed" else result["s"],
-                "f": {},
-                "st": {},
-                "e": result["e"] or {
-                    "type": "FieldsNotStorable",
-                    "message": f"the run's fields or state cannot be written as JSON: {type(exc).__name__}: {exc}",
-                    "traceback": "",
-                },
-            })
+            why = protocol.unstorable({"fields": result["f"], "state": result["st"]}, "run")
+            problem = why or f"{type(exc).__name__}: {exc}"
+        else:
+            if len(data) <= MAX_RESULT_BYTES:
+                return data
+            problem = (
+                f"{len(data):,} bytes of fields and state is over the {MAX_RESULT_BYTES // 2**20} MiB "
+                "a run may store (keep large results in files and store their paths)"
+            )
+        error = result["e"] or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
+        message = "the run's fields or state cannot be written exactly: " + problem
+        if result["e"]:
+            message = f"{error['message']}; and {message}"
+        return protocol.dumps({
+            **result,
+            "s": "failed" if result["s"] == "completed" else result["s"],
+            "f": {},
+            "st": {},
+            "e": {
+                "type": protocol.safe_text(str(error["type"])),
+                "message": protocol.safe_text(message),
+                "traceback": protocol.safe_text(str(error["traceback"])),
+            },
+        })
 
     def _flush(self) -> None:
         done = []
@@ -201,21 +224,22 @@ class Worker:
         current = self._current
         if current is not None:
             index, run, t0 = current
-            cur_msg: dict[str, Any] = {"i": index, "step": run.current_step, "t0": t0}
+            step = run.current_step
+            cur_msg: dict[str, Any] = {"i": index, "step": protocol.safe_text(step) if step else step, "t0": t0}
             cur_bytes = protocol.dumps(cur_msg)
             if time.time() - t0 > 2 * self.flush_s:
                 # Fields of a long run, readable before it ends; a step may be changing
                 # them right now, in which case the next flush sends them.
-                try:
-                    cur_bytes = protocol.dumps({**cur_msg, "f": dict(run.fields)})
-                except Exception:
-                    pass
+                with contextlib.suppress(Exception):
+                    fields = protocol.dumps({**cur_msg, "f": dict(run.fields)})
+                    if len(fields) <= MAX_RESULT_BYTES:
+                        cur_bytes = fields
         cur_changed = cur_bytes != self._last_cur
         heartbeat_due = time.monotonic() - self._last_sent >= self.heartbeat_s
         if not (done or need or cur_changed or heartbeat_due):
             return
         self._last_cur = cur_bytes
-        results = b",".join(self._encode_result(r) for r in done)
+        results = b",".join(done)
         self._send(
             b'{"t":"batch","at":%s,"done":[%s],"cur":%s,"need":%s}\n'
             % (repr(time.time()).encode(), results, cur_bytes, b"true" if need else b"false")
@@ -330,26 +354,51 @@ class Worker:
                     step(run)
             except WorkerTerminated:
                 self._current = None
-                self._done.append(self._result(index, run, "interrupted", None, t0))
+                self._done.append(self._encode_result(self._result(index, id_run, run, "interrupted", None, t0)))
                 raise
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 run.exception = exc
                 status = "failed"
                 error = _exception_info(exc)
             self._current = None
-            self._done.append(self._result(index, run, status, error, t0))
+            self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
+
+    def _finished(self, line: bytes) -> None:
+        """A finished run's result: first on disk (the spool), then counted as done and queued to send."""
+        if self.spool_fd is not None:
+            self._spool(line + b"\n")
+        self._done.append(line)
+
+    def _spool(self, data: bytes) -> None:
+        """Append one line whole, or cut what part of it went in (a full disk) and spool no more."""
+        fd = self.spool_fd
+        assert fd is not None
+        start = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)  # no torn line, and the space goes back to the state file
+            self.spool_fd = None
+            print(f"expwatch worker {self.process_index}: results spool not written ({exc.strerror or exc}); "
+                  "a kill of the coordinator now loses the runs it has not yet stored", file=sys.stderr)
 
     @staticmethod
-    def _result(index: int, run: Run, status: str, error: dict[str, str] | None, t0: float) -> dict[str, Any]:
+    def _result(
+        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float
+    ) -> dict[str, Any]:
         return {
             "i": index,
+            "r": id_run,
             "s": status,
             "f": run.fields,
             "st": run.state,
             "e": error,
             "t0": t0,
             "t1": time.time(),
-            "step": run.current_step if status != "completed" else None,
+            "step": protocol.safe_text(run.current_step) if status != "completed" and run.current_step else None,
         }
 
 
@@ -369,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_s=args.heartbeat_s,
         workcell=args.workcell,
         publish_dir=args.publish_dir,
+        spool_fd=args.spool_fd,
     )
     code = worker.serve()
     sys.stdout.flush()

@@ -7,6 +7,7 @@ import socket
 import subprocess
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runtime.runner import protocol
 
@@ -41,3 +42,5 @@ class WorkerHandle:
     need: bool = False
     terminated_at: float | None = None
     killed: bool = False
+    spool: Path | None = None
+    """Its results spool file (None when it could not be opened)."""

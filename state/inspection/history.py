@@ -43,6 +43,7 @@ class HistoryReader:
         journal = self.store.journal
         version = stat_version(journal.path)
         if self._entries is None or self._entries[0] != version:
+            self._entries = None
             self._entries = (version, tuple(journal.entries()) if version else ())
         return tuple(e for e in self._entries[1] if e.experiment == experiment_id)
 
@@ -54,7 +55,12 @@ class HistoryReader:
             for n, h in enumerate(snap.doc.history):
                 change = f"{h.from_status.value if h.from_status else '∅'} → {h.to.value}"
                 dated.append((_stamp(h.at), n, HistoryRow(local_time(h.at), "status", change, h.who, h.why or "")))
-        for n, e in enumerate(self.journal_entries(snap.model.experiment_id)):
+        try:
+            entries = self.journal_entries(snap.model.experiment_id)
+        except (OSError, ValueError) as exc:  # a journal made a symlink, a device, a folder: say so
+            entries = ()
+            dated.append((float("inf"), 200_000, HistoryRow("", "journal", "journal not read", "", str(exc))))
+        for n, e in enumerate(entries):
             try:
                 at = datetime.fromisoformat(e.time)
             except ValueError:

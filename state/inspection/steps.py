@@ -19,6 +19,7 @@ from state.inspection.processes import process_rows
 from state.native import ExperimentDoc, StepInfo
 from state.process_state import shown_process_status
 from state.record import FileVersion
+from state.sidecar import read_regular
 from state.verdict import StaleVerdict
 
 #: Study files larger than this are not read to compare step sources.
@@ -109,15 +110,18 @@ class StepChecker:
         cached = self._sources.get(path)
         if cached and cached[0] == version:
             return cached[1], cached[2]
-        if st.st_size > MAX_SOURCE_BYTES:
-            result: tuple[str | None, str] = (None, "file too large to compare")
-        else:
-            try:
-                result = (path.read_bytes().decode("utf-8"), "")
-            except UnicodeDecodeError:
-                result = (None, "file is not UTF-8")
-            except OSError as exc:
-                result = (None, exc.strerror or str(exc))
+        result: tuple[str | None, str]
+        try:
+            # Named by the file: a device (/dev/zero), a FIFO or a giant is refused, never read whole.
+            data, _ = read_regular(path, MAX_SOURCE_BYTES)
+            if len(data) > MAX_SOURCE_BYTES:
+                result = (None, "file too large to compare")
+            else:
+                result = (data.decode("utf-8"), "")
+        except UnicodeDecodeError:
+            result = (None, "file is not UTF-8")
+        except OSError as exc:
+            result = (None, exc.strerror or str(exc))
         self._sources[path] = (version, *result)
         return result
 

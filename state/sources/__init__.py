@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from state.hub.connection import is_hub_url
-from state.sources.base import MARK_STALE, RESUME, Delta, Source
+from state.sources.base import MARK_STALE, RESUME, STOP, Delta, Source
 from state.sources.directory import DirectorySource, source_name, unique_source_names
 from state.sources.opening import SourceError, open_source, open_sources, register_lazy_opener, register_opener
 
@@ -39,6 +39,7 @@ def __getattr__(name: str):
 __all__ = [
     "MARK_STALE",
     "RESUME",
+    "STOP",
     "Delta",
     "DirectorySource",
     "HubSource",

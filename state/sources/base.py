@@ -24,6 +24,7 @@ _EMPTY: Mapping = MappingProxyType({})
 #: The actions a record may allow (names as the runtime/ actions and the key bindings use them).
 RESUME = "resume"
 MARK_STALE = "mark_stale"
+STOP = "stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +91,4 @@ class Source(Protocol):
         ...
 
 
-__all__ = ["Delta", "MARK_STALE", "RESUME", "Source"]
+__all__ = ["Delta", "MARK_STALE", "RESUME", "STOP", "Source"]

@@ -24,7 +24,7 @@ from state.devices import DeviceSnapshot, read_device_snapshots
 from state.lem_study import MANIFEST_NAME
 from state.paths import SIDECAR_DIR, study_manifest_name
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion
-from state.sources.base import MARK_STALE, RESUME, Delta
+from state.sources.base import MARK_STALE, RESUME, STOP, Delta
 from state.store import ScanDelta, StateStore
 from state.verdict import LivenessProbe, StaleVerdict, judge_record
 
@@ -206,7 +206,7 @@ class DirectorySource:
     def allowed_actions(self, entry: Entry) -> frozenset[str]:
         if self.read_only or isinstance(entry, BrokenRecord):
             return frozenset()
-        return frozenset({RESUME, MARK_STALE})
+        return frozenset({RESUME, MARK_STALE, STOP})
 
 
 __all__ = ["DirectorySource", "READ_DUTY", "source_name", "unique_source_names"]

@@ -73,11 +73,21 @@ def open_source(spec: str | Path, *, read_only: bool = False, name: str | None =
         if source is not None:
             return source
     path = Path(text)
+    problem = not_a_directory(path)
+    if problem is not None:
+        raise SourceError(problem)
+    return DirectorySource(path, read_only=read_only, name=name)
+
+
+def not_a_directory(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a state directory, in the words every command uses; None when it can."""
+    path = Path(path)
     if path.is_dir():
-        return DirectorySource(path, read_only=read_only, name=name)
+        return None
     if not path.exists():
-        raise SourceError(f"no state directory at {text} (create it, or pass another one)")
-    raise SourceError(f"{text} is not a state directory" + (f" (known kinds: {', '.join(r.kind for r in _OPENERS)})" if _OPENERS else ""))
+        return f"no state directory at {path} (create it, or pass another one)"
+    kinds = ", ".join(r.kind for r in _OPENERS)
+    return f"{path} is not a directory" + (f" (nor a source of a known kind: {kinds})" if kinds else "")
 
 
 def open_sources(specs: Iterable[str | Path], *, read_only: bool = False) -> list[Source]:
@@ -87,4 +97,4 @@ def open_sources(specs: Iterable[str | Path], *, read_only: bool = False) -> lis
     return [open_source(spec, read_only=read_only, name=name) for spec, name in zip(specs, names)]
 
 
-__all__ = ["SourceError", "default_name", "open_source", "open_sources", "register_lazy_opener", "register_opener"]
+__all__ = ["SourceError", "default_name", "not_a_directory", "open_source", "open_sources", "register_lazy_opener", "register_opener"]

@@ -9,7 +9,7 @@ import pytest
 
 import state.store
 from state.record import BrokenRecord, ExperimentRecord
-from state.sources import MARK_STALE, RESUME, DirectorySource, Source, source_name
+from state.sources import MARK_STALE, RESUME, STOP, DirectorySource, Source, source_name
 from tests.dashboard.conftest import DEAD_PID, ScriptedProbe, FROZEN, native_doc, populate, write_raw
 
 
@@ -55,7 +55,7 @@ def test_allowed_actions(tmp_path: Path):
     writable, observer = DirectorySource(tmp_path), DirectorySource(tmp_path, read_only=True)
     list(writable.initial_batches())
     list(observer.initial_batches())
-    assert writable.allowed_actions(writable.entries()["sweep-dead"]) == {RESUME, MARK_STALE}
+    assert writable.allowed_actions(writable.entries()["sweep-dead"]) == {RESUME, MARK_STALE, STOP}
     assert not writable.allowed_actions(writable.entries()["broken"])
     assert not observer.allowed_actions(observer.entries()["sweep-dead"])
 
@@ -153,7 +153,7 @@ def test_open_source_names_what_it_could_not_open(tmp_path: Path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(SourceError, match="no state directory"):
         open_source(tmp_path / "missing")
-    with pytest.raises(SourceError, match="is not a state directory"):
+    with pytest.raises(SourceError, match="is not a directory"):
         open_source(tmp_path / "file.txt")
     (tmp_path / "a" / ".state").mkdir(parents=True)
     (tmp_path / "b" / "a" / ".state").mkdir(parents=True)

@@ -164,15 +164,16 @@ async def test_read_only_hides_and_refuses_and_writes_nothing(state_dir: Path):
             await wait_for(pilot, lambda: app.scan_complete)
             assert app.screen_stack[0].query_one(StatusHeader).read_only
             bound = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
-            assert not {"resume", "mark_stale", "cleanup"} & bound
+            assert not {"resume", "mark_stale", "stop", "cleanup"} & bound
             footer_text = " ".join(str(w.render()) for w in app.screen.query("FooterKey"))
             assert "Resume" not in footer_text and "Mark stale" not in footer_text
             # Pressing the keys does nothing; calling the actions in code refuses.
-            await pilot.press("S", "R", "C")
+            await pilot.press("S", "R", "K", "C")
             assert app.screen is app.screen_stack[0]
             app.request_mark_stale("sweep-dead")
             app.request_resume("lem-interrupted")
             app.request_cleanup()
+            app.request_stop("sweep-alive")
             await pilot.pause(0.2)
             assert app.screen is app.screen_stack[0]
             assert app.sources[0].read_only

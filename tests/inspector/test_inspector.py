@@ -391,7 +391,7 @@ async def test_hostile_text_from_files_is_shown_literally_and_never_reaches_the_
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
         cells = screen.query_one(RunTable).data.rows[0].cells
-        assert "[/bold] [31mred" in cells
+        assert "[/bold]\\x1b[31mred" in cells
         assert "[b]x[/c]" in _static_text(screen, "#inspector-title")
         await pilot.press("2")
         error = _process_cells(screen.query_one("#process-table", ProcessTable), 1)[-1]
@@ -399,7 +399,7 @@ async def test_hostile_text_from_files_is_shown_literally_and_never_reaches_the_
         await pilot.press("6")
         assert screen.query_one(HistoryLog).entries[-1].why == "[/x] \x1b[2J"
         shown = screen.query_one(HistoryLog).get_row("6")[-1].plain
-        assert shown == "[/x]  [2J"
+        assert shown == "[/x] \\x1b[2J"
 
 
 async def test_a_big_file_shows_its_runs_before_validation_then_the_full_view(monkeypatch):

@@ -42,7 +42,7 @@ class Probe:
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     target = tmp_path / "project" / "results"
-    shutil.copytree(CORPUS / "results", target)
+    shutil.copytree(CORPUS / "results", target, copy_function=shutil.copy)  # written now, not at checkout
     return target
 
 
@@ -102,6 +102,7 @@ def test_directory_source_finds_new_study_folders_from_hints(results: Path, tmp_
 def test_a_quiet_running_study_with_no_llem_process_is_probably_dead(results: Path) -> None:
     store = StateStore(results)
     manifest = results / KILLED / "manifest.json"
+    _age(manifest, 0)  # just written (the copied corpus keeps its checkout time)
     assert plan_mark_stale(store, KILLED, probe=Probe()).verdict.liveness is Liveness.UNKNOWN
     _age(manifest, STUDY_QUIET_MIN_S + 60)
     busy = Probe((ToolProcess(4242, "llem run other.yaml"),))
@@ -214,3 +215,39 @@ def test_list_json_carries_hashes_and_process_rows(results: Path) -> None:
     assert killed["config_hash"] and "model_name" in killed
     assert [p["status"] for p in killed["processes"]] == EXPECT["studies"][KILLED]["entries"]
     assert killed["processes"][0]["label"].endswith("(cycle 1)")
+
+
+async def _first_batch_with(root, stop, fresh, predicate, timeout=20.0):
+    import asyncio
+
+    from runtime.watcher import watch_directory
+
+    async def main():
+        while True:
+            async for paths in watch_directory(root, stop, fresh):
+                if predicate(paths):
+                    return paths
+    return await asyncio.wait_for(main(), timeout)
+
+
+async def test_the_watcher_sees_a_new_study_folder_and_then_its_manifest(tmp_path):
+    """A real inotify watch: a study folder made after the watch began is watched, so the manifest
+    written into it later is seen (without watching every other subfolder)."""
+    import asyncio
+
+    results = tmp_path / "results"
+    results.mkdir()
+    stop = asyncio.Event()
+    fresh: set = set()
+
+    async def make_study():
+        await asyncio.sleep(0.3)
+        (results / "study_2026").mkdir()
+        await asyncio.sleep(0.5)
+        (results / "study_2026" / "manifest.json").write_text("{}")
+
+    writer = asyncio.create_task(make_study())
+    seen = await _first_batch_with(results, stop, fresh, lambda paths: any(p.endswith("manifest.json") for p in paths))
+    await writer
+    stop.set()
+    assert str(results / "study_2026" / "manifest.json") in seen

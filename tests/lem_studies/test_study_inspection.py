@@ -24,7 +24,7 @@ BREAKER = next(k for k, v in EXPECT["studies"].items() if v["status"] == "circui
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     target = tmp_path / "results"
-    shutil.copytree(CORPUS / "results", target)
+    shutil.copytree(CORPUS / "results", target, copy_function=shutil.copy)  # written now, not at checkout
     return target
 
 

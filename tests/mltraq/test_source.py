@@ -134,7 +134,7 @@ def test_a_non_mltraq_sqlite_file_is_a_one_line_error_and_other_files_are_not_cl
         open_source(f"sqlite:///{other}")
     text = tmp_path / "notes.db"
     text.write_text("not a database")
-    with pytest.raises(SourceError, match="is not a state directory"):
+    with pytest.raises(SourceError, match="is not a directory"):
         open_source(str(text))
     with pytest.raises(SourceError, match="no database at"):
         open_source(f"sqlite:///{tmp_path / 'missing.db'}")

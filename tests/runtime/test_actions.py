@@ -18,6 +18,7 @@ from runtime.actions import (
     execute_cleanup,
     execute_mark_stale,
     execute_resume,
+    mark_stale_experiment,
     plan_cleanup,
     plan_mark_stale,
     plan_resume,
@@ -25,6 +26,7 @@ from runtime.actions import (
 )
 from runtime.liveness import identity_of
 from state.lem import STALE_MESSAGE
+from state.native import OwnerIdentity
 from state.store import ConflictError, StateStore
 from state.transitions import ExperimentStatus
 
@@ -114,20 +116,36 @@ def test_mark_stale_executes_as_planned_once(tmp_path: Path, state_dir: Path):
 
 def test_a_refused_plan_is_refused_unless_forced_and_force_never_beats_a_status(tmp_path: Path, state_dir: Path):
     study = write_study(tmp_path)
-    make_native(state_dir, study, "live", status="running", owner=identity_of())
+    elsewhere = OwnerIdentity(host="another-host", pid=4242, start_ticks=1)
+    make_native(state_dir, study, "remote", status="running", owner=elsewhere)
     make_native(state_dir, study, "done", status="completed", completed=range(20))
     store = StateStore(state_dir)
-    live, done = plan_mark_stale(store, "live"), plan_mark_stale(store, "done")
-    assert not live.allowed and live.forcible and "only a dead owner" in live.refusal
+    remote, done = plan_mark_stale(store, "remote"), plan_mark_stale(store, "done")
+    assert remote.verdict.is_alive and not remote.verdict.proven
+    assert not remote.allowed and remote.forcible and "only a dead owner" in remote.refusal
     assert not done.allowed and not done.forcible and done.refusal == "it is completed, not running"
     with pytest.raises(ActionRefused, match="the owner is alive"):
-        execute_mark_stale(store, live)
+        execute_mark_stale(store, remote)
     with pytest.raises(ActionRefused, match="not running"):
         execute_mark_stale(store, done, force=True)
     assert journal(state_dir) == []
-    forced = execute_mark_stale(store, live, force=True)
-    assert forced.to_status == "interrupted"
+    forced = execute_mark_stale(store, remote, force=True)
+    assert forced.to_status == "interrupted" and forced.journal_error is None
     assert journal(state_dir)[-1]["reason"].startswith("forced while owner alive")
+
+
+def test_force_never_overrides_an_owner_proven_alive_on_this_host(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "live", status="running", owner=identity_of())
+    before = (state_dir / "live.json").read_bytes()
+    store = StateStore(state_dir)
+    plan = plan_mark_stale(store, "live")
+    assert plan.verdict.proven and not plan.forcible and "--force does not override" in plan.refusal
+    with pytest.raises(ActionRefused, match="the owner is alive"):
+        execute_mark_stale(store, plan, force=True)
+    with pytest.raises(ActionRefused, match="the owner is alive"):
+        mark_stale_experiment(store, "live", force=True)
+    assert (state_dir / "live.json").read_bytes() == before and journal(state_dir) == []
 
 
 def test_a_plan_made_read_only_is_never_executed(tmp_path: Path, state_dir: Path):
@@ -159,7 +177,10 @@ def test_describe_for_each_verdict(tmp_path: Path, state_dir: Path):
     alive = plan_mark_stale(store, "alive")
     lines = alive.describe()
     assert lines[1] == f"verdict: alive: {alive.verdict.reason}"
-    assert lines[-1] == f"Refused: the owner is alive ({alive.verdict.reason}); only a dead owner can be marked stale"
+    assert lines[-1] == (
+        f"Refused: the owner is alive ({alive.verdict.reason}); only a dead owner can be marked stale"
+        " (--force does not override a running process of this host)"
+    )
 
     unknown = plan_mark_stale(store, "unknown")
     lines = unknown.describe()

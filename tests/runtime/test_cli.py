@@ -154,7 +154,7 @@ def test_run_with_an_existing_id_is_a_conflict(tmp_path: Path, state_dir: Path, 
 def test_a_grid_too_large_for_one_state_file_is_refused(tmp_path: Path, state_dir: Path, capsys):
     study = write_study(tmp_path, "def s(run):\n    pass\n\nsteps = [s]\ngrid = {'a': range(400), 'b': range(400)}\n")
     code, _, err = cli(capsys, "run", study, "--state-dir", state_dir)
-    assert code == 1 and "160,000 runs is more than one state file holds" in err
+    assert code == 1 and "the grid is too large (160,000 runs); one state file holds at most 150,000 runs" in err
     assert list(state_dir.glob("*.json")) == []
 
 

@@ -403,9 +403,9 @@ def test_cleanup_marks_only_dead_running_experiments(tmp_path: Path, state_dir: 
         mark_stale_experiment(store, "live-1")
     with pytest.raises(ActionRefused, match="not running"):
         mark_stale_experiment(store, "done-1")
-    forced = mark_stale_experiment(store, "live-1", force=True)
-    assert forced.to_status == "interrupted"
-    assert "forced while owner alive" in journal(state_dir)[-1]["reason"]
+    with pytest.raises(ActionRefused, match="--force does not override a running process of this host"):
+        mark_stale_experiment(store, "live-1", force=True)
+    assert read_doc(state_dir, "live-1").status is ExperimentStatus.RUNNING
 
 
 def test_mark_stale_refuses_a_stale_version(tmp_path: Path, state_dir: Path):

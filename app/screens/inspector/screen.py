@@ -54,12 +54,14 @@ from state.inspection import (
     collector_paused,
 )
 from state.store import StateStore
+from state.text import printable
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog
 from widgets.overview_panel import OverviewPanel
 from widgets.process_table import ProcessTable
 from widgets.raw_json import RawJsonView, RawText
 from widgets.run_table import RunTable, RunTableData
+from widgets.safe_text import safe_content
 from widgets.step_source import StepSource
 
 Clock = Callable[[], datetime]
@@ -142,7 +144,7 @@ class InspectorScreen(Screen[None]):
     # -- layout ---------------------------------------------------------------
     def compose(self) -> ComposeResult:
         """All tabs, but only the first one's content: the others mount when first shown."""
-        yield Static(Content.styled(f"loading {self.key}…", MUTED), id="inspector-title")
+        yield Static(Content.styled(f"loading {printable(self.key)}…", MUTED), id="inspector-title")
         with TabbedContent(initial=self.initial_section.value, id="sections"):
             for section in Section:
                 with TabPane(SECTION_TITLES[section], id=section.value):
@@ -279,7 +281,7 @@ class InspectorScreen(Screen[None]):
         if event.worker is self._loader and event.state is WorkerState.ERROR:
             error = event.worker.error
             self.query_one("#inspector-title", Static).update(
-                Content.styled(f"reading {self.key} failed: {type(error).__name__}: {error}", "bold $text-error")
+                safe_content(Content.styled(f"reading {self.key} failed: {type(error).__name__}: {error}", "bold $text-error"))
             )
 
     def on_inspector_screen_loaded(self, message: Loaded) -> None:
@@ -322,7 +324,7 @@ class InspectorScreen(Screen[None]):
     def _update_title(self, snap: Snapshot) -> None:
         title = self.query_one("#inspector-title", Static)
         if snap.model is None:
-            title.update(Content.assemble((snap.key, "bold"), "  ", ("unreadable", "bold $text-error"), ("  " + snap.path.name, MUTED)))
+            title.update(safe_content(Content.assemble((snap.key, "bold"), "  ", ("unreadable", "bold $text-error"), ("  " + snap.path.name, MUTED))))
             return
         record = snap.record
         assert record is not None
@@ -332,7 +334,7 @@ class InspectorScreen(Screen[None]):
         if record.label:
             parts.append("  " + record.label)
         parts.append((f"  {snap.path.name} · {snap.format.value if snap.format else ''}", MUTED))
-        title.update(Content.assemble(*parts))
+        title.update(safe_content(Content.assemble(*parts)))
 
     def _update_sections(self, shown: set[Section]) -> None:
         if shown == self._shown:
@@ -375,18 +377,18 @@ class InspectorScreen(Screen[None]):
         if run is None:
             hint = "select a run in Runs (Enter) to see its fields, params, state and exception"
             if self.selected_run:
-                hint = f"run {self.selected_run} is no longer in the file"
+                hint = f"run {printable(self.selected_run)} is no longer in the file"
             header.update(Content.styled(hint, f"italic {MUTED}"))
             tree.show_sections(())
             exception.update("")
             return
         doc = snap.doc if snap else None
-        header.update(run_header(run))
+        header.update(safe_content(run_header(run)))
         tree.show_sections(
             [("params", run.params), ("fields", run.fields), ("state", run.state), ("config", doc.config if doc else {})],
             expand=("params", "fields", "state", "config"),
         )
-        exception.update(exception_content(run))
+        exception.update(safe_content(exception_content(run)))
 
     def _apply_steps(self, views: Sequence[StepView]) -> None:
         container = self.query_one("#step-list", VerticalScroll)

@@ -1,0 +1,28 @@
+"""Suite-wide: no test reads or writes the user's own expwatch preferences."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.preferences import CONFIG_ENV
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_preferences() -> Iterator[Path]:
+    """A config path of the suite's own, inherited by every process the tests start."""
+    with tempfile.TemporaryDirectory(prefix="expwatch-config-") as folder:
+        path = Path(folder) / "config.json"
+        before = os.environ.get(CONFIG_ENV)
+        os.environ[CONFIG_ENV] = str(path)
+        try:
+            yield path
+        finally:
+            if before is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = before

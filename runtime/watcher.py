@@ -21,9 +21,11 @@ from state.lem_study import MANIFEST_NAME
 from state.paths import SIDECAR_DIR, is_candidate_study_dir
 
 #: A burst of writes is one batch: events are gathered until none came for QUIET_MS, for at
-#: most DEBOUNCE_MS. (watchfiles, off Linux: looks for events every STEP_MS.)
+#: most DEBOUNCE_MS; a batch comes at most every BATCH_GAP_MS (the first change after a quiet
+#: spell at once). (watchfiles, off Linux: looks for events every STEP_MS.)
 DEBOUNCE_MS = 40
 QUIET_MS = 2
+BATCH_GAP_MS = 50
 STEP_MS = 20
 #: With nothing changing, ``watch_directory`` still yields an empty batch this often (deferred re-reads).
 IDLE_YIELD_MS = 1000
@@ -131,6 +133,7 @@ async def _inotify_batches(watch: inotify.Inotify, root: Path, stop: asyncio.Eve
             readable.set()
 
         stopped = asyncio.ensure_future(stop.wait())
+        last_batch = -1.0
         try:
             while not stop.is_set():
                 readable.clear()
@@ -141,6 +144,10 @@ async def _inotify_batches(watch: inotify.Inotify, root: Path, stop: asyncio.Eve
                 loop.remove_reader(watch.fd)
                 if stop.is_set():
                     return
+                if readable.is_set() and (wait := last_batch + BATCH_GAP_MS / 1000 - loop.time()) > 0:
+                    # Changes keep coming (a runner writing many times a second): they are read
+                    # together, so each batch's re-read, redraw and thread hops serve several.
+                    await asyncio.sleep(wait)
                 paths: set[str] = set()
                 deadline = loop.time() + DEBOUNCE_MS / 1000
                 try:
@@ -152,6 +159,8 @@ async def _inotify_batches(watch: inotify.Inotify, root: Path, stop: asyncio.Eve
                         await asyncio.sleep(QUIET_MS / 1000)
                 except inotify.Overflow:
                     paths.add(str(root))
+                if paths:
+                    last_batch = loop.time()
                 yield paths
         finally:
             loop.remove_reader(watch.fd)

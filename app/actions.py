@@ -15,21 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from runtime.actions import (
-    NOTHING_STALE,
-    CleanupPlan,
-    ResumePlan,
-    StalePlan,
-    StopPlan,
-    execute_cleanup,
-    execute_mark_stale,
-    execute_resume,
-    execute_stop,
-    plan_cleanup,
-    plan_mark_stale,
-    plan_resume,
-    plan_stop,
-)
+from runtime import actions
+from runtime.actions import NOTHING_STALE
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
@@ -40,6 +27,10 @@ from app.screens.confirm import ALTERNATIVE, CONFIRM, Alternative, ConfirmDialog
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
+    from runtime.actions import CleanupPlan, ResumePlan, StalePlan, StopPlan
+
+# runtime.actions (the resume launcher, the stale rules) loads on the first action, not with the
+# dashboard: 30-40 ms of its start-up in the import profile.
 
 RETRY_LABEL = "Also retry failed runs"
 
@@ -104,7 +95,9 @@ class ActionFlows:
 
     def resume_command_text(self: ExpwatchApp, source: DirectorySource, ident: str) -> str:
         """The command a resume would run, for the inspector (reads the file: worker threads only)."""
-        plan = plan_resume(source.store, ident, template=self.options.resume_template, probe=self.probe)
+        from runtime import actions
+
+        plan = actions.plan_resume(source.store, ident, template=self.options.resume_template, probe=self.probe)
         return " ".join(plan.argv) + f"   (in {plan.cwd})"
 
     @work(thread=True, group="action", exit_on_error=False, description="plan a resume")
@@ -114,10 +107,10 @@ class ActionFlows:
         template = self.options.resume_template
         try:
             with source.exclusive() as store:
-                plan = plan_resume(store, record.key, template=template, probe=self.probe)
+                plan = actions.plan_resume(store, record.key, template=template, probe=self.probe)
                 retry = None
                 if plan.runs_failed_kept:
-                    retry = plan_resume(store, record.key, template=template, probe=self.probe, retry_failed=True)
+                    retry = actions.plan_resume(store, record.key, template=template, probe=self.probe, retry_failed=True)
         except EXPECTED as exc:
             self._refused(f"cannot resume {record.experiment_id}", exc)
             return
@@ -141,9 +134,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="resume")
     def _do_resume(self: ExpwatchApp, source: DirectorySource, plan: ResumePlan) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                result = execute_resume(store, plan, probe=self.probe)
+                result = actions.execute_resume(store, plan, probe=self.probe)
         except EXPECTED as exc:
             self._refused("resume refused", exc)
             return
@@ -158,9 +153,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan mark-stale")
     def _plan_mark_stale(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                plan = plan_mark_stale(store, record.key, probe=self.probe, now=self.clock())
+                plan = actions.plan_mark_stale(store, record.key, probe=self.probe, now=self.clock())
         except EXPECTED as exc:
             self._refused(f"cannot mark {record.experiment_id} stale", exc)
             return
@@ -174,9 +171,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="mark stale")
     def _do_mark_stale(self: ExpwatchApp, source: DirectorySource, plan: StalePlan) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                result = execute_mark_stale(store, plan)
+                result = actions.execute_mark_stale(store, plan)
         except EXPECTED as exc:
             self._refused("mark stale refused", exc)
             return
@@ -191,9 +190,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan a stop")
     def _plan_stop(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                plan = plan_stop(store, record.key, probe=self.probe, now=self.clock())
+                plan = actions.plan_stop(store, record.key, probe=self.probe, now=self.clock())
         except EXPECTED as exc:
             self._refused(f"cannot stop {record.experiment_id}", exc)
             return
@@ -203,9 +204,11 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="stop")
     def _do_stop(self: ExpwatchApp, source: DirectorySource, plan: StopPlan) -> None:
+        from runtime import actions
+
         try:
             with source.exclusive() as store:
-                result = execute_stop(store, plan, probe=self.probe)
+                result = actions.execute_stop(store, plan, probe=self.probe)
         except EXPECTED as exc:
             self._refused("stop refused", exc)
             return
@@ -231,8 +234,10 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan clean-up")
     def _plan_cleanup(self: ExpwatchApp, records: list[tuple[DirectorySource, tuple[ExperimentRecord, ...]]]) -> None:
+        from runtime import actions
+
         now = self.clock()
-        plans = [(source, plan_cleanup(recs, probe=self.probe, now=now)) for source, recs in records]
+        plans = [(source, actions.plan_cleanup(recs, probe=self.probe, now=now)) for source, recs in records]
         plans = [(source, plan) for source, plan in plans if plan]
         lines: list[str] = []
         for source, plan in plans:
@@ -249,12 +254,14 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="clean up stale experiments")
     def _do_cleanup(self: ExpwatchApp, plans: list[tuple[DirectorySource, CleanupPlan]]) -> None:
+        from runtime import actions
+
         done = skipped = 0
         reasons: list[str] = []
         for source, plan in plans:
             try:
                 with source.exclusive() as store:
-                    result = execute_cleanup(store, plan)
+                    result = actions.execute_cleanup(store, plan)
             except EXPECTED as exc:
                 self._refused("clean up refused", exc)
                 continue

@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +36,7 @@ from runtime.liveness import LocalProbe
 from runtime.watcher import watch_directory
 from state.board import Board
 from state.record import ExperimentRecord
-from state.sources import Delta, DirectorySource, HubSource, Source, open_sources
+from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
 from state.hub.codec import host_name_from
 from state.telemetry import GpuSnapshot, HostGpus, attribute_gpu_processes
@@ -153,11 +154,12 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     def on_mount(self) -> None:
         self.title = f"expwatch — {printable(self.main.location)}"
         self.call_after_refresh(self._apply_preferences)
+        # Paused while no record changes: an idle dashboard is not woken 4 times a second for nothing.
+        self._records_timer = self.set_interval(RECORDS_SECONDS, self._records_tick, pause=True)
         for source in self.sources:
             self._initial_scan(source)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
-        self.set_interval(RECORDS_SECONDS, self._records_tick)
         self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
@@ -282,6 +284,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
     def on_source_changed(self, message: SourceChanged) -> None:
         redraw = self.board.apply(message.source, message.delta)
+        if message.delta.upserts or message.delta.removed:
+            self._records_timer.resume()
         if self.main.ready:
             self.main.show(redraw)
         if redraw.alerts:
@@ -420,9 +424,15 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         return judge_one(record, self.probe, self.clock())
 
     @property
+    def hubs(self) -> list[Any]:
+        """The hub sources shown (their module, redis and 30-40 ms of start-up, loads only when a hub URL was opened)."""
+        hub = sys.modules.get("state.sources.hub")
+        return [s for s in self.sources if isinstance(s, hub.HubSource)] if hub is not None else []
+
+    @property
     def shows_hosts(self) -> bool:
         """Whether rows come from other hosts (a hub): the table then shows where each row lives."""
-        return any(isinstance(s, HubSource) for s in self.sources)
+        return bool(self.hubs)
 
     def _source_status_tick(self) -> None:
         """A source's health changed (a hub lost or back): say so once, keeping the last good picture."""
@@ -440,6 +450,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
     def _records_tick(self) -> None:
         # The GPU thread reads this immutable tuple; rebuilt at most 4x/s, only after records changed.
+        self._records_timer.pause()
         self._records_for_threads = self.board.records()
 
     # -- GPUs ----------------------------------------------------------------------------------------------
@@ -476,7 +487,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
     def _fleet_gpus_tick(self) -> None:
         """The hubs' GPU snapshots (read by their follow threads), shown when any changed."""
-        hubs = [s for s in self.sources if isinstance(s, HubSource)]
+        hubs = self.hubs
         versions = tuple(h.gpus_version for h in hubs)
         if not self.options.gpus or versions == self._fleet_versions:
             return

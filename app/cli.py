@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import gc
 import importlib
 import os
 import pkgutil
@@ -96,13 +97,36 @@ def resolve_state_dir(args: argparse.Namespace) -> Path:
     return Path(resolve_sources(args)[0])
 
 
-def _command_modules():
-    for info in sorted(pkgutil.iter_modules(app.commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+def command_names() -> dict[str, str]:
+    """Each command's name (the module's, ``_`` written ``-``) to its module, found without importing any."""
+    names = {}
+    for info in pkgutil.iter_modules(app.commands.__path__):
+        if not info.name.startswith("_"):
+            names[info.name.replace("_", "-")] = f"app.commands.{info.name}"
+    return dict(sorted(names.items()))
+
+
+def _command_modules(only: str | None = None):
+    """The command modules (only ``only``'s when given): a command run imports its own module alone,
+    so start-up costs what that command needs, not what every command needs."""
+    for name, module_name in command_names().items():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"app.commands.{info.name}")
+        module = importlib.import_module(module_name)
         if hasattr(module, "NAME") and hasattr(module, "run"):
             yield module
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, with the installed version looked up only when asked (importlib.metadata reads
+    every installed package's metadata: 10-20 ms of every start-up otherwise)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        print(f"expwatch {version()}")
+        parser.exit()
 
 
 def version() -> str:
@@ -121,7 +145,7 @@ class ExpwatchParser(argparse.ArgumentParser):
     commands: dict[str, argparse.ArgumentParser]
 
 
-def build_parser() -> ExpwatchParser:
+def build_parser(only: str | None = None) -> ExpwatchParser:
     parser = ExpwatchParser(
         prog="expwatch",
         usage="expwatch [SOURCE ...] [dashboard options]\n       expwatch COMMAND [options]",
@@ -130,10 +154,10 @@ def build_parser() -> ExpwatchParser:
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused, 5 conflict, 130 interrupted.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"expwatch {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     parser.commands = {}
-    for module in _command_modules():
+    for module in _command_modules(only):
         cmd = sub.add_parser(module.NAME, prog=f"expwatch {module.NAME}", help=module.HELP, description=module.HELP)
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         add_state_dir_argument(cmd)
@@ -148,12 +172,12 @@ def _looks_like_a_source(word: str) -> bool:
     return os.path.lexists(word) or "://" in word or os.sep in word or "." in word or word.startswith("~")
 
 
-def _unknown_command(parser: ExpwatchParser, word: str) -> int:
-    close = difflib.get_close_matches(word, sorted(parser.commands), n=1)
+def _unknown_command(parser: ExpwatchParser, word: str, known: list[str]) -> int:
+    close = difflib.get_close_matches(word, known, n=1)
     hint = f" (did you mean `expwatch {close[0]}`?)" if close else ""
     parser.print_usage(sys.stderr)
     print(
-        f"expwatch: unknown command {word!r}{hint}; commands: {', '.join(sorted(parser.commands))}. "
+        f"expwatch: unknown command {word!r}{hint}; commands: {', '.join(known)}. "
         "To open the dashboard on a directory, give its path.",
         file=sys.stderr,
     )
@@ -161,28 +185,49 @@ def _unknown_command(parser: ExpwatchParser, word: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    known = set(parser.commands)
+    whole_process = argv is None
+    if whole_process:
+        # Start-up only allocates what lives as long as the process (modules, classes, parsers);
+        # a collection in the middle of it walks them all for nothing (-X importtime put 40-80 ms
+        # of "self" time on whichever module was importing when one ran). They are then frozen
+        # out of the collector, so the command's own collections never walk them again.
+        gc.disable()
+    try:
+        parsed = _parse(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if whole_process:
+            gc.freeze()
+            gc.enable()
+    if isinstance(parsed, int):
+        return parsed
+    args = parsed
+    guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
+    with guard:
+        return _run(args)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace | int:
+    """The command line parsed, with only the module of the command given imported (the help
+    and the version need them all); or the exit code of a line that needs no command run."""
+    known = command_names()
     first = next((a for a in argv if not a.startswith("-")), None)
     if argv[:1] == ["help"]:
-        parser.print_help()
+        build_parser().print_help()
         return EXIT_OK
     if argv and argv[0] == first and first not in known and not _looks_like_a_source(first):
-        return _unknown_command(parser, first)
+        return _unknown_command(build_parser(first), first, list(known))  # imports no command
     top_level_only = {"-h", "--help", "--version"}
     if first is None and set(argv) & top_level_only:
-        parser.parse_args(argv)  # prints the help or the version and exits
+        build_parser().parse_args(argv)  # prints the help or the version and exits
     if first is None or first not in known:
         # `expwatch [SOURCE ...] [options]` opens the dashboard.
-        argv = ["dashboard", *argv]
+        argv, first = ["dashboard", *argv], "dashboard"
+    parser = build_parser(first)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # An unknown flag is reported with the usage of the command it was given to.
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
-    with guard:
-        return _run(args)
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:

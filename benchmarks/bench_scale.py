@@ -44,8 +44,9 @@ from state.record import FileVersion  # noqa: E402
 STATUSES = ("completed", "failed", "interrupted", "aggregated", "running", "initialised")
 
 
-def generate_lem_files(root: Path, n: int) -> float:
-    """n llenergymeasure v1 files, text as their StateManager writes it (one template, ids filled in)."""
+def generate_lem_files(root: Path, n: int, *, shared_hash: bool = False) -> float:
+    """n llenergymeasure v1 files, text as their StateManager writes it (one template, ids filled in);
+    ``shared_hash``: all with one config hash, as the cycles of one llenergymeasure config have."""
     started = time.perf_counter()
     base = datetime(2025, 3, 1, 12, 0, 0)
     template = json.dumps(
@@ -79,7 +80,7 @@ def generate_lem_files(root: Path, n: int) -> float:
         t1 = (base + timedelta(seconds=i + 60)).isoformat()
         ident = f"exp-{i:06d}"
         text = (template.replace("@ID@", ident).replace("@STATUS@", STATUSES[i % len(STATUSES)])
-                .replace("@HASH@", f"{i:016x}").replace("@T0@", t0).replace("@T1@", t1))
+                .replace("@HASH@", "0" * 16 if shared_hash else f"{i:016x}").replace("@T0@", t0).replace("@T1@", t1))
         fd = os.open(root / f"{ident}.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, text.encode())

@@ -1,61 +1,46 @@
 """Experiment state: models, file formats, the store, transitions, the stale verdict.
 
-Imports no Textual: the CLI, the runner and the dashboard all stand on it.
+Imports no Textual: the CLI, the runner and the dashboard all stand on it. The names
+below are loaded on first use (PEP 562), so importing one light submodule
+(``state.record``, ``state.paths``) does not load the pydantic models and parsers.
 """
 
-from state.detect import BrokenStateFile, parse_state
-from state.hashing import compute_config_hash
-from state.lem import STALE_MESSAGE, LemExperimentState, LemV2ExperimentState, ProcessProgress
-from state.native import SCHEMA, ExperimentDoc, OwnerIdentity
-from state.paths import UnsafePathError, sanitize_experiment_id
-from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
-from state.store import (
-    ConflictError,
-    ExperimentNotFound,
-    ReadOnlyStoreError,
-    StateStore,
-    StoreError,
-)
-from state.transitions import (
-    ExperimentPhase,
-    ExperimentStatus,
-    InvalidStateTransitionError,
-    ProcessStatus,
-    can_transition_to,
-    phase_to_status,
-)
-from state.verdict import Liveness, StaleVerdict, judge_record
+from __future__ import annotations
 
-__all__ = [
-    "BrokenRecord",
-    "BrokenStateFile",
-    "ConflictError",
-    "Entry",
-    "ExperimentDoc",
-    "ExperimentNotFound",
-    "ExperimentPhase",
-    "ExperimentRecord",
-    "ExperimentStatus",
-    "FileVersion",
-    "InvalidStateTransitionError",
-    "LemExperimentState",
-    "LemV2ExperimentState",
-    "Liveness",
-    "OwnerIdentity",
-    "ProcessProgress",
-    "ProcessStatus",
-    "ReadOnlyStoreError",
-    "SCHEMA",
-    "STALE_MESSAGE",
-    "StaleVerdict",
-    "StateFormat",
-    "StateStore",
-    "StoreError",
-    "UnsafePathError",
-    "can_transition_to",
-    "compute_config_hash",
-    "judge_record",
-    "parse_state",
-    "phase_to_status",
-    "sanitize_experiment_id",
-]
+import importlib
+
+_HOMES = {
+    "state.detect": ("BrokenStateFile", "parse_state"),
+    "state.hashing": ("compute_config_hash",),
+    "state.lem": ("STALE_MESSAGE", "LemExperimentState", "LemV2ExperimentState", "ProcessProgress"),
+    "state.native": ("SCHEMA", "ExperimentDoc", "OwnerIdentity"),
+    "state.paths": ("UnsafePathError", "sanitize_experiment_id"),
+    "state.record": ("BrokenRecord", "Entry", "ExperimentRecord", "FileVersion", "StateFormat"),
+    "state.store": ("ConflictError", "ExperimentNotFound", "ReadOnlyStoreError", "StateStore", "StoreError"),
+    "state.transitions": (
+        "ExperimentPhase",
+        "ExperimentStatus",
+        "InvalidStateTransitionError",
+        "ProcessStatus",
+        "can_transition_to",
+        "phase_to_status",
+    ),
+    "state.verdict": ("Liveness", "StaleVerdict", "judge_record"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'state' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME_OF])
+
+
+__all__ = sorted(_HOME_OF)

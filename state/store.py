@@ -144,9 +144,9 @@ class StateStore:
         #: File name -> (inode, mtime_ns, size) as last read (of a symlink's target), for
         #: every candidate file seen, experiments or not; None where stat failed.
         self._sigs: dict[str, FileVersion | None] = {}
-        #: Config hash -> keys of the files with it (tuples: most hashes have one file, and a
-        #: one-element set costs 216 bytes against a tuple's 48).
-        self._by_hash: dict[str, tuple[str, ...]] = {}
+        #: Config hash -> the key of the one file with it, or a set of keys when several share it
+        #: (most hashes have one file, and a one-element set costs 216 bytes).
+        self._by_hash: dict[str, str | set[str]] = {}
         #: Keys of study folders (their file is ``<key>/manifest.json``, not ``<key>.json``).
         self._study_keys: set[str] = set()
         #: File name -> seconds its last read and parse took, for reads slower than
@@ -474,21 +474,30 @@ class StateStore:
             self._unindex(key, old)
         self.entries[key] = entry
         if isinstance(entry, ExperimentRecord) and entry.config_hash:
-            keys = self._by_hash.get(entry.config_hash, ())
-            if key not in keys:
-                self._by_hash[entry.config_hash] = (*keys, key)
+            self._index(key, entry.config_hash)
         if not existed:
             return "added"
         return "changed" if old != entry else None
 
+    def _index(self, key: str, config_hash: str) -> None:
+        # One key is kept as itself (most hashes have one file); a shared hash (the cycles of
+        # one llenergymeasure config) gets a set, so adding stays O(1) however many share it.
+        keys = self._by_hash.get(config_hash)
+        if keys is None:
+            self._by_hash[config_hash] = key
+        elif isinstance(keys, set):
+            keys.add(key)
+        elif keys != key:
+            self._by_hash[config_hash] = {keys, key}
+
     def _unindex(self, key: str, entry: Entry) -> None:
         if isinstance(entry, ExperimentRecord) and entry.config_hash:
-            keys = self._by_hash.get(entry.config_hash, ())
-            if key in keys:
-                rest = tuple(k for k in keys if k != key)
-                if rest:
-                    self._by_hash[entry.config_hash] = rest
-                else:
+            keys = self._by_hash.get(entry.config_hash)
+            if keys == key:
+                del self._by_hash[entry.config_hash]
+            elif isinstance(keys, set):
+                keys.discard(key)
+                if not keys:
                     del self._by_hash[entry.config_hash]
 
     def _drop(self, key: str) -> None:
@@ -570,9 +579,14 @@ class StateStore:
         """Experiments not yet aggregated (llenergymeasure's definition)."""
         return [r for r in self.records() if r.status != ExperimentStatus.AGGREGATED.value]
 
+    def keys_with_config_hash(self, config_hash: str) -> list[str]:
+        """The keys of the experiments read with this config hash, sorted."""
+        keys = self._by_hash.get(config_hash, ())
+        return sorted((keys,) if isinstance(keys, str) else keys)
+
     def find_by_config_hash(self, config_hash: str) -> ExperimentRecord | None:
         """An incomplete experiment with this config hash, through the index."""
-        for key in sorted(self._by_hash.get(config_hash, ())):
+        for key in self.keys_with_config_hash(config_hash):
             entry = self.entries.get(key)
             if isinstance(entry, ExperimentRecord) and entry.status != ExperimentStatus.AGGREGATED.value:
                 return entry

@@ -56,6 +56,8 @@ def printable(text: Any, *, keep_newlines: bool = False) -> str:
         text = str(text)
     if text.isprintable():
         return text
+    if keep_newlines and "\t" not in text and text.replace("\n", "").isprintable():
+        return text  # lines with nothing to escape (a JSON answer of megabytes): no pass per line
     if keep_newlines:
         return "\n".join(_line(part.expandtabs(4)) for part in text.split("\n"))
     return _line(text.replace("\t", " ").replace("\n", " "))

@@ -43,7 +43,9 @@ class ExperimentTable(VirtualTable[BoardRow]):
 
     def __init__(self, *, clock: Callable[[], datetime], show_source: bool = False, id: str | None = None) -> None:
         columns = (SOURCE_COLUMN, *COLUMNS) if show_source else COLUMNS
-        super().__init__(columns, self._cells, empty_text="no experiments in this directory (yet)", id=id)
+        super().__init__(
+            columns, self._cells, clock_cells=self._clock_texts, empty_text="no experiments in this directory (yet)", id=id
+        )
         self.clock = clock
         self.show_source = show_source
         self._now = clock()
@@ -76,6 +78,25 @@ class ExperimentTable(VirtualTable[BoardRow]):
         self._now = self.clock()
         return super().render_lines(crop)
 
+    def refresh_if_changed(self) -> int:
+        # The clock tick compares the texts of now, not those of the last repaint (an idle screen
+        # had none since: its ages stood still).
+        self._now = self.clock()
+        return super().refresh_if_changed()
+
+    def _clock_texts(self, row: BoardRow) -> tuple[str, ...]:
+        """Start, elapsed, ETA and age: the cells that change while the row's data does not."""
+        entry = row.entry
+        if isinstance(entry, BrokenRecord):
+            return ()
+        now = self._now
+        return (
+            fmt.clock_time(now, entry.started_at),
+            fmt.duration(elapsed_seconds(entry, now, row.verdict)),
+            "–" if is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
+            fmt.age(now, entry.last_updated),
+        )
+
     def _cells(self, row: BoardRow) -> list[str | Text]:
         cells = self._record_cells(row)
         return [row.entry.host or row.source, *cells] if self.show_source else cells
@@ -90,7 +111,6 @@ class ExperimentTable(VirtualTable[BoardRow]):
                 fmt.status_text("broken", colours=colours),
                 Text(entry.reason, style=colours["$error"]),
             ]
-        now = self._now
         frac = progress_fraction(entry)
         if entry.processes_total > 1 or entry.processes:
             tail = f" {entry.processes_done}/{entry.processes_total}p"
@@ -101,6 +121,7 @@ class ExperimentTable(VirtualTable[BoardRow]):
         runs = f"{entry.runs_done}/{entry.runs_failed}/{entry.runs_total}" if entry.runs_total else "–"
         owner = fmt.verdict_text(entry.status, row.verdict)
         owner_style = colours["$error"] if owner == "dead" else (colours["$success"] if owner == "alive" else "")
+        started, elapsed, eta, age = self._clock_texts(row)
         return [
             entry.experiment_id,
             entry.label,
@@ -108,10 +129,10 @@ class ExperimentTable(VirtualTable[BoardRow]):
             progress,
             Text(runs, style=colours["$error"] if entry.runs_failed else ""),
             fmt.energy(entry.energy_joules),
-            fmt.clock_time(now, entry.started_at),
-            fmt.duration(elapsed_seconds(entry, now, row.verdict)),
-            "–" if is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
-            fmt.age(now, entry.last_updated),
+            started,
+            elapsed,
+            eta,
+            age,
             Text(owner, style=owner_style),
         ]
 

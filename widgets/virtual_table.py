@@ -147,6 +147,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         columns: Sequence[Column],
         render_cells: Callable[[RowT], Sequence[Cell]],
         *,
+        clock_cells: Callable[[RowT], tuple[str, ...]] | None = None,
         empty_text: str = "nothing to show",
         column_gap: int = 1,
         name: str | None = None,
@@ -156,6 +157,9 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.columns = tuple(columns)
         self._render_cells = render_cells
+        #: The texts of a row that change with the clock alone (ages, elapsed), when the table
+        #: knows them: a clock tick then compares those instead of rendering every cell.
+        self._clock_cells = clock_cells
         self.empty_text = empty_text
         self.column_gap = column_gap
         self._rows: dict[Hashable, RowT] = {}
@@ -291,7 +295,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             row = self._rows.get(key)
             if row is None:
                 continue
-            cells = tuple(_plain_text(c) for c in self._render_cells(row))
+            cells = self._clock_cells(row) if self._clock_cells else tuple(_plain_text(c) for c in self._render_cells(row))
             if self._drawn.get(key) != cells:
                 self.refresh_line(index + 1)
                 repainted += 1
@@ -528,7 +532,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if row is None:
             return Strip.blank(width, base)
         cells = self._render_cells(row)
-        self._drawn[key] = tuple(_plain_text(c) for c in cells)
+        self._drawn[key] = self._clock_cells(row) if self._clock_cells else tuple(_plain_text(c) for c in cells)
         if index == self.cursor_index:
             style = base + self.get_component_rich_style("virtual-table--cursor")
             return self._line([_plain(c) for c in cells], style)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -155,6 +157,31 @@ def iso(when: datetime | None, *, naive: bool = False) -> str | None:
     if naive:
         return when.astimezone().replace(tzinfo=None).isoformat()
     return when.isoformat()
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape_non_ascii(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def dump_json(value: object) -> str:
+    """What ``json.dumps(value, indent=2)`` prints, ASCII only as it is (data never reaches a terminal
+    raw), through pydantic-core's serializer: with ``indent`` set, ``json`` falls back to its
+    pure-Python encoder (0.6 s for 10,000 experiments against 0.1 s). Plain JSON values only; a
+    number may be spelled differently (``1e-05`` as ``0.00001``), never valued differently."""
+    import pydantic_core
+
+    try:
+        text = pydantic_core.to_json(value, indent=2).decode()
+    except pydantic_core.PydanticSerializationError:  # a lone surrogate (an undecodable file name)
+        return json.dumps(value, indent=2)
+    return text if text.isascii() else _NON_ASCII.sub(_escape_non_ascii, text)
 
 
 def table(rows: list[list[str]], *, markdown: bool = False) -> str:

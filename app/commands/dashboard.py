@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from app.app import DashboardOptions, run_dashboard
 from app.commands._common import count, positive_seconds
 from state.alerts import ALERT_KINDS
 from state.board import SORTS
@@ -96,7 +97,6 @@ def print_config() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.app import DashboardOptions, run_dashboard
     from app.cli import CommandError, resolve_sources
     from app.preferences import PreferencesError, config_path, load_preferences
     from runtime.exit_codes import EXIT_NOT_FOUND

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, iso, open_sources, table
+from app.commands._common import age_of, dump_json, iso, open_sources, table
 from state.lem import lem_incomplete_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
 from state.transitions import ExperimentStatus
@@ -172,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             {**(broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdict)), "source": name, "host": e.host}
             for name, e, verdict in listed
         ]
-        print(json.dumps(out, indent=2))
+        print(dump_json(out))
         return 0
     hosts = any(e.host for _n, e, _v in listed)
     rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]

@@ -34,6 +34,8 @@ from state.verdict import LivenessProbe, StaleVerdict, judge_record
 READ_DUTY = 0.2
 #: Files read per batch of the first scan.
 FIRST_SCAN_BATCH = 500
+#: Files read in the first batch (the screen shows 30 to 60 rows).
+FIRST_SCREEN_BATCH = 100
 
 
 def source_name(root: Path) -> str:
@@ -110,10 +112,12 @@ class DirectorySource:
 
     def initial_batches(self, batch: int = FIRST_SCAN_BATCH) -> Iterator[Delta]:
         names = self.store.candidate_names()
+        # The first batch is a screenful or two: the first rows show before 500 files are read.
+        bounds = [0, *range(min(FIRST_SCREEN_BATCH, batch), len(names), batch), len(names)] if names else [0]
         first = True
-        for start in range(0, len(names), batch):
+        for start, end in zip(bounds, bounds[1:]):
             with self._lock:
-                delta = self._delta(self.store.refresh(names[start : start + batch]), devices=first)
+                delta = self._delta(self.store.refresh(names[start:end]), devices=first)
             first = False
             yield delta
         yield self.reconcile()

@@ -34,7 +34,7 @@ from state.hub.schema import HostLease, Hub, HubRecord, event_id_before
 from state.paths import unsafe_id_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.sources.base import MARK_STALE, RESUME, STOP, Delta
-from state.sources.opening import SourceError, default_name, register_opener
+from state.sources.opening import SourceError, default_name
 from state.durations import duration
 from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 from state.verdict import Liveness, LivenessProbe, StaleVerdict
@@ -355,7 +355,5 @@ def open_hub(spec: str, read_only: bool, name: str | None) -> HubSource | None:
     except HubError as exc:
         raise SourceError(str(exc)) from None
 
-
-register_opener("redis", open_hub)
 
 __all__ = ["HubSource", "open_hub", "silent_verdict"]

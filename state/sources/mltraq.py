@@ -34,7 +34,7 @@ from state.mltraq.experiment import (
 )
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion, StateFormat
 from state.sources.base import Delta
-from state.sources.opening import SourceError, register_opener
+from state.sources.opening import SourceError
 from state.verdict import LivenessProbe, StaleVerdict
 
 #: Seconds between two looks at ``PRAGMA data_version`` while followed.
@@ -323,7 +323,5 @@ def open_mltraq(spec: str, read_only: bool, name: str | None) -> MltraqSource | 
         pass  # readable later, or a broken row saying why
     return source
 
-
-register_opener("mltraq", open_mltraq)
 
 __all__ = ["MltraqSnapshotReader", "MltraqSource", "POLL_SECONDS", "REWRITE_GRACE_S", "open_mltraq"]

@@ -7,7 +7,9 @@ here. An argument nothing recognises is a one-line error naming what was tried.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from state.sources.base import Source
@@ -20,12 +22,37 @@ class SourceError(Exception):
 
 #: An opener returns a source for ``spec`` or None when the spec is not its kind.
 Opener = Callable[[str, bool, "str | None"], "Source | None"]
-_OPENERS: list[tuple[str, Opener]] = []
+
+
+@dataclass
+class _Registered:
+    """An opener, or where to import it from once a spec looks like its kind (``module:function``):
+    a command on a state directory then never imports the redis or SQLite code."""
+
+    kind: str
+    opener: Opener | None = None
+    target: str | None = None
+    claims: Callable[[str], bool] | None = None
+
+    def resolve(self) -> Opener:
+        if self.opener is None:
+            module, function = str(self.target).split(":")
+            self.opener = getattr(importlib.import_module(module), function)
+        return self.opener
+
+
+_OPENERS: list[_Registered] = []
 
 
 def register_opener(kind: str, opener: Opener) -> None:
     """Let a source kind claim the specs it recognises (tried before the directory fallback)."""
-    _OPENERS.append((kind, opener))
+    _OPENERS.append(_Registered(kind, opener=opener))
+
+
+def register_lazy_opener(kind: str, claims: Callable[[str], bool], target: str) -> None:
+    """Like ``register_opener``, with the opener (``module:function``) imported only when the cheap
+    ``claims(spec)`` says the spec may be this kind's (the opener still has the last word)."""
+    _OPENERS.append(_Registered(kind, target=target, claims=claims))
 
 
 def default_name(spec: str) -> str:
@@ -39,8 +66,10 @@ def default_name(spec: str) -> str:
 
 def open_source(spec: str | Path, *, read_only: bool = False, name: str | None = None) -> Source:
     text = str(spec)
-    for _kind, opener in _OPENERS:
-        source = opener(text, read_only, name)
+    for registered in _OPENERS:
+        if registered.claims is not None and not registered.claims(text):
+            continue
+        source = registered.resolve()(text, read_only, name)
         if source is not None:
             return source
     path = Path(text)
@@ -57,7 +86,7 @@ def not_a_directory(path: str | Path) -> str | None:
         return None
     if not path.exists():
         return f"no state directory at {path} (create it, or pass another one)"
-    kinds = ", ".join(k for k, _ in _OPENERS)
+    kinds = ", ".join(r.kind for r in _OPENERS)
     return f"{path} is not a directory" + (f" (nor a source of a known kind: {kinds})" if kinds else "")
 
 
@@ -68,4 +97,4 @@ def open_sources(specs: Iterable[str | Path], *, read_only: bool = False) -> lis
     return [open_source(spec, read_only=read_only, name=name) for spec, name in zip(specs, names)]
 
 
-__all__ = ["SourceError", "default_name", "not_a_directory", "open_source", "open_sources", "register_opener"]
+__all__ = ["SourceError", "default_name", "not_a_directory", "open_source", "open_sources", "register_lazy_opener", "register_opener"]

@@ -414,3 +414,26 @@ async def test_a_stale_experiments_process_is_dead_and_its_clock_stopped(state_d
         row = table(app).get_row("sweep-dead")
         exp_cells = [c.plain if hasattr(c, "plain") else c for c in table(app)._cells(row)]  # noqa: SLF001
         assert exp_cells[2] == "† STALE"
+
+
+async def test_ages_move_on_an_idle_screen(tmp_path: Path):
+    """Nothing changes on disk: the clock tick alone must bring each age up to date."""
+    from datetime import timedelta
+
+    from app.app import DashboardOptions, ExpwatchApp
+    from tests.dashboard.conftest import FROZEN, ScriptedProbe, StaticGpuSource
+
+    (tmp_path / "idle.json").write_text(lem_file("idle", "completed", None).to_json())
+    now = [FROZEN]
+    options = DashboardOptions(sources=(tmp_path,), watch=False, gpus=False)
+    app = ExpwatchApp(options, clock=lambda: now[0], probe=ScriptedProbe(), gpu_source=StaticGpuSource())
+    async with app.run_test(size=(120, 20)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete, what="initial scan")
+
+        def row_text() -> str:
+            return "".join(segment.text for segment in table(app).render_line(1))
+
+        assert "1h00m" in row_text()  # updated an hour before the frozen clock
+        now[0] = FROZEN + timedelta(hours=3)
+        assert table(app).refresh_if_changed() == 1  # what the screen's clock tick calls
+        await wait_for(pilot, lambda: "4h00m" in row_text(), what="the repainted age")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.commands._common import dump_json
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from runtime.liveness import identity_of
 from state.transitions import ExperimentStatus
@@ -47,6 +48,18 @@ def test_list_json_has_one_object_per_experiment(populated: Path, capsys):
     broken = rows["broken"]
     assert broken["status"] == "broken" and broken["path"].endswith("broken.json")
     assert broken["error"].startswith("truncated JSON")
+
+
+@pytest.mark.parametrize("value", [
+    [{"id": "caf\u00e9 \u009b[31m \U0001f600", "runs": [], "verdict": {}, "energy": 1e-05, "pid": None, "ok": True}],
+    [{"path": "/state/\udcff.json"}],  # an undecodable file name, as os.fsdecode gives it
+    [],
+])
+def test_json_output_is_the_same_json_in_ascii(value: object):
+    text = dump_json(value)
+    assert text.isascii()  # a control character from a file never reaches the terminal raw
+    assert json.loads(text) == value
+    assert text.splitlines() == [line.replace("1e-05", "0.00001") for line in json.dumps(value, indent=2).splitlines()]
 
 
 def test_list_status_filter_and_table_forms(populated: Path, capsys):

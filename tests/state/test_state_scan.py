@@ -124,7 +124,8 @@ def test_find_by_config_hash_follows_changes_and_deletes(state_dir: Path) -> Non
     (state_dir / "c-v2.json").unlink()
     store.scan()
     assert store.find_by_config_hash(h2) is None
-    assert store._by_hash == {h1: ("a-aggregated",)}
+    assert store.keys_with_config_hash(h1) == ["a-aggregated"]
+    assert store.keys_with_config_hash(h2) == store.keys_with_config_hash(h3) == []
 
 
 def test_find_by_config_hash_is_answered_from_the_index(state_dir: Path, parse_calls: list[bytes]) -> None:
@@ -135,7 +136,11 @@ def test_find_by_config_hash_is_answered_from_the_index(state_dir: Path, parse_c
     keys = {store.find_by_config_hash(f"{i:016x}").key for i in range(4)}
     assert keys == {"exp-000", "exp-001", "exp-002", "exp-003"}
     assert parse_calls == []
-    assert sorted(store._by_hash[f"{1:016x}"]) == [f"exp-{i:03d}" for i in range(1, 40, 4)]
+    assert store.keys_with_config_hash(f"{1:016x}") == [f"exp-{i:03d}" for i in range(1, 40, 4)]
+    for i in range(1, 40, 4):
+        (state_dir / f"exp-{i:03d}.json").unlink()
+    store.scan()
+    assert store.keys_with_config_hash(f"{1:016x}") == []
 
 
 def test_missing_directory_scans_empty(tmp_path: Path) -> None:

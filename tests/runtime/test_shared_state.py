@@ -160,3 +160,26 @@ def test_the_table_refuses_what_a_worker_should_not_send():
     assert "limit" in table.apply({"op": "set", "k": "big", "v": "x" * 100})["error"]
     assert table.apply({"op": "drop"})["error"] == "unknown operation 'drop'"
     assert table.values == {"s": "text", "k": [1]}
+
+
+def test_the_inspector_overview_shows_the_shared_map(tmp_path: Path, state_dir: Path):
+    from datetime import datetime
+
+    from app.screens.inspector.overview import overview_sections
+    from state.inspection import read_snapshot
+    from state.inspection.extras import ExtrasReader
+    from state.store import StateStore
+
+    study = write_study(tmp_path, NON_JSON_STUDY.replace("range(3)", "range(1)"))
+    assert expwatch("run", study, "--state-dir", state_dir, "--id", "seen", cwd=tmp_path).returncode == 0
+    store = StateStore(state_dir, read_only=True)
+    snap = read_snapshot(store, "seen")
+    extras = ExtrasReader(store, None, None).read(snap)
+    assert extras.shared == (("ok", [1, "two", None]),) and extras.shared_error is None
+    sections = overview_sections(snap, extras, now=datetime.now().astimezone(), base=tmp_path, has_verdict=False)
+    shared = next(s for s in sections if s.title == "Shared run state (run.shared)")
+    assert shared.rows == (("ok", '[1,"two",null]'),)
+
+    shared_path(state_dir, "seen").write_text("[")
+    broken = ExtrasReader(store, None, None).read(snap)
+    assert broken.shared == () and "seen.json: not valid JSON" in (broken.shared_error or "")

@@ -23,6 +23,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runtime.runner.attrs import ItemAttributes
+
 #: The longest key, in characters.
 MAX_KEY_CHARS = 200
 
@@ -92,7 +94,7 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
-class SharedMap:
+class SharedMap(ItemAttributes):
     """What a step sees as ``run.shared``: item and attribute access to the experiment's map.
 
     Every access is one round trip to the holder of the map (a few tens of
@@ -156,23 +158,8 @@ class SharedMap:
     def __len__(self) -> int:
         return len(self.to_dict())
 
-    # -- attribute access ----------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"run.shared has no key {name!r}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self[name]
-        except KeyError:
-            raise AttributeError(f"run.shared has no key {name!r}") from None
+    def _no_attribute(self, name: str) -> str:
+        return f"run.shared has no key {name!r}"
 
     def __repr__(self) -> str:
         return f"SharedMap({self.to_dict()!r})"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.runner.attrs import ItemAttributes
 from runtime.runner.shared import SharedMap
 
 #: ``options`` keys a study may set; the command line overrides them.
@@ -31,25 +32,10 @@ class StudyError(Exception):
     """The study file cannot be used; the message says why in one line."""
 
 
-class AttrDict(dict):
+class AttrDict(ItemAttributes, dict):
     """A dict whose keys are also attributes: ``run.fields.x`` and ``run.fields["x"]``."""
 
     __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 class FrozenAttrDict(AttrDict):

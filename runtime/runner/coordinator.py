@@ -39,6 +39,7 @@ from runtime.runner.device_mirror import DeviceMirror
 from runtime.runner.energy import EnergyMeter
 from runtime.runner.errors import OwnershipLost, StateWriteFailed
 from runtime.runner.options import RunnerOptions
+from runtime.runner.shared import LocalTable
 from runtime.runner.signals import SIGNAL_NAMES, SignalInbox
 from runtime.runner.spool import SpooledResult, discard, discard_all, open_spool, read_spool, spool_dir
 from runtime.runner.study import Study
@@ -46,6 +47,7 @@ from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.journal import current_user
 from state.mutations import apply_transition
 from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInfo, RunRecord, RunStatus
+from state.shared import MAX_SHARED_BYTES, SharedStateError, read_shared, write_shared
 from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
 
@@ -107,6 +109,8 @@ class Coordinator:
         self.outcome_message = ""
         self.spool = spool_dir(store.sidecar_dir, key)
         self._replayed_files: list[Path] = []
+        #: ``run.shared`` of every worker (None until read from disk: an unreadable file is never overwritten).
+        self.shared: LocalTable | None = None
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -341,8 +345,20 @@ class Coordinator:
             worker.fatal = message.get("error") or "worker failed"
             self.log(f"worker {worker.index} failed: {worker.fatal}\n{message.get('traceback', '')}")
             self.worker_errors.append(f"worker {worker.index}: {worker.fatal}")
+        elif kind == "kv":
+            self._on_shared(worker, message)
         elif kind == "bye":
             worker.said_bye = True
+
+    def _on_shared(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
+        """Apply one ``run.shared`` operation and answer it; a change is stored with the next write."""
+        if self.shared is None:
+            reply: dict[str, Any] = {"error": "shared run state is not loaded"}
+        else:
+            reply = self.shared.apply(message)
+            if self.shared.changed:
+                self.dirty = True
+        self._send(worker, {"t": "kv", "n": message.get("n"), **reply})
 
     def _apply_result(self, worker: WorkerHandle, info: ProcessInfo, result: dict[str, Any]) -> None:
         index = result["i"]
@@ -528,13 +544,24 @@ class Coordinator:
             if isinstance(exc, ConflictError):
                 raise
             raise StateWriteFailed(f"cannot write the state file: {_describe_error(exc)}") from exc
-        cost = time.perf_counter() - started
         self.version = saved.version
+        self._write_shared()
+        cost = time.perf_counter() - started
         self.writes += 1
         self.write_interval = min(self.options.max_write_interval_s, max(self.options.min_write_interval_s, 3 * cost))
         self.last_write = time.monotonic()
         self.next_write_at = self.last_write + self.write_interval
         self.dirty = False
+
+    def _write_shared(self) -> None:
+        shared = self.shared
+        if shared is None or not shared.changed:
+            return
+        try:
+            write_shared(self.store.root, self.key, self.doc.experiment_id, shared.values, durable=self.store.durable)
+        except (OSError, SharedStateError) as exc:
+            raise StateWriteFailed(f"cannot write the shared run state: {_describe_error(exc)}") from exc
+        shared.changed = False
 
     def _reconcile(self) -> None:
         """Someone else wrote the file: carry on only if it still names us as owner and still runs.
@@ -577,6 +604,11 @@ class Coordinator:
         for skipped in replay.skipped:
             self.log(f"results spool: passed over {skipped}")
         self._replayed_files = replay.files
+        try:
+            stored = read_shared(self.store.root, self.key, doc.experiment_id)
+        except SharedStateError as exc:
+            raise SharedStateError(f"shared run state not usable, left as it is: {exc}") from None
+        self.shared = LocalTable(stored, limit=MAX_SHARED_BYTES - 1024)
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
                 rec.status = RunStatus.PENDING

@@ -7,6 +7,7 @@ Worker -> coordinator::
     {"t": "hello", "pid": int}
     {"t": "batch", "at": time, "done": [RESULT...], "cur": CURRENT | null, "need": bool}
     {"t": "fatal", "error": str, "traceback": str}
+    {"t": "kv", "n": int, "op": "get"|"set"|"del"|"incr"|"all", "k": key | null, "v": value}
     {"t": "bye"}
 
     RESULT  = {"i": index, "r": id_run, "s": "completed"|"failed"|"interrupted", "f": fields,
@@ -20,6 +21,8 @@ Coordinator -> worker::
     {"t": "assign", "runs": [[index, id_run, params], ...]}
     {"t": "stop"}      finish the current run, report, exit
     {"t": "done"}      no more work: exit once the local queue is empty
+    {"t": "kv", "n": int, "v": value, "found": bool}   or   {"t": "kv", "n": int, "error": str}
+                       the answer to the worker's ``kv`` request ``n`` (``runtime.runner.shared``)
 """
 
 from __future__ import annotations

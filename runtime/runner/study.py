@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.runner.attrs import ItemAttributes
+from runtime.runner.shared import SharedMap
+
 #: ``options`` keys a study may set; the command line overrides them.
 KNOWN_OPTIONS = frozenset({"processes", "gpus", "fail_fast", "grace", "heartbeat", "workcell"})
 
@@ -29,25 +32,10 @@ class StudyError(Exception):
     """The study file cannot be used; the message says why in one line."""
 
 
-class AttrDict(dict):
+class AttrDict(ItemAttributes, dict):
     """A dict whose keys are also attributes: ``run.fields.x`` and ``run.fields["x"]``."""
 
     __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 class FrozenAttrDict(AttrDict):
@@ -67,12 +55,14 @@ class Run:
 
     ``config`` is fixed for the experiment, ``params`` for the run; ``fields``
     and ``state`` are persisted in the state file; ``vars`` lives only in the
-    worker process (handles, tensors, timers) and is never written anywhere.
+    worker process (handles, tensors, timers) and is never written anywhere;
+    ``shared`` is the experiment's map that every run and worker sees
+    (``runtime.runner.shared``; a private one for a run made by hand).
     """
 
     __slots__ = (
         "id_run", "index", "config", "params", "vars", "state", "fields", "exception",
-        "gpu_id", "process_index", "experiment_id", "attempt", "devices", "current_step",
+        "gpu_id", "process_index", "experiment_id", "attempt", "devices", "current_step", "shared",
     )
 
     def __init__(
@@ -87,6 +77,7 @@ class Run:
         experiment_id: str = "",
         attempt: int = 1,
         devices: Mapping[str, Any] | None = None,
+        shared: SharedMap | None = None,
     ):
         self.id_run = id_run
         self.index = index
@@ -102,6 +93,7 @@ class Run:
         self.attempt = attempt
         self.devices: Mapping[str, Any] = devices if devices is not None else {}
         self.current_step: str | None = None
+        self.shared = shared if shared is not None else SharedMap()
 
     def __repr__(self) -> str:
         return f"Run({self.id_run!r}, params={dict(self.params)!r})"

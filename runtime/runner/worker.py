@@ -28,6 +28,7 @@ from typing import Any
 from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
 from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
+from runtime.runner.shared import SharedMap, SharedStateUnavailable
 from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
 #: The most one run's fields and state may take, encoded: a state file holds 64 MiB in all.
@@ -111,6 +112,11 @@ class Worker:
         self._send_broken = False
         self._terminated = False
 
+        self._kv_out: deque[bytes] = deque()
+        self._kv_replies: dict[int, dict[str, Any]] = {}
+        self._kv_seq = 0
+        self.shared = SharedMap(self._kv_request)
+
     # -- threads ---------------------------------------------------------------
     def _read_loop(self) -> None:
         reader = protocol.LineReader()
@@ -136,6 +142,8 @@ class Worker:
                         self._stop = True
                     elif kind == "done":
                         self._no_more = True
+                    elif kind == "kv":
+                        self._kv_replies[msg.get("n")] = msg
                     self._cond.notify_all()
 
     def _on_coordinator_gone(self) -> None:
@@ -159,6 +167,8 @@ class Worker:
             self._wake.wait(self.flush_s)
             self._wake.clear()
             closing = self._closing
+            while self._kv_out:
+                self._send(self._kv_out.popleft())
             try:
                 self._flush()
             except Exception:  # never let the reporter die: the coordinator would hear nothing
@@ -244,6 +254,20 @@ class Worker:
             b'{"t":"batch","at":%s,"done":[%s],"cur":%s,"need":%s}\n'
             % (repr(time.time()).encode(), results, cur_bytes, b"true" if need else b"false")
         )
+
+    def _kv_request(self, op: str, key: str | None, value: Any) -> dict[str, Any]:
+        """One ``run.shared`` operation, answered by the coordinator (sent by the reporter thread)."""
+        with self._cond:
+            self._kv_seq += 1
+            n = self._kv_seq
+        self._kv_out.append(protocol.encode({"t": "kv", "n": n, "op": op, "k": key, "v": value}))
+        self._wake.set()
+        with self._cond:
+            while n not in self._kv_replies:
+                if self._coordinator_gone or self._send_broken:
+                    raise SharedStateUnavailable("run.shared: the coordinator is gone")
+                self._cond.wait(self.heartbeat_s)
+            return self._kv_replies.pop(n)
 
     # -- the run loop ----------------------------------------------------------
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -343,6 +367,7 @@ class Worker:
                 experiment_id=self.experiment_id,
                 attempt=self.attempt,
                 devices=self.devices,
+                shared=self.shared,
             )
             t0 = time.time()
             self._current = (index, run, t0)

@@ -1,4 +1,4 @@
-"""The slower half of a load: the owner's verdict, the resume command, step checks and history.
+"""The slower half of a load: the owner's verdict, the resume command, step checks, history, shared state.
 
 They change without the experiment file changing (a process dies, someone
 edits the study, the journal grows), so they are re-read on their own
@@ -20,6 +20,7 @@ from state.inspection.history import HistoryReader, HistoryRow
 from state.inspection.snapshot import Snapshot
 from state.inspection.steps import StepChecker, StepView
 from state.record import ExperimentRecord, FileVersion
+from state.shared import SharedStateError, read_shared
 from state.store import StateStore
 from state.verdict import StaleVerdict
 
@@ -38,6 +39,9 @@ class Extras:
     resume_error: str | None
     steps: tuple[StepView, ...]
     history: tuple[HistoryRow, ...]
+    shared: tuple[tuple[str, object], ...] = ()
+    """The experiment's ``run.shared`` map (``state.shared``), keys sorted."""
+    shared_error: str | None = None
 
 
 class ExtrasReader:
@@ -76,4 +80,12 @@ class ExtrasReader:
                 resume = f"{shlex.join(spec.argv)}   (in {display_path(spec.cwd, self.base)})"
         steps = self.steps.step_views(snap.doc, verdict) if snap.doc is not None else ()
         history = self.history.history(snap) if snap.model is not None else ()
-        return Extras(snap.version, verdict, verdict_error, resume, resume_error, steps, history)
+        shared: tuple[tuple[str, object], ...] = ()
+        shared_error = None
+        if snap.doc is not None:
+            try:
+                values = read_shared(self.store.root, snap.key, snap.doc.experiment_id)
+                shared = tuple(sorted(values.items()))
+            except SharedStateError as exc:
+                shared_error = str(exc)
+        return Extras(snap.version, verdict, verdict_error, resume, resume_error, steps, history, shared, shared_error)

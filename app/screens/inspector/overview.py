@@ -151,11 +151,29 @@ def overview_sections(snap: Snapshot, extras: Extras | None, *, now: datetime, b
         why = extras.resume_error or "no resume command for this experiment"
         resume_rows = (("command", Content.styled(f"n/a: {why}", MUTED)),)
     sections.append(OverviewSection("Resume", resume_rows))
+    if extras is not None and (extras.shared or extras.shared_error):
+        sections.append(shared_section(extras))
     if isinstance(model, StudyManifest):
         sections += study_sections(model, snap)
     sections.append(OverviewSection("Experiment", tuple((label.get(n, n), v) for n, v in fields)))
     sections.append(OverviewSection("File", tuple(file_rows)))
     return sections
+
+
+#: Keys of ``run.shared`` listed in the Overview; ``expwatch kv ID`` prints them all.
+SHARED_ROWS = 40
+
+
+def shared_section(extras: Extras) -> OverviewSection:
+    """The experiment's ``run.shared`` map, one key a row (long values cut)."""
+    rows: list[tuple[str, Content | str]] = []
+    for key, value in extras.shared[:SHARED_ROWS]:
+        text = "null" if value is None else format_value(value)
+        rows.append((printable(key), text if len(text) <= 200 else text[:199] + "…"))
+    if len(extras.shared) > SHARED_ROWS:
+        rows.append(("…", Content.styled(f"{len(extras.shared) - SHARED_ROWS} more: expwatch kv ID", MUTED)))
+    note = Content.styled(f"✖ {extras.shared_error}", "bold $text-error") if extras.shared_error else None
+    return OverviewSection("Shared run state (run.shared)", tuple(rows), note)
 
 
 def _entry_line(entry: StudyEntry) -> str:

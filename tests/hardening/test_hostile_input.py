@@ -20,10 +20,10 @@ import select
 import shutil
 import signal
 import struct
+import sys
 import subprocess
 import tempfile
 import termios
-import threading
 import time
 from pathlib import Path
 
@@ -64,37 +64,28 @@ def _tree(root: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
     return out
 
 
-#: Peak RSS (KiB) of each CLI process this module ran, from its own rusage (``wait4``): the
-#: process-wide RUSAGE_CHILDREN would count every earlier test's children too.
+#: Peak RSS (KiB) of each CLI process this module ran. A child forked from pytest reports pytest's
+#: own size as its peak (Linux keeps the high-water mark across fork and exec), so each command
+#: runs under a small launcher and the launcher reports its child's peak.
 CLI_PEAKS_KB: list[int] = []
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "NO_COLOR": "1", "TERM": "xterm-256color"}
     env.pop("EXPWATCH_STATE_DIR", None)
-    argv = [str(EXPWATCH), *args]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
-    chunks: dict[str, bytes] = {}
-    readers = [
-        threading.Thread(target=lambda name=name, pipe=pipe: chunks.__setitem__(name, pipe.read()))
-        for name, pipe in (("out", proc.stdout), ("err", proc.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    deadline = time.monotonic() + 120
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"{argv} ran over 120 s")
-        time.sleep(0.01)
-    for reader in readers:
-        reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    CLI_PEAKS_KB.append(usage.ru_maxrss)
-    return subprocess.CompletedProcess(argv, proc.returncode, chunks["out"], chunks["err"])
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as peak:
+        done = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, peak.name, str(EXPWATCH), *args],
+            capture_output=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        CLI_PEAKS_KB.append(int(peak.read() or 0))
+    return done
 
 
 # -- the sanitiser ---------------------------------------------------------------------------

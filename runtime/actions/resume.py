@@ -70,10 +70,10 @@ class ResumePlan:
     experiment_id: str
     key: str
     format: StateFormat
-    allowed: bool
     refusal: str | None
     verdict: StaleVerdict
-    needs_stale_mark: bool
+    owner_dead: bool
+    """The file says running but every owner is dead: a resume marks it interrupted first."""
     argv: tuple[str, ...]
     cwd: Path
     log_path: Path
@@ -95,6 +95,14 @@ class ResumePlan:
     """The expwatch safety rule that refused (a live owner, ...); None when allowed or refused otherwise."""
     incomplete_reason: str | None = None
     """6-state files: why llenergymeasure's own ``find_incomplete`` lists it (None: it does not)."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def needs_stale_mark(self) -> bool:
+        return self.owner_dead and self.refusal is None
 
     def describe(
         self, *, refusal: bool = True, retry_hint: str = "--retry-failed reruns them", base: Path | None = None
@@ -224,10 +232,9 @@ def _plan_native(
         experiment_id=doc.experiment_id,
         key=loaded.key,
         format=loaded.format,
-        allowed=refusal is None,
         refusal=refusal,
         verdict=verdict,
-        needs_stale_mark=needs_mark and refusal is None,
+        owner_dead=needs_mark,
         argv=argv,
         cwd=cwd,
         log_path=log_path,
@@ -292,10 +299,9 @@ def _plan_lem(
         experiment_id=model.experiment_id,
         key=loaded.key,
         format=loaded.format,
-        allowed=refusal is None,
         refusal=refusal,
         verdict=verdict,
-        needs_stale_mark=needs_mark and refusal is None,
+        owner_dead=needs_mark,
         argv=argv,
         cwd=root.parent,
         log_path=store.log_file(loaded.key, None)[0],
@@ -363,10 +369,9 @@ def _plan_study(
         experiment_id=record.experiment_id,
         key=loaded.key,
         format=loaded.format,
-        allowed=refusal is None,
         refusal=refusal,
         verdict=verdict,
-        needs_stale_mark=needs_mark and refusal is None,
+        owner_dead=needs_mark,
         argv=argv,
         cwd=cwd,
         log_path=store.log_file(loaded.key, None)[0],
@@ -409,9 +414,7 @@ def plan_resume(
     if store.read_only:
         plan = replace(
             plan,
-            allowed=False,
             refusal=f"read-only (observer) mode: refusing to resume {plan.experiment_id}",
-            needs_stale_mark=False,
             refused_by="read-only",
         )
     return plan

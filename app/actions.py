@@ -20,7 +20,7 @@ from runtime.actions import NOTHING_STALE
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
-from state.sources import MARK_STALE, RESUME, STOP, DirectorySource, HubSource
+from state.sources import MARK_STALE, RESUME, STOP, DirectorySource
 from state.store import StoreError
 
 from app.screens.confirm import ALTERNATIVE, CONFIRM, Alternative, ConfirmDialog
@@ -49,7 +49,7 @@ class ActionFlows:
         if found is None:
             return None
         source, entry = found
-        if isinstance(source, HubSource) and isinstance(entry, ExperimentRecord) and action in source.allowed_actions(entry):
+        if source in self.hubs and isinstance(entry, ExperimentRecord) and action in source.allowed_actions(entry):
             self.request_remote(source, entry, action)  # asked of the record's host agent
             return None
         if not isinstance(source, DirectorySource):

@@ -38,7 +38,6 @@ from state.board import Board
 from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
-from state.hub.codec import host_name_from
 from state.telemetry import GpuSnapshot, HostGpus, attribute_gpu_processes
 from state.text import printable
 from state.verdict import StaleVerdict, judge_with
@@ -136,7 +135,6 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self.latest_gpus: GpuSampled | None = None
         self._source_status: dict[str, str | None] = {}
         self._local_gpus: GpuSampled | None = None
-        self._here = host_name_from(socket.gethostname())
         self._fleet_gpus: tuple[HostGpus, ...] = ()
         self._fleet_versions: tuple[int, ...] = ()
         #: Textual's default theme, so a session that never changed it saves no theme.
@@ -424,6 +422,13 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         return judge_one(record, self.probe, self.clock())
 
     @property
+    def _here_as_host(self) -> str:
+        """This machine's name as agents publish it (asked only once a hub shows GPUs)."""
+        from state.hub.codec import host_name_from
+
+        return host_name_from(socket.gethostname())
+
+    @property
     def hubs(self) -> list[Any]:
         """The hub sources shown (their module, redis and 30-40 ms of start-up, loads only when a hub URL was opened)."""
         hub = sys.modules.get("state.sources.hub")
@@ -502,7 +507,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     def _show_gpus(self) -> None:
         """This host's sample with the fleet's; this host publishing to the hub too shows once, under its name."""
         local, fleet = self._local_gpus, self._fleet_gpus
-        if fleet and local is not None and any(g.host == self._here for g in fleet):
+        if fleet and local is not None and any(g.host == self._here_as_host for g in fleet):
             local = None
         if local is None and not fleet:
             return

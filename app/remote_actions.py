@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from state.hub.actions import EXECUTE, PLAN, ActionAnswer, ActionRequest, new_id
-from state.hub.connection import HubError
-from state.record import ExperimentRecord
-from state.sources.hub import ACTION_WAIT_S, HubSource
 from state.durations import duration
+from state.record import ExperimentRecord
 
 from app.screens.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
+    # The hub's modules (and redis) load only when a hub row is acted on: a dashboard without a
+    # hub never pays for them at start-up.
+    from state.hub.actions import ActionAnswer
+    from state.sources.hub import HubSource
+
     from app.app import ExpwatchApp
 
 
@@ -40,6 +42,10 @@ class RemoteActionFlows:
 
     def _ask(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, mode: str, plan_id: str | None = None) -> ActionAnswer | None:
         """One request to the record's host, answered (None: refused or unanswered here, with a notice said)."""
+        from state.hub.actions import ActionRequest, new_id
+        from state.hub.connection import HubError
+        from state.sources.hub import ACTION_WAIT_S
+
         target = source.target(record)
         if target is None:
             self._refused(f"cannot {action.replace('_', ' ')} {record.experiment_id}", ValueError("no host in its key"))
@@ -74,6 +80,8 @@ class RemoteActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan on the host")
     def _remote_plan(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str) -> None:
+        from state.hub.actions import PLAN
+
         answer = self._ask(source, record, action, PLAN)
         if answer is None:
             return
@@ -82,6 +90,8 @@ class RemoteActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="execute on the host")
     def _remote_execute(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, plan_id: str | None) -> None:
+        from state.hub.actions import EXECUTE
+
         answer = self._ask(source, record, action, EXECUTE, plan_id)
         if answer is not None:
             self.call_from_thread(self.notify, answer.text, severity="warning" if answer.warning else "information", timeout=8)

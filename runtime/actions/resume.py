@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -36,6 +37,7 @@ from runtime.actions.common import (
 )
 from runtime.actions.stale import StalePlan, execute_mark_stale, stale_marked
 from runtime.launcher import (
+    CARRIED_ENV,
     FORMAT_WRITERS,
     STUDY_TEMPLATE_ENV,
     TEMPLATE_ENV,
@@ -59,6 +61,7 @@ from state.mutations import apply_transition, current_status
 from state.native import ExperimentDoc, ProcessInfo, RunStatus
 from state.record import ExperimentRecord, FileVersion, StateFormat
 from state.store import ConflictError, Loaded, StateStore
+from state.text import printable
 from state.transitions import ExperimentStatus
 from state.verdict import LivenessProbe, StaleVerdict
 
@@ -178,6 +181,70 @@ def _liveness_refusal(status: str, verdict: StaleVerdict) -> tuple[str | None, s
     return None, None, False
 
 
+RULE_FOREIGN_FILE = "another user's file"
+
+
+def _foreign_owner(path: Path) -> str | None:
+    """Why a state file we do not own must not be resumed by us (None when it is ours).
+
+    Resuming runs the study module the file names, with the Python and the
+    environment it records: a file written by another user would choose code
+    that runs as us.
+    """
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return None  # the plan re-reads it; a vanished file is refused there as a conflict
+    if uid == os.geteuid():
+        return None
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        name = f"uid {uid}"
+    return (f"{path.name} belongs to {name}: resuming it would run the study it names as you; "
+            f"ask {name} to resume it, or copy the directory and resume the copy")
+
+
+def _recorded_launch(
+    doc: ExperimentDoc, root: Path, *, trusted: bool, notes: list[str]
+) -> tuple[tuple[str, ...], Path, dict[str, str]]:
+    """(argv, cwd, env) of the relaunch, from the file's recorded command where it is ours.
+
+    Only expwatch's runner is ever launched: a recorded command that is something
+    else is shown in a note and ignored. The recorded Python and the carried
+    variables are used only from the user's own file (``trusted``); anything
+    outside ``CARRIED_ENV`` is dropped. Paths in the file are hints: the
+    directory the user pointed at wins (a copied or moved one).
+    """
+    spec = doc.resume
+    recorded = ResumeArgs.from_command(spec.argv) if spec is not None else None
+    if spec is None or recorded is None:
+        if spec is not None and spec.argv:
+            notes.append(f"recorded command {shlex.join(printable(a) for a in spec.argv[:8])} "
+                         "is not expwatch's runner: ignored")
+        cwd = Path(spec.cwd) if spec is not None else root.parent
+        return tuple(runner_argv(doc.experiment_id, root)), cwd, {}
+    args, python = recorded
+    if not trusted or not (os.path.isabs(python) and os.path.isfile(python) and os.access(python, os.X_OK)):
+        if python != sys.executable:
+            notes.append(f"recorded Python {printable(python)} not used: runs with {sys.executable}")
+        python = sys.executable
+    was = Path(args.state_dir)
+    argv = tuple(replace(args, state_dir=root).to_argv(python))
+    cwd = Path(spec.cwd)
+    env = {k: v for k, v in spec.env.items() if trusted and k in CARRIED_ENV}
+    dropped = sorted(set(spec.env) - set(env))
+    if dropped:
+        notes.append(f"recorded environment not carried: {', '.join(printable(k) for k in dropped[:8])}")
+    if was.resolve() != root:
+        notes.append(f"recorded for {was}; resumes in {root}, where you pointed")
+        if cwd == was.parent or cwd == was.resolve().parent:
+            cwd = root.parent
+    return argv, cwd, env
+
+
 def _plan_native(
     store: StateStore, loaded: Loaded, verdict: StaleVerdict, retry_failed: bool
 ) -> ResumePlan:
@@ -203,26 +270,10 @@ def _plan_native(
             refusal = f"the study file {doc.study_path} is gone"
     root = store.root.resolve()
     notes: list[str] = []
-    recorded = ResumeArgs.from_command(doc.resume.argv) if doc.resume is not None else None
-    if recorded is not None:
-        # Paths in the file are hints: the directory the user pointed at wins (a copied or moved one).
-        args, python = recorded
-        was = Path(args.state_dir)
-        argv = tuple(replace(args, state_dir=root).to_argv(python))
-        cwd = Path(doc.resume.cwd)
-        env = dict(doc.resume.env)
-        if was.resolve() != root:
-            notes.append(f"recorded for {was}; resumes in {root}, where you pointed")
-            if cwd == was.parent or cwd == was.resolve().parent:
-                cwd = root.parent
-    elif doc.resume is not None and doc.resume.argv:
-        argv = tuple(doc.resume.argv)
-        cwd = Path(doc.resume.cwd)
-        env = dict(doc.resume.env)
-    else:
-        argv = tuple(runner_argv(doc.experiment_id, root))
-        cwd = root.parent
-        env = {}
+    foreign = _foreign_owner(loaded.path)
+    if refusal is None and foreign is not None:
+        refusal = _refused_by(RULE_FOREIGN_FILE, foreign)
+    argv, cwd, env = _recorded_launch(doc, root, trusted=foreign is None, notes=notes)
     if not cwd.is_dir():
         cwd = Path(doc.study_path).parent if doc.study_path else root.parent
     log_path, log_note = store.log_file(loaded.key, doc.log_path)

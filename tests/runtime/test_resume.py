@@ -182,6 +182,76 @@ def test_completed_and_unknown_are_refused(tmp_path: Path, state_dir: Path, caps
     assert "already completed" in capsys.readouterr().err
 
 
+def _record_launch(state_dir: Path, key: str, argv: list[str], env: dict[str, str]) -> None:
+    from state.native import ResumeSpec
+
+    store = StateStore(state_dir)
+    doc = read_doc(state_dir, key)
+    doc.resume = ResumeSpec(argv=argv, cwd=str(state_dir.parent), env=env)
+    store.save(doc, key=key)
+
+
+def test_a_recorded_command_that_is_not_the_runner_is_never_launched(tmp_path: Path, state_dir: Path):
+    """The file is input: whatever command it records, only expwatch's runner is run."""
+    import sys
+
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "hostile")
+    marker = tmp_path / "pwned"
+    _record_launch(state_dir, "hostile", ["sh", "-c", f"touch {marker}"],
+                   {"LD_PRELOAD": "/tmp/evil.so", "CUDA_VISIBLE_DEVICES": "3"})
+    plan = plan_resume(StateStore(state_dir), "hostile")
+    assert plan.allowed, plan.refusal
+    assert plan.argv[:3] == (sys.executable, "-m", "runtime.runner") and "sh" not in plan.argv
+    assert plan.env == {}
+    assert any("is not expwatch's runner: ignored" in n for n in plan.notes)
+    out = expwatch("resume", "hostile", "--dry-run", "--state-dir", state_dir)
+    assert out.returncode == 0 and "not expwatch's runner" in out.stdout, out.stderr
+    assert not marker.exists()
+
+
+def test_the_recorded_environment_keeps_only_the_carried_variables(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "envy")
+    doc = read_doc(state_dir, "envy")
+    _record_launch(state_dir, "envy", doc.resume.argv,
+                   {"LD_PRELOAD": "/tmp/evil.so", "PYTHONSTARTUP": "/tmp/x.py", "CUDA_VISIBLE_DEVICES": "3"})
+    plan = plan_resume(StateStore(state_dir), "envy")
+    assert plan.env == {"CUDA_VISIBLE_DEVICES": "3"}
+    assert any("not carried: LD_PRELOAD, PYTHONSTARTUP" in n for n in plan.notes)
+
+
+def test_a_recorded_python_that_does_not_exist_is_replaced_by_ours(tmp_path: Path, state_dir: Path):
+    import sys
+
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "py")
+    doc = read_doc(state_dir, "py")
+    _record_launch(state_dir, "py", ["relative/python", *doc.resume.argv[1:]], {})
+    plan = plan_resume(StateStore(state_dir), "py")
+    assert plan.argv[0] == sys.executable
+    assert any("recorded Python relative/python not used" in n for n in plan.notes)
+
+
+def test_another_users_file_is_refused_and_changes_nothing(tmp_path: Path, state_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """Resuming runs the study the file names: a file written by someone else would choose code run as us."""
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "theirs")
+    path = state_dir / "theirs.json"
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)
+    else:
+        real = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real + 1)
+    before = path.read_bytes()
+    plan = plan_resume(StateStore(state_dir), "theirs")
+    assert not plan.allowed and "another user's file" in plan.refusal and "ask " in plan.refusal
+    with pytest.raises(ActionRefused, match="another user's file"):
+        resume_experiment(StateStore(state_dir), "theirs")
+    assert path.read_bytes() == before and journal(state_dir) == []
+
+
 @pytest.mark.parametrize("callers", ["threads", "processes"])
 def test_two_resumes_at_once_launch_exactly_one_runner(tmp_path: Path, state_dir: Path, remember, callers: str):
     study = write_study(tmp_path)

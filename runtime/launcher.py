@@ -19,7 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 from runtime.runner.args import ResumeArgs
+from state.paths import SIDECAR_DIR, UnsafePathError
 from state.record import StateFormat
+from state.sidecar import open_sidecar_file
 
 #: The 6-state files' resume, as the llenergymeasure version that writes them spells it.
 DEFAULT_LEM_TEMPLATE = "lem experiment --resume {experiment_id}"
@@ -125,9 +127,23 @@ def reap_in_background(proc: subprocess.Popen[bytes]) -> None:
 
 
 def open_log(log_path: Path, header: str) -> int:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    # Never through a symlink, never into a device, a FIFO or a file linked from elsewhere.
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    """Open an experiment's log for appending and write the header line; the caller closes it.
+
+    A log in a state directory's own log folder is opened through descriptors of
+    the folders, each checked (``open_sidecar_file``), so a folder swapped for a
+    symlink after the plan was shown cannot send the output elsewhere. Never
+    through a symlink, never into a device, a FIFO or a file linked from elsewhere.
+    """
+    folder = log_path.parent
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    if folder.name == "logs" and folder.parent.name == SIDECAR_DIR:
+        try:
+            fd = open_sidecar_file(folder.parent.parent, ("logs",), log_path.name, flags)
+        except (UnsafePathError, OSError) as exc:
+            raise LaunchError(f"cannot log to {log_path}: {exc}") from None
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)

@@ -523,3 +523,31 @@ def test_mark_stale_refuses_a_stale_version(tmp_path: Path, state_dir: Path):
     with pytest.raises(ConflictError):
         mark_stale_experiment(store, "cas", expected=seen)
     assert read_doc(state_dir, "cas").status is ExperimentStatus.RUNNING
+
+
+def test_a_log_folder_swapped_for_a_symlink_after_its_check_is_refused(tmp_path: Path, state_dir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """The log is opened through checked folder descriptors, not by a path checked a moment earlier."""
+    from runtime.actions import execute_resume
+
+    study = write_study(tmp_path)
+    make_native(state_dir, study, "swap")
+    store = StateStore(state_dir)
+    plan = plan_resume(store, "swap")
+    assert plan.allowed, plan.refusal
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    checked = StateStore.prepare_logs
+
+    def check_then_swap(self: StateStore) -> Path:
+        folder = checked(self)
+        folder.rmdir()
+        folder.symlink_to(elsewhere, target_is_directory=True)
+        return folder
+
+    monkeypatch.setattr(StateStore, "prepare_logs", check_then_swap)
+    before = (state_dir / "swap.json").read_bytes()
+    with pytest.raises(ActionRefused, match="symlink"):
+        execute_resume(store, plan)
+    assert list(elsewhere.iterdir()) == []
+    assert (state_dir / "swap.json").read_bytes() == before

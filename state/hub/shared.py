@@ -169,10 +169,12 @@ def decode_value(raw: bytes) -> Any:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except ValueError as exc:  # NaN, Infinity
+        raise ValueError(f"not valid JSON ({exc})") from None
 
 
 def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class HubSharedState:

@@ -90,7 +90,7 @@ def _from_hub(args: argparse.Namespace, url: str) -> tuple[str, dict[str, Any], 
         raise CommandError(str(exc), EXIT_USAGE) from None
     ident = printable(args.id)
     if args.host is not None and not valid_host_name(args.host):
-        raise CommandError(f"bad --host {printable(args.host)!r}: letters, digits, '.', '_' and '-', at most 64", EXIT_USAGE)
+        raise CommandError(f"bad --host '{printable(args.host)}': letters, digits, '.', '_' and '-', at most 64", EXIT_USAGE)
     try:
         hosts = hosts_with_shared(hub, args.id)
         if args.host is not None:
@@ -126,7 +126,7 @@ def _print(args: argparse.Namespace, ident: str, values: dict[str, Any], errors:
 
     if args.key is not None:
         if args.key in errors:
-            raise CommandError(f"{ident}: the value of {printable(args.key)!r} {printable(errors[args.key])}", EXIT_ERROR)
+            raise CommandError(f"{ident}: the value of '{printable(args.key)}' {printable(errors[args.key])}", EXIT_ERROR)
         if args.key not in values:
             known = ", ".join(printable(k) for k in sorted(values)[:20]) or "none"
             raise CommandError(f"{ident} has no shared key {printable(args.key)!r} (keys: {known})", EXIT_NOT_FOUND)
@@ -134,7 +134,7 @@ def _print(args: argparse.Namespace, ident: str, values: dict[str, Any], errors:
         print(json.dumps(value, ensure_ascii=False) if args.json else _shown(value))
         return 0
     for key, why in sorted(errors.items()):
-        print(f"expwatch kv: {ident}: the value of {printable(key)!r} {printable(why)}", file=sys.stderr)
+        print(f"expwatch kv: {ident}: the value of '{printable(key)}' {printable(why)}", file=sys.stderr)
     if args.json:
         print(json.dumps(values, ensure_ascii=False, indent=2))
     elif not values and not errors:

@@ -88,6 +88,14 @@ end
 return out
 """
 
+_READ_DOCUMENT = """
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return {} end
+local size = redis.call('HSTRLEN', KEYS[1], 'doc')
+if size > tonumber(ARGV[1]) then return {version, size} end
+return {version, size, redis.call('HGET', KEYS[1], 'doc')}
+"""
+
 
 def record_version(mtime_ns: int | None) -> str:
     """A file version as the hub compares it (strings of one width compare like the numbers)."""
@@ -246,6 +254,14 @@ class Hub:
         for name, fields in zip(names, self.call(read)):
             out.append(None if not fields or all(f is None for f in fields) else HubRecord(name, *fields))
         return out
+
+    def read_document(self, redis_key: str, limit: int) -> tuple[bytes, int, bytes | None] | None:
+        """(version, size, the published state file) of one record, the file None when over ``limit``; None when gone."""
+        script = self.script("read_document", _READ_DOCUMENT)
+        found = self.call(lambda c: script(keys=[redis_key], args=[limit]))
+        if not found:
+            return None
+        return found[0], int(found[1]), found[2] if len(found) > 2 else None
 
     def scan_records(self, batch: int = SCAN_BATCH) -> Iterator[list[HubRecord]]:
         """Every record, in batches."""

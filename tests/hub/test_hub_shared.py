@@ -238,3 +238,51 @@ def test_the_scripts_keep_the_size_limit_and_exact_numbers(redis_server):
     state.set("flag", True)
     with pytest.raises(SharedRefused, match="not a number"):
         state.incr("flag", 1)
+
+
+FAIL_ONCE_STUDY = '''\
+from pathlib import Path
+
+def count(run):
+    run.shared.incr("hits")
+    marker = Path(__file__).with_name("failed-once")
+    if run.index == 1 and not marker.exists():
+        marker.touch()
+        raise RuntimeError("first attempt")
+
+steps = [count]
+grid = {"i": range(3)}
+'''
+
+
+def test_a_resumed_runner_keeps_counting_in_the_same_hash(tmp_path, state_dir, redis_server):
+    from runtime.actions import resume_experiment
+    from runtime.liveness import identity_of
+    from state.store import StateStore
+    from tests.runtime.helpers import terminate_all
+    from tests.runtime.test_resume import wait_finished
+
+    done = _run(tmp_path, state_dir, redis_server, FAIL_ONCE_STUDY, "again")
+    assert done.returncode == 1
+    client = redis_server.client()
+    assert client.hget("expwatch:kv:gpu1:again", "hits") == b"3"
+    result = resume_experiment(StateStore(state_dir), "again", retry_failed=True)
+    try:
+        doc = wait_finished(state_dir, "again", result)
+    finally:
+        terminate_all([identity_of(result.pid)])
+    assert doc.status is ExperimentStatus.COMPLETED
+    assert client.hget("expwatch:kv:gpu1:again", "hits") == b"4"
+    assert not shared_path(state_dir, "again").exists()
+
+
+def test_a_resume_command_never_records_a_hub_password():
+    from runtime.runner.args import HUB_FROM_ENV, ResumeArgs, hub_for_resume
+
+    assert hub_for_resume("redis://hub:6379/0?prefix=lab") == "redis://hub:6379/0?prefix=lab"
+    assert hub_for_resume("rediss://:s3cret@hub:6380/0") == HUB_FROM_ENV
+    assert hub_for_resume("redis://hub/0?password=s3cret") == HUB_FROM_ENV
+    argv = ResumeArgs("e", Path("/tmp"), hub=HUB_FROM_ENV, host_name="gpu1").to_argv()
+    assert "s3cret" not in " ".join(argv)
+    parsed = ResumeArgs.from_command(argv)
+    assert parsed is not None and (parsed[0].hub, parsed[0].host_name) == (HUB_FROM_ENV, "gpu1")

@@ -14,15 +14,7 @@ from state.shared import shared_path
 from state.transitions import ExperimentStatus
 from tests.hub.redis_server import RedisServer
 from tests.runtime.helpers import expwatch, read_doc, start_expwatch, wait_for, write_study
-
-COUNTING_STUDY = '''\
-def count(run):
-    for _ in range(1000):
-        run.shared.incr("hits")
-
-steps = [count]
-grid = {"i": range(8)}
-'''
+from tests.runtime.test_shared_state import COUNTING_STUDY, NON_JSON_STUDY
 
 #: Every JSON type written by one step and read back by it and by the next run (another worker).
 ROUND_TRIP_STUDY = '''\
@@ -60,19 +52,11 @@ steps = [write, read]
 grid = {"i": range(2)}
 '''
 
-BAD_VALUES_STUDY = '''\
-def store(run):
-    run.shared.ok = [1, "two", None]
-    if run.params.i == 1:
-        run.shared["bad"] = {"when": {1, 2}}
-    if run.params.i == 2:
-        run.shared.word = "five"
-        run.shared.incr("word")
-    run.fields.stored = True
-
-steps = [store]
-grid = {"i": range(3)}
-'''
+#: The file mode's study, plus a run that adds to a string.
+BAD_VALUES_STUDY = NON_JSON_STUDY.replace(
+    "    run.fields.stored = True",
+    "    if run.params.i == 2:\n        run.shared.word = \"five\"\n        run.shared.incr(\"word\")\n    run.fields.stored = True",
+)
 
 #: Run 0 counts once, then waits for the test (which kills the hub meanwhile) and counts again.
 LOST_HUB_STUDY = '''\

@@ -23,15 +23,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lab devices for the steps (run.devices[name]); needs a single process")
     parser.add_argument("--grace", type=non_negative_seconds, default=None, metavar="SECONDS",
                         help="on SIGINT/SIGTERM, how long workers may finish their run (default 10)")
+    parser.add_argument("--hub", default=None, metavar="URL",
+                        help="keep run.shared in this Redis hub (redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=FLEET]; "
+                             "'env': $EXPWATCH_HUB's, which keeps a password off the command line)")
+    parser.add_argument("--host-name", default=None, metavar="NAME",
+                        help="this host's name in the hub (default: the hostname, as `expwatch agent` names it)")
 
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_state_dir
     from app.commands._common import store_errors
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from runtime.exit_codes import EXIT_NOT_FOUND, EXIT_USAGE
+    from runtime.runner.args import HUB_FROM_ENV
+    from state.hub.connection import HUB_ENV, hub_url_from_env
     from runtime.runner.errors import RunnerError
     from runtime.runner.start import run_study
 
+    hub = args.hub
+    if hub == HUB_FROM_ENV:
+        hub = hub_url_from_env()
+        if hub is None:
+            raise CommandError(f"--hub env: ${HUB_ENV} is not set", EXIT_USAGE)
     if not args.study.is_file():
         raise CommandError(f"no study file at {args.study}", EXIT_NOT_FOUND)
     if args.workcell is not None and not args.workcell.is_file():
@@ -48,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
                 fail_fast=args.fail_fast,
                 workcell=args.workcell,
                 grace_s=args.grace,
+                hub=hub,
+                host_name=args.host_name,
                 out=lambda line: print(line, flush=True),
             )
     except RunnerError as exc:

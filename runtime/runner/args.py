@@ -21,6 +21,22 @@ from runtime.runner.errors import RunnerError
 
 RUNNER_MODULE = "runtime.runner"
 WORKER_MODULE = "runtime.runner.worker"
+#: ``--hub env`` in a recorded resume command: take the URL from ``$EXPWATCH_HUB`` when resuming.
+HUB_FROM_ENV = "env"
+
+
+def hub_for_resume(url: str | None) -> str | None:
+    """How a resume command records the hub: the URL, or ``HUB_FROM_ENV`` when it holds a password."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        secret = parts.password is not None or "password=" in parts.query
+    except ValueError:
+        secret = True
+    return HUB_FROM_ENV if secret else url
 
 
 def parse_gpus(value: Any) -> tuple[int, ...]:
@@ -50,6 +66,9 @@ class ResumeArgs:
     grace_s: float | None = None
     heartbeat_s: float | None = None
     workcell: Path | None = None
+    hub: str | None = None
+    """The hub URL of ``run.shared``, or ``HUB_FROM_ENV``: the URL holds a password, which no state file may."""
+    host_name: str | None = None
 
     def to_argv(self, python: str | None = None) -> list[str]:
         argv = [
@@ -71,6 +90,10 @@ class ResumeArgs:
             argv += ["--heartbeat", f"{self.heartbeat_s:g}"]
         if self.workcell is not None:
             argv += ["--workcell", str(Path(self.workcell).resolve())]
+        if self.hub is not None:
+            argv += ["--hub", self.hub]
+        if self.host_name is not None:
+            argv += ["--host-name", self.host_name]
         return argv
 
     @classmethod
@@ -86,6 +109,8 @@ class ResumeArgs:
         parser.add_argument("--grace", type=float, default=None)
         parser.add_argument("--heartbeat", type=float, default=None)
         parser.add_argument("--workcell", default=None)
+        parser.add_argument("--hub", default=None, help=f"the hub URL of run.shared; {HUB_FROM_ENV!r}: $EXPWATCH_HUB's")
+        parser.add_argument("--host-name", default=None)
         return parser
 
     @classmethod
@@ -111,6 +136,8 @@ class ResumeArgs:
             grace_s=ns.grace,
             heartbeat_s=ns.heartbeat,
             workcell=Path(ns.workcell) if ns.workcell else None,
+            hub=ns.hub,
+            host_name=ns.host_name,
         )
 
 

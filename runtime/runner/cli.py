@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 
 from runtime.exit_codes import EXIT_ERROR
-from runtime.runner.args import ResumeArgs
+from runtime.runner.args import HUB_FROM_ENV, ResumeArgs
 from runtime.runner.errors import RunnerError
-from runtime.runner.options import RunnerOptions, check_workcell
+from runtime.runner.options import RunnerOptions, check_hub_options, check_workcell
 from runtime.runner.start import adopt_and_run
+from state.hub.connection import HUB_ENV, hub_url_from_env
 from state.store import StoreError
 
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.workcell:
             options.workcell = args.workcell
             check_workcell(options)
+        if args.hub is not None:
+            options.hub = hub_url_from_env() if args.hub == HUB_FROM_ENV else args.hub
+            if not options.hub:
+                raise RunnerError(f"this experiment keeps run.shared in a hub whose URL is taken from ${HUB_ENV}, which is not set")
+            options.host_name = args.host_name
+            check_hub_options(options)
         outcome = adopt_and_run(args.experiment_id, args.state_dir, options)
     except (RunnerError, StoreError) as exc:
         print(f"expwatch runner: {exc}", file=sys.stderr)

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from runtime.launcher import open_log, python_env
@@ -50,6 +50,9 @@ from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInf
 from state.shared import MAX_SHARED_BYTES, SharedStateError, read_shared, write_shared
 from state.store import ConflictError, StateStore, StoreError
 from state.transitions import ExperimentStatus, ProcessStatus
+
+if TYPE_CHECKING:
+    from runtime.runner.hub_shared import HubTable
 
 
 def _now() -> datetime:
@@ -110,7 +113,7 @@ class Coordinator:
         self.spool = spool_dir(store.sidecar_dir, key)
         self._replayed_files: list[Path] = []
         #: ``run.shared`` of every worker (None until read from disk: an unreadable file is never overwritten).
-        self.shared: LocalTable | None = None
+        self.shared: LocalTable | HubTable | None = None
 
     # -- logging ---------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -604,11 +607,7 @@ class Coordinator:
         for skipped in replay.skipped:
             self.log(f"results spool: passed over {skipped}")
         self._replayed_files = replay.files
-        try:
-            stored = read_shared(self.store.root, self.key, doc.experiment_id)
-        except SharedStateError as exc:
-            raise SharedStateError(f"shared run state not usable, left as it is: {exc}") from None
-        self.shared = LocalTable(stored, limit=MAX_SHARED_BYTES - 1024)
+        self.shared = self._open_shared()
         for rec in doc.runs:
             if rec.status is RunStatus.RUNNING:
                 rec.status = RunStatus.PENDING
@@ -625,6 +624,25 @@ class Coordinator:
         doc.processes = processes
         doc.log_path = str(self.log_path)
         self._open_energy()
+
+    def _open_shared(self) -> LocalTable | HubTable:
+        """``run.shared``: in the hub with ``--hub`` (unreachable: the run stops, never falls back to the file), else the file's map."""
+        if self.options.hub is not None:
+            from runtime.runner.errors import RunnerError
+            from runtime.runner.hub_shared import HubTable, connect
+
+            assert self.options.host_name is not None
+            try:
+                hub = connect(self.options.hub)
+            except RunnerError as exc:
+                raise StateWriteFailed(f"shared run state unavailable: {exc}") from None
+            self.log(f"run.shared kept in the hub {hub.address.shown} as {hub.shared_key(self.options.host_name, self.doc.experiment_id)}")
+            return HubTable(hub, self.options.host_name, self.doc.experiment_id)
+        try:
+            stored = read_shared(self.store.root, self.key, self.doc.experiment_id)
+        except SharedStateError as exc:
+            raise SharedStateError(f"shared run state not usable, left as it is: {exc}") from None
+        return LocalTable(stored, limit=MAX_SHARED_BYTES - 1024)
 
     def _open_energy(self) -> None:
         opened = EnergyMeter.open(self.options.gpus, self.doc.energy, self.log)

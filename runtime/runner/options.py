@@ -27,6 +27,10 @@ class RunnerOptions:
     max_restarts: int = 2
     workcell: Path | None = None
     workcell_name: str | None = None
+    hub: str | None = None
+    """The hub URL that holds ``run.shared`` (None: the file beside the experiment)."""
+    host_name: str | None = None
+    """This host's name in the hub's keys (``check_hub`` sets the default: the agent's, the hostname)."""
 
 
 def merge_options(study: Study, **given: Any) -> RunnerOptions:
@@ -55,6 +59,9 @@ def merge_options(study: Study, **given: Any) -> RunnerOptions:
             f"got --processes {options.processes}"
         )
     check_workcell(options)
+    options.hub = opts.get("hub") or None
+    options.host_name = opts.get("host_name") or None
+    check_hub_options(options)
     if options.heartbeat_s <= 0 or options.grace_s < 0:
         raise RunnerError("heartbeat must be positive and grace not negative")
     return options
@@ -70,3 +77,24 @@ def check_workcell(options: RunnerOptions) -> None:
         options.workcell_name = load_workcell(options.workcell).name
     except WorkcellError as exc:
         raise RunnerError(str(exc)) from None
+
+
+def check_hub_options(options: RunnerOptions) -> None:
+    """Check ``--hub``'s URL shape and the host name (no connection yet); the host name defaults to the hostname."""
+    if options.hub is None:
+        if options.host_name is not None:
+            raise RunnerError("--host-name names this host in a hub: it needs --hub")
+        return
+    import socket
+
+    from state.hub.codec import host_name_from, valid_host_name
+    from state.hub.connection import HubAddress, HubError
+
+    try:
+        HubAddress.parse(options.hub)
+    except HubError as exc:
+        raise RunnerError(f"--hub: {exc}") from None
+    if options.host_name is None:
+        options.host_name = host_name_from(socket.gethostname())
+    if not valid_host_name(options.host_name):
+        raise RunnerError(f"bad --host-name {options.host_name!r}: letters, digits, '.', '_' and '-', at most 64")

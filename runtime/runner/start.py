@@ -18,7 +18,7 @@ from runtime.actions import resolve_key
 from runtime.exit_codes import EXIT_CONFLICT
 from runtime.launcher import carried_env, log_path_for
 from runtime.liveness import identity_of
-from runtime.runner.args import ResumeArgs
+from runtime.runner.args import ResumeArgs, hub_for_resume
 from runtime.runner.coordinator import Coordinator
 from runtime.runner.errors import RunnerError
 from runtime.runner.options import RunnerOptions, merge_options
@@ -110,6 +110,8 @@ def create_experiment(
                 fail_fast=options.fail_fast,
                 grace_s=options.grace_s,
                 workcell=options.workcell,
+                hub=hub_for_resume(options.hub),
+                host_name=options.host_name,
             ).to_argv(),
             cwd=os.getcwd(),
             env=carried_env(),
@@ -140,6 +142,8 @@ def run_study(
     workcell: Path | str | None = None,
     grace_s: float | None = None,
     heartbeat_s: float | None = None,
+    hub: str | None = None,
+    host_name: str | None = None,
     out: Callable[[str], None] | None = None,
     tune: Callable[[RunnerOptions], None] | None = None,
 ) -> Outcome:
@@ -157,9 +161,15 @@ def run_study(
         grace=grace_s,
         heartbeat=heartbeat_s,
         workcell=str(workcell) if workcell else None,
+        hub=hub,
+        host_name=host_name,
     )
     if tune is not None:
         tune(options)
+    if options.hub is not None:
+        from runtime.runner.hub_shared import connect
+
+        connect(options.hub).close()  # an unreachable hub stops here, before anything is created
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     store = StateStore(state_dir)
     key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id)

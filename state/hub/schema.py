@@ -15,6 +15,13 @@ All keys of a fleet live under one prefix ``P`` (``?prefix=`` in the URL):
   reader can say for how long a host has been silent.
 - ``P:devices:<host>``, ``P:gpus:<host>``: the host's latest lab-device and GPU
   snapshots, each with the lease's TTL (a silent host's telemetry vanishes with it).
+- ``P:kv:<host>:<experiment id>``: an experiment's shared run state (``run.shared``,
+  design §12) when its runner was given ``--hub``: one field per key, each value JSON
+  text, plus the field ``""`` (no key can be empty) holding the map's encoded size, kept
+  by the same Lua scripts that write (``state.hub.shared``). The host (the runner's
+  ``--host-name``, by default the agent's default: the hostname) keeps two hosts that
+  reuse an experiment id apart; the id, not the state file's key, lets ``expwatch kv``
+  find the map with no agent running. No TTL: it outlives the run, like the file.
 
 Every Redis error leaves this module as a ``HubError`` with one line that says what to do.
 """
@@ -81,6 +88,14 @@ end
 return out
 """
 
+_READ_DOCUMENT = """
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return {} end
+local size = redis.call('HSTRLEN', KEYS[1], 'doc')
+if size > tonumber(ARGV[1]) then return {version, size} end
+return {version, size, redis.call('HGET', KEYS[1], 'doc')}
+"""
+
 
 def record_version(mtime_ns: int | None) -> str:
     """A file version as the hub compares it (strings of one width compare like the numbers)."""
@@ -139,6 +154,9 @@ class Hub:
     def gpus_key(self, host: str) -> str:
         return f"{self.prefix}:gpus:{host}"
 
+    def shared_key(self, host: str, experiment_id: str) -> str:
+        return f"{self.prefix}:kv:{host}:{experiment_id}"
+
     def is_record_key(self, name: str) -> bool:
         return name.startswith(f"{self.prefix}:exp:")
 
@@ -160,7 +178,8 @@ class Hub:
         except OSError as exc:
             raise HubError(f"hub {self.address.shown}: {type(exc).__name__}: {exc}") from exc
 
-    def _script(self, name: str, text: str) -> Any:
+    def script(self, name: str, text: str) -> Any:
+        """The Lua script ``text``, registered once per client (``EVALSHA``, loaded again after a restart)."""
         if name not in self._scripts:
             self._scripts[name] = self.client.register_script(text)
         return self._scripts[name]
@@ -178,23 +197,23 @@ class Hub:
     # -- writes (agents) -------------------------------------------------------------------------
     def publish(self, host: str, source: str, key: str, *, version: str, summary: str, verdict: str, doc: bytes) -> bool:
         """Write one record if ``version`` is not older than the hub's; True when it changed."""
-        script = self._script("publish", _PUBLISH)
+        script = self.script("publish", _PUBLISH)
         keys = [self.record_key(host, source, key), self.events_key]
         return bool(self.call(lambda c: script(keys=keys, args=[version, summary, verdict, doc, host, source, key, EVENTS_MAXLEN])))
 
     def set_verdict(self, host: str, source: str, key: str, *, version: str, verdict: str) -> bool:
         """A new verdict for the record at ``version`` (refused once the record moved on)."""
-        script = self._script("set_verdict", _SET_VERDICT)
+        script = self.script("set_verdict", _SET_VERDICT)
         keys = [self.record_key(host, source, key), self.events_key]
         return bool(self.call(lambda c: script(keys=keys, args=[version, verdict, EVENTS_MAXLEN])))
 
     def remove(self, redis_key: str) -> bool:
-        script = self._script("remove", _REMOVE)
+        script = self.script("remove", _REMOVE)
         return bool(self.call(lambda c: script(keys=[redis_key, self.events_key], args=[EVENTS_MAXLEN])))
 
     def renew_lease(self, host: str, info: str, ttl_s: float) -> bool:
         """Renew ``host``'s lease; False when there was none (expired, or the hub lost everything)."""
-        script = self._script("renew", _RENEW_LEASE)
+        script = self.script("renew", _RENEW_LEASE)
         keys = [self.lease_key(host), self.hosts_key]
         return bool(self.call(lambda c: script(keys=keys, args=[host, info, int(ttl_s * 1000)])))
 
@@ -236,6 +255,14 @@ class Hub:
             out.append(None if not fields or all(f is None for f in fields) else HubRecord(name, *fields))
         return out
 
+    def read_document(self, redis_key: str, limit: int) -> tuple[bytes, int, bytes | None] | None:
+        """(version, size, the published state file) of one record, the file None when over ``limit``; None when gone."""
+        script = self.script("read_document", _READ_DOCUMENT)
+        found = self.call(lambda c: script(keys=[redis_key], args=[limit]))
+        if not found:
+            return None
+        return found[0], int(found[1]), found[2] if len(found) > 2 else None
+
     def scan_records(self, batch: int = SCAN_BATCH) -> Iterator[list[HubRecord]]:
         """Every record, in batches."""
         names = sorted(self.record_keys())
@@ -255,7 +282,7 @@ class Hub:
 
     def leases(self) -> list[HostLease]:
         """Every host that ever renewed a lease: alive or not, and silent for how long."""
-        script = self._script("leases", _LEASES)
+        script = self.script("leases", _LEASES)
         raw = self.call(lambda c: script(keys=[self.hosts_key], args=[f"{self.prefix}:host:"]))
         now_ms = int(raw[0])
         out = []

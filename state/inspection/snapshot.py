@@ -134,6 +134,17 @@ def read_snapshot(
         early = Snapshot(key, path, version, "", len(data), format=StateFormat.EXPWATCH, runs_json=runs, preview=True)
         if not on_preview(early):
             return early
+    return snapshot_of(key, path, version, data, runs=runs)
+
+
+def snapshot_of(
+    key: str, path: Path, version: FileVersion, data: bytes, *, runs: RunsJson | None = None, local: bool = True
+) -> Snapshot:
+    """The snapshot of a state file's bytes (read here, or published by another host: ``local=False``).
+
+    Only a local file's study has its traceback files read beside it: a
+    path another host published names a file on that host, not here.
+    """
     text = data.decode("utf-8", errors="replace")
     try:
         fmt, model = parse_state(data)
@@ -147,7 +158,7 @@ def read_snapshot(
             runs = runs_from_json(data) or RunsJson()
     else:
         runs = None
-    tracebacks = study_tracebacks(path.parent, model) if isinstance(model, StudyManifest) else ()
+    tracebacks = study_tracebacks(path.parent, model) if local and isinstance(model, StudyManifest) else ()
     return Snapshot(
         key, path, version, text, len(data),
         format=fmt, model=model, record=record, runs_json=runs, processes=process_rows(model), tracebacks=tracebacks,

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from state.devices import DeviceSnapshot
 from state.hub.actions import HubActions
@@ -38,6 +39,9 @@ from state.sources.opening import SourceError, default_name
 from state.durations import duration
 from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 from state.verdict import Liveness, LivenessProbe, StaleVerdict
+
+if TYPE_CHECKING:
+    from state.sources.hub_reader import HubSnapshotReader
 
 #: How long one ``XREAD`` waits for news; leases and device snapshots are looked at between reads.
 BLOCK_MS = 1000
@@ -123,6 +127,12 @@ class HubSource:
     def lease_of(self, host: str) -> HostLease | None:
         """The host's lease as the hub has it now (a read: call off the UI thread)."""
         return next((lease for lease in self.hub.leases() if lease.host == host), None)
+
+    def snapshot_reader(self) -> HubSnapshotReader:
+        """A reader of one row in full for the inspector (its own connection: it reads from a worker thread)."""
+        from state.sources.hub_reader import HubSnapshotReader
+
+        return HubSnapshotReader(self)
 
     def hint(self, paths: set[str]) -> Delta:
         return Delta()

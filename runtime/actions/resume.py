@@ -231,6 +231,9 @@ def _recorded_launch(
         if python != sys.executable:
             notes.append(f"recorded Python {printable(python)} not used: runs with {sys.executable}")
         python = sys.executable
+    if not trusted and (args.hub is not None or args.host_name is not None):
+        notes.append("recorded hub not used: run.shared stays beside the experiment")
+        args = replace(args, hub=None, host_name=None)
     was = Path(args.state_dir)
     argv = tuple(replace(args, state_dir=root).to_argv(python))
     cwd = Path(spec.cwd)

@@ -122,6 +122,21 @@ def test_kv_of_an_experiment_without_shared_state(tmp_path: Path, state_dir: Pat
     assert expwatch("kv", "plain", "--json", "--state-dir", state_dir).stdout == "{}\n"
 
 
+def test_kv_json_escapes_what_a_terminal_would_act_on(tmp_path: Path, state_dir: Path):
+    """--json is exact JSON and plain ASCII: C1 controls and bidi marks arrive escaped, never raw."""
+    study = write_study(tmp_path, COUNTING_STUDY.replace("range(8)", "range(1)"))
+    assert expwatch("run", study, "--state-dir", state_dir, "--id", "esc", cwd=tmp_path).returncode == 0
+    path = shared_path(state_dir, "esc")
+    hostile = "a\x9b31mb\u202ec\x1b[2Jd"
+    path.write_text(json.dumps({"shared": 1, "experiment_id": "esc", "values": {"k": hostile}}))
+    whole = expwatch("kv", "esc", "--json", "--state-dir", state_dir)
+    one = expwatch("kv", "esc", "k", "--json", "--state-dir", state_dir)
+    for out in (whole, one):
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.isascii()
+    assert json.loads(whole.stdout) == {"k": hostile} and json.loads(one.stdout) == hostile
+
+
 def test_a_damaged_or_foreign_shared_file_is_refused(tmp_path: Path, state_dir: Path):
     study = write_study(tmp_path, COUNTING_STUDY.replace("range(8)", "range(1)"))
     assert expwatch("run", study, "--state-dir", state_dir, "--id", "hurt", cwd=tmp_path).returncode == 0

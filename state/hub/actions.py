@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +142,19 @@ class HubActions:
         self.hub.call(lambda c: c.xadd(self.stream_key(host), {"r": encode(request)}, maxlen=ACTIONS_MAXLEN, approximate=True))
         found = self.hub.call(lambda c: c.blpop([self.answer_key(request.id)], timeout=max(1, round(wait_s))))
         return None if found is None else decode_answer(found[1], request.id)
+
+    def late_answer(self, request_id: str, stop: threading.Event, wait_s: float = ANSWER_TTL_S) -> ActionAnswer | None:
+        """The answer to a request its asker stopped waiting for, if one comes within ``wait_s`` (None: none, or ``stop``).
+
+        An agent that read the request before its deadline finishes it whatever the
+        asker does; its answer is worth showing when it comes.
+        """
+        deadline = time.monotonic() + wait_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            found = self.hub.call(lambda c: c.blpop([self.answer_key(request_id)], timeout=1))
+            if found is not None:
+                return decode_answer(found[1], request_id)
+        return None
 
     def agent_sources(self, host: str) -> list[str]:
         """The locations the host's agent last published (empty when unknown or unreadable)."""

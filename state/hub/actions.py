@@ -20,6 +20,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,6 +258,20 @@ class HubActions:
 
     def ack(self, host: str, entry_id: str) -> None:
         self.hub.call(lambda c: c.xack(self.stream_key(host), GROUP, entry_id))
+
+    def described(self, hosts: Iterable[str]) -> set[str]:
+        """The hosts whose agent has described itself on this hub: each did so once it had republished everything."""
+        names = sorted(set(hosts))
+        if not names:
+            return set()
+
+        def read(c: Any) -> list[Any]:
+            pipe = c.pipeline(transaction=False)
+            for host in names:
+                pipe.exists(self.agent_key(host))
+            return pipe.execute()
+
+        return {host for host, found in zip(names, self.hub.call(read)) if found}
 
     def describe_self(self, host: str, locations: list[str]) -> None:
         self.hub.call(lambda c: c.set(self.agent_key(host), json.dumps({"locations": locations})))

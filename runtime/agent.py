@@ -12,6 +12,10 @@ lease was missing at renewal), it republishes everything it holds and deletes wh
 the hub has of this host that the files no longer hold. Nothing is lost, since
 nothing lives only in the hub.
 
+One agent serves a host name: the lease names this agent's instance and the hub
+renews it only for that instance, so a second agent started for the same host
+stops at once (``LeaseHeld``, ``conflict``) instead of sharing the host's work.
+
 All hub and store work runs in threads, one call at a time (a lock): the event
 loop only waits on watch events and timers.
 """

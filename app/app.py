@@ -452,6 +452,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
                 self.notify(status, severity="error", timeout=15, markup=False)
             elif status is None and before is not None:
                 self.notify(f"{source.name}: reachable again", markup=False)
+            if self.main.ready:
+                self.main.show_sources_status(" · ".join(s for s in self._source_status.values() if s))
 
     def _records_tick(self) -> None:
         # The GPU thread reads this immutable tuple; rebuilt at most 4x/s, only after records changed.

@@ -4,8 +4,9 @@ The same three steps as a local action (plan, confirm, execute as planned), each
 step a request on the host's action stream (``state.hub.actions``), planned and
 executed there by ``runtime.agent_actions`` with the CLI's code. The dialog shows
 the host's plan; the notice says what the host answered, or that no answer came
-in time (the request then expires there, unexecuted). A host with no live agent
-is refused before anything is sent, with the command to run on it.
+in time, and then the answer that comes later (an agent that read the request in
+time finishes it). A host with no live agent is refused before anything is sent:
+a dialog shows the command to run on it.
 """
 
 from __future__ import annotations
@@ -55,12 +56,7 @@ class RemoteActionFlows:
         try:
             lease = source.lease_of(host)
             if lease is None or not lease.alive:
-                silent = f"silent for {duration(lease.silent_s)}" if lease is not None else "never seen"
-                command = agent_command(source, host, source.actions.agent_sources(host))
-                self.call_from_thread(
-                    self.notify, f"cannot {what}: no agent alive on {host} ({silent}). Run there:\n{command}",
-                    severity="warning", timeout=30,
-                )
+                self._no_agent(source, record, action, host, lease.silent_s if lease is not None else None)
                 return None
             request = ActionRequest(new_id(), action, mode, name, key, source.actions.now_ms() + int(ACTION_WAIT_S * 1000), plan_id)
             answer = source.actions.ask(host, request, ACTION_WAIT_S + 2)
@@ -69,14 +65,41 @@ class RemoteActionFlows:
             return None
         if answer is None:
             self.call_from_thread(
-                self.notify, f"{what}: no answer from its agent in {ACTION_WAIT_S:.0f} s; the request expires there unexecuted",
+                self.notify, f"{what}: no answer from its agent in {ACTION_WAIT_S:.0f} s (an answer that comes later is shown)",
                 severity="error", timeout=12,
             )
+            self.call_from_thread(self._late_answer, source, request.id, what)
             return None
         if not answer.ok:
             self.call_from_thread(self.notify, answer.text, severity="error", timeout=12)
             return None
         return answer
+
+    def _no_agent(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, host: str, silent_s: float | None) -> None:
+        """Refused before anything is sent: a dialog with the command that starts the host's agent (it stays to be copied)."""
+        silent = f"silent for {duration(silent_s)}" if silent_s is not None else "never seen"
+        command = agent_command(source, host, source.actions.agent_sources(host))
+        dialog = ConfirmDialog(
+            f"{action.replace('_', ' ').capitalize()} {record.experiment_id} on {host}",
+            [f"Actions on {host}'s experiments are done by its agent. Run this there:", "", f"  {command}", "", "then ask again."],
+            refusal=f"no agent alive on {host} ({silent})",
+        )
+        self.call_from_thread(self.push_screen, dialog)
+
+    @work(thread=True, group="late-answer", exit_on_error=False, description="wait for a late answer")
+    def _late_answer(self: ExpwatchApp, source: HubSource, request_id: str, what: str) -> None:
+        """An answer that comes after the wait ended is shown, not dropped (the host may well have done it)."""
+        from state.hub.connection import HubError
+
+        try:
+            answer = source.actions.late_answer(request_id, self._stop_thread)
+        except HubError:
+            return  # the hub's loss is said by its source; the answer stays on the record
+        if answer is None:
+            return
+        text = "its plan came after the wait ended; nothing was done: ask again" if answer.ok and answer.plan_id else answer.text
+        severity = "information" if answer.ok and not answer.warning else "warning"
+        self.call_from_thread(self.notify, f"late answer from the host to {what}: {text}", severity=severity, timeout=30)
 
     @work(thread=True, group="action", exit_on_error=False, description="plan on the host")
     def _remote_plan(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str) -> None:

@@ -12,6 +12,10 @@ lease was missing at renewal), it republishes everything it holds and deletes wh
 the hub has of this host that the files no longer hold. Nothing is lost, since
 nothing lives only in the hub.
 
+One agent serves a host name: the lease names this agent's instance and the hub
+renews it only for that instance, so a second agent started for the same host
+stops at once (``LeaseHeld``, ``conflict``) instead of sharing the host's work.
+
 All hub and store work runs in threads, one call at a time (a lock): the event
 loop only waits on watch events and timers.
 """
@@ -22,6 +26,8 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +43,7 @@ from runtime.watcher import watch_directory
 from state.hub.codec import encode_entry, encode_gpus, encode_verdict
 from state.hub.actions import HubActions
 from state.hub.connection import HubError
-from state.hub.schema import Hub, record_version
+from state.hub.schema import Hub, LeaseHeld, record_version
 from state.record import Entry, ExperimentRecord
 from state.sources import Delta, DirectorySource
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
@@ -104,6 +110,12 @@ class HubAgent:
         self.clock = clock
         self.connected = False
         self.last_error: str | None = None
+        #: Names this agent in its lease: another instance for the same host is refused while the lease lives.
+        self.instance = secrets.token_hex(8)
+        #: Why this agent stopped itself: another live instance holds the host's lease (None: it does not).
+        self.conflict: str | None = None
+        #: Set once this agent holds the lease: only then does it take actions for the host.
+        self._leased = threading.Event()
         #: Full republications done (the first one included).
         self.resyncs = 0
         self._lock = threading.Lock()
@@ -119,6 +131,14 @@ class HubAgent:
         )
 
     # -- running -----------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Take the host's lease before anything else, when the hub answers (it is retried in ``run`` when not).
+
+        Raises ``LeaseHeld`` when another live agent instance serves this host name.
+        """
+        with contextlib.suppress(HubError):
+            self.hub.renew_lease(self.host, self._lease_info(), self.lease_s)
+
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self._locked, self._initial_scan)
         tasks = [asyncio.create_task(self._watch(source, stop)) for source in self.sources]
@@ -126,7 +146,7 @@ class HubAgent:
         if self._gpu_sampler is not None:
             self._gpu_sampler.start()
         serving = threading.Event()
-        server = asyncio.create_task(asyncio.to_thread(self.action_server.serve, serving))
+        server = asyncio.create_task(asyncio.to_thread(self.action_server.serve, serving, self._leased))
         try:
             await stop.wait()
         finally:
@@ -147,6 +167,9 @@ class HubAgent:
         backoff = BACKOFF_FIRST_S
         while not stop.is_set():
             ok = await asyncio.to_thread(self._locked, self._tick)
+            if self.conflict is not None:
+                stop.set()
+                return
             delay = self.renew_s if ok else backoff
             backoff = BACKOFF_FIRST_S if ok else min(BACKOFF_MAX_S, backoff * 2)
             with contextlib.suppress(TimeoutError):
@@ -259,6 +282,11 @@ class HubAgent:
                 for source in self.sources:
                     self._apply(source, source.reconcile())
             return self.connected
+        except LeaseHeld as exc:
+            self.conflict = str(exc)
+            self.connected = False
+            self._leased.clear()
+            return False
         except HubError as exc:
             self._lost(exc)
             return False
@@ -285,6 +313,7 @@ class HubAgent:
             self.on_status(f"publishing to {self.hub.address.shown} as {self.host}: {len(ours)} records")
         self.connected = True
         self.last_error = None
+        self._leased.set()
 
     def _rejudge(self) -> None:
         """Verdicts of running experiments judged again; published when the liveness (or, rarely, the wording) changed."""
@@ -310,16 +339,19 @@ class HubAgent:
             self.on_status(f"{text}; retrying (the files stay the truth)")
         self.connected = False
         self.last_error = text
+        self._leased.clear()  # no longer sure to hold the lease: no actions until it is renewed
         self.hub.close()
 
     def _lease_info(self) -> str:
-        return json.dumps({"pid": os.getpid(), "sources": [s.name for s in self.sources]}, separators=(",", ":"))
+        """What the lease says of its holder: the instance (compared by the hub), and for people, where it runs."""
+        info = {"instance": self.instance, "pid": os.getpid(), "hostname": socket.gethostname(), "sources": [s.name for s in self.sources]}
+        return json.dumps(info, separators=(",", ":"))
 
     def _release(self) -> None:
-        """A clean stop drops the lease at once: this host's running experiments become unknown, not dead."""
+        """A clean stop drops the lease at once (its own only): this host's running experiments become unknown, not dead."""
         if self.connected:
             with contextlib.suppress(HubError):
-                self.hub.call(lambda c: c.delete(self.hub.lease_key(self.host)))
+                self.hub.release_lease(self.host, self._lease_info())
         self.hub.close()
 
 

@@ -28,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_sources
     from runtime.agent import LEASE_S, RENEW_S, HubAgent
     from runtime.gpu import make_gpu_source
-    from runtime.exit_codes import EXIT_NOT_FOUND, EXIT_USAGE
+    from runtime.exit_codes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_USAGE
     from state.hub.codec import host_name_from, valid_host_name
     from state.hub.connection import HubAddress, HubError, hub_url_from_env
-    from state.hub.schema import Hub
+    from state.hub.schema import Hub, LeaseHeld
     from state.sources import DirectorySource, SourceError, open_sources
 
     url = args.hub or hub_url_from_env()
@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
         gpu_source=gpu_source, accept_actions=not args.no_actions, resume_template=args.resume_template,
     )
 
+    try:
+        agent.claim()
+    except LeaseHeld as exc:
+        raise CommandError(f"{exc}: not starting a second agent for it (stop that one, or pass another --host-name)", EXIT_CONFLICT) from None
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -76,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
         await agent.run(stop)
 
     asyncio.run(main())
+    if agent.conflict is not None:
+        raise CommandError(f"{agent.conflict}: this agent stopped serving the host", EXIT_CONFLICT)
     return 0

@@ -103,6 +103,8 @@ class MainScreen(Screen[None]):
         #: Composed and mounted: its widgets can be drawn (messages may come before).
         self.ready = False
         self.failure: str | None = None
+        #: What the sources say of their health (a hub away, or back empty), with the age of the picture kept.
+        self.sources_status = ""
         self._order_dirty = False
         self._order_cost = 0.0
         self._order_done_at = 0.0
@@ -204,6 +206,12 @@ class MainScreen(Screen[None]):
         if self.ready:
             self._show_failure()
 
+    def show_sources_status(self, text: str) -> None:
+        """The header says while rows are a source's last good picture (a hub out of reach, or back empty)."""
+        if text != self.sources_status:
+            self.sources_status = text
+            self._update_header()
+
     def _show_failure(self) -> None:
         self.table.empty_text = self._empty_text()
         self.table.refresh()
@@ -255,6 +263,8 @@ class MainScreen(Screen[None]):
             note = f"filter: {self.board.filter_text!r} ({self.table.row_count} shown)"
         if self.failure:
             note = f"{note}  ERROR: {self.failure}".strip()
+        if self.sources_status:
+            note = f"{note}  {self.sources_status}".strip()
         self.query_one(StatusHeader).show_counts(self.board.visible_counts, note)
 
     def _clock_tick(self) -> None:

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,10 @@ MAX_ANSWER_BYTES = 256 * 1024
 MAX_REQUEST_BYTES = 16 * 1024
 #: How long an answer waits in the hub for its asker.
 ANSWER_TTL_S = 60
+#: How long a plan's description (and an execution's "begun" mark) stays in the hub.
+PLAN_TTL_S = 600
+#: Requests claimed per round when an agent takes over what a dead one left pending.
+CLAIM_COUNT = 50
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,12 @@ class HubActions:
     def answer_key(self, request_id: str) -> str:
         return f"{self.hub.prefix}:answer:{request_id}"
 
+    def plan_key(self, host: str, plan_id: str) -> str:
+        return f"{self.hub.prefix}:plan:{host}:{plan_id}"
+
+    def begun_key(self, request_id: str) -> str:
+        return f"{self.hub.prefix}:begun:{request_id}"
+
     def agent_key(self, host: str) -> str:
         """What the host's agent last said of itself (its sources): kept after its lease lapses, for the refusal."""
         return f"{self.hub.prefix}:agent:{host}"
@@ -131,6 +144,19 @@ class HubActions:
         found = self.hub.call(lambda c: c.blpop([self.answer_key(request.id)], timeout=max(1, round(wait_s))))
         return None if found is None else decode_answer(found[1], request.id)
 
+    def late_answer(self, request_id: str, stop: threading.Event, wait_s: float = ANSWER_TTL_S) -> ActionAnswer | None:
+        """The answer to a request its asker stopped waiting for, if one comes within ``wait_s`` (None: none, or ``stop``).
+
+        An agent that read the request before its deadline finishes it whatever the
+        asker does; its answer is worth showing when it comes.
+        """
+        deadline = time.monotonic() + wait_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            found = self.hub.call(lambda c: c.blpop([self.answer_key(request_id)], timeout=1))
+            if found is not None:
+                return decode_answer(found[1], request_id)
+        return None
+
     def agent_sources(self, host: str) -> list[str]:
         """The locations the host's agent last published (empty when unknown or unreadable)."""
         raw = self.hub.call(lambda c: c.get(self.agent_key(host)))
@@ -143,9 +169,14 @@ class HubActions:
 
     # -- agents --------------------------------------------------------------------------------------
     def join(self, host: str) -> None:
-        """The host's consumer group, made if missing (new requests only: older ones were for an agent gone)."""
+        """The host's consumer group, made if missing, from the stream's start.
+
+        Dashboards send only while the host's lease lives, so what the stream holds
+        before the group exists was sent while this agent was taking the lease: it is
+        answered (or answered "expired"), not skipped.
+        """
         try:
-            self.hub.call(lambda c: c.xgroup_create(self.stream_key(host), GROUP, id="$", mkstream=True))
+            self.hub.call(lambda c: c.xgroup_create(self.stream_key(host), GROUP, id="0", mkstream=True))
         except HubError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -177,8 +208,70 @@ class HubActions:
 
         self.hub.call(send)
 
+    def claim_stale(self, host: str, consumer: str, min_idle_ms: int) -> list[tuple[str, ActionRequest | None]]:
+        """Requests delivered to an agent of ``host`` and left unacknowledged for ``min_idle_ms``, now ``consumer``'s.
+
+        Only one agent serves a host (its lease says which), so a request pending that
+        long was read by an agent that died before answering it.
+        """
+        out: list[tuple[str, ActionRequest | None]] = []
+        start = "0-0"
+        while len(out) < 10 * CLAIM_COUNT:
+            found = self.hub.call(
+                lambda c: c.xautoclaim(self.stream_key(host), GROUP, consumer, min_idle_ms, start_id=start, count=CLAIM_COUNT)
+            )
+            for entry_id, fields in found[1] or ():
+                raw = (fields or {}).get(b"r", b"")
+                out.append((entry_id.decode(), decode_request(raw) if raw else None))
+            start = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
+            if start == "0-0":
+                break
+        return out
+
+    def answered_on_record(self, record_key: str, request_id: str) -> bool:
+        """Whether the record already carries the answer to ``request_id`` (it was done: never do it again)."""
+        raw = self.hub.call(lambda c: c.hget(record_key, "answer"))
+        if not raw or len(raw) > MAX_ANSWER_BYTES:
+            return False
+        try:
+            return _ANSWER.validate_json(raw).id == request_id
+        except (ValidationError, ValueError):
+            return False
+
+    def begin(self, request_id: str) -> bool:
+        """Mark ``request_id`` as being done; False when an agent began it before (it must not run twice)."""
+        return bool(self.hub.call(lambda c: c.set(self.begun_key(request_id), b"1", nx=True, ex=PLAN_TTL_S)))
+
+    def keep_plan(self, host: str, plan_id: str, described: dict[str, Any]) -> None:
+        """What a plan was made on, kept in the hub: an agent that restarts can still execute it if nothing moved."""
+        self.hub.call(lambda c: c.set(self.plan_key(host, plan_id), json.dumps(described, separators=(",", ":")), ex=PLAN_TTL_S))
+
+    def kept_plan(self, host: str, plan_id: str) -> dict[str, Any] | None:
+        raw = self.hub.call(lambda c: c.get(self.plan_key(host, plan_id)))
+        if not raw or len(raw) > MAX_REQUEST_BYTES:
+            return None
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
     def ack(self, host: str, entry_id: str) -> None:
         self.hub.call(lambda c: c.xack(self.stream_key(host), GROUP, entry_id))
+
+    def described(self, hosts: Iterable[str]) -> set[str]:
+        """The hosts whose agent has described itself on this hub: each did so once it had republished everything."""
+        names = sorted(set(hosts))
+        if not names:
+            return set()
+
+        def read(c: Any) -> list[Any]:
+            pipe = c.pipeline(transaction=False)
+            for host in names:
+                pipe.exists(self.agent_key(host))
+            return pipe.execute()
+
+        return {host for host, found in zip(names, self.hub.call(read)) if found}
 
     def describe_self(self, host: str, locations: list[str]) -> None:
         self.hub.call(lambda c: c.set(self.agent_key(host), json.dumps({"locations": locations})))

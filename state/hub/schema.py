@@ -11,7 +11,8 @@ All keys of a fleet live under one prefix ``P`` (``?prefix=`` in the URL):
   read with ``XREAD BLOCK`` from the reader's last id; never pub/sub, which loses
   whatever is sent while a reader is away.
 - ``P:host:<host>``: the agent's lease, a key with a server-side TTL (Redis's clock, not
-  the hosts'); ``P:hosts``: host -> the time (Redis's, ms) of its last renewal, so a
+  the hosts'), naming the agent instance that holds it (taken and renewed only by that
+  instance, so one host name has one agent); ``P:hosts``: host -> the time (Redis's, ms) of its last renewal, so a
   reader can say for how long a host has been silent.
 - ``P:devices:<host>``, ``P:gpus:<host>``: the host's latest lab-device and GPU
   snapshots, each with the lease's TTL (a silent host's telemetry vanishes with it).
@@ -28,11 +29,13 @@ Every Redis error leaves this module as a ``HubError`` with one line that says w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from state.hub.connection import HubAddress, HubError, describe_error
+from state.text import printable
 
 T = TypeVar("T")
 
@@ -40,6 +43,8 @@ T = TypeVar("T")
 EVENTS_MAXLEN = 10_000
 #: Records read per round trip during a full scan.
 SCAN_BATCH = 500
+#: A lease value larger than this is not read (its holder is then named as unknown).
+MAX_LEASE_BYTES = 16 * 1024
 
 _PUBLISH = """
 local cur = redis.call('HGET', KEYS[1], 'version')
@@ -68,12 +73,28 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'op', 'del', 'k', KEYS[
 return 1
 """
 
-_RENEW_LEASE = """
+_LEASE_INSTANCE = """
+local function instance_of(text)
+  local ok, doc = pcall(cjson.decode, text)
+  if ok and type(doc) == 'table' and type(doc['instance']) == 'string' then return doc['instance'] end
+  return ''
+end
+"""
+
+_RENEW_LEASE = _LEASE_INSTANCE + """
 local t = redis.call('TIME')
-local existed = redis.call('EXISTS', KEYS[1])
+local cur = redis.call('GET', KEYS[1])
+if cur and instance_of(cur) ~= instance_of(ARGV[2]) then return {-1, cur, redis.call('PTTL', KEYS[1])} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], t[1] * 1000 + math.floor(t[2] / 1000))
-return existed
+if cur then return {1} end
+return {0}
+"""
+
+_RELEASE_LEASE = _LEASE_INSTANCE + """
+local cur = redis.call('GET', KEYS[1])
+if cur and instance_of(cur) == instance_of(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 _LEASES = """
@@ -119,6 +140,23 @@ class HubEvent:
     id: str
     op: str
     redis_key: str
+
+
+class LeaseHeld(Exception):
+    """Another agent instance holds the host's live lease: this one must not serve the host."""
+
+    def __init__(self, host: str, holder: bytes | None, ttl_ms: int) -> None:
+        self.host = host
+        self.ttl_ms = ttl_ms
+        try:
+            doc = json.loads(holder) if holder and len(holder) <= MAX_LEASE_BYTES else {}
+        except (ValueError, RecursionError):
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        pid, hostname = doc.get("pid"), doc.get("hostname")
+        who = f"pid {pid if isinstance(pid, int) else '?'} on {printable(hostname) if isinstance(hostname, str) else '?'}"
+        lapses = f"; its lease lapses in {max(0, ttl_ms) / 1000:.1f} s if it is gone" if ttl_ms > 0 else ""
+        super().__init__(f"host {host} already has a live agent ({who}){lapses}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +250,23 @@ class Hub:
         return bool(self.call(lambda c: script(keys=[redis_key, self.events_key], args=[EVENTS_MAXLEN])))
 
     def renew_lease(self, host: str, info: str, ttl_s: float) -> bool:
-        """Renew ``host``'s lease; False when there was none (expired, or the hub lost everything)."""
+        """Take or renew ``host``'s lease; False when there was none (expired, or the hub lost everything).
+
+        ``info`` is a JSON object whose ``instance`` names the agent holding it: a live
+        lease of another instance is never overwritten (``LeaseHeld``), so two agents
+        started with one host name cannot both serve it.
+        """
         script = self.script("renew", _RENEW_LEASE)
         keys = [self.lease_key(host), self.hosts_key]
-        return bool(self.call(lambda c: script(keys=keys, args=[host, info, int(ttl_s * 1000)])))
+        found = self.call(lambda c: script(keys=keys, args=[host, info, int(ttl_s * 1000)]))
+        if int(found[0]) < 0:
+            raise LeaseHeld(host, found[1], int(found[2]))
+        return bool(int(found[0]))
+
+    def release_lease(self, host: str, info: str) -> bool:
+        """Drop ``host``'s lease if the instance in ``info`` still holds it (never another agent's)."""
+        script = self.script("release", _RELEASE_LEASE)
+        return bool(self.call(lambda c: script(keys=[self.lease_key(host)], args=[info])))
 
     def put_devices(self, host: str, text: str, ttl_s: float) -> None:
         self.call(lambda c: c.set(self.devices_key(host), text, px=int(ttl_s * 1000)))
@@ -320,4 +371,4 @@ def event_id_before(a: str, b: str) -> bool:
     return parts(a) < parts(b)
 
 
-__all__ = ["EVENTS_MAXLEN", "HostLease", "Hub", "HubEvent", "HubRecord", "event_id_before", "record_version"]
+__all__ = ["EVENTS_MAXLEN", "HostLease", "Hub", "LeaseHeld", "HubEvent", "HubRecord", "event_id_before", "record_version"]

@@ -10,6 +10,12 @@ Each host's GPU snapshot (with its attributions, judged there) is read about onc
 a second and kept, with a short utilisation history per GPU, for the fleet's GPU
 panel (``fleet_gpus``); the App asks for it, nothing here draws.
 
+A hub that restarted empty (no persistence) comes back without the records its
+hosts published; their agents republish everything within seconds. Until a host's
+agent has done so (its description is back on the hub), a rescan keeps that host's
+rows as the last good picture, and ``status`` says so with its age: a restart never
+blanks the fleet for the seconds the republication takes.
+
 Verdicts are the hosts' own (only a host can probe its PIDs). A host whose lease
 has expired is silent, not dead: its running experiments are shown as unknown,
 with for how long it has been silent, whatever it said last.
@@ -56,6 +62,8 @@ GPU_REFRESH_S = 1.0
 GPU_HISTORY = 120
 #: How long a dashboard waits for a host's agent to answer an action request.
 ACTION_WAIT_S = 10.0
+#: Rows the hub lost (a restart) are kept this long at most for their host's agent to republish them.
+HELD_MAX_S = 60.0
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -96,6 +104,8 @@ class HubSource:
         #: None while the hub answers; else the one-line reason and since when (monotonic) it does not.
         self.status: str | None = None
         self._failing_since: float | None = None
+        #: Rows the hub no longer holds, kept until their host's agent has republished: row key -> since (monotonic).
+        self._held: dict[str, float] = {}
 
     # -- identity --------------------------------------------------------------------------------------
     @property
@@ -164,9 +174,9 @@ class HubSource:
             seen.update(upserts)
             yield Delta(upserts)
         with self._lock:
-            gone = tuple(k for k in self._entries if k not in seen)
-            self._drop(gone)
+            missing = [k for k in self._entries if k not in seen]
             self._last_id = resume_at
+        gone = self._gone(missing)
         verdicts = self._refresh_leases(force=True)
         devices = self._refresh_devices()
         self._refresh_gpus(force=True)
@@ -174,10 +184,46 @@ class HubSource:
         self._answered()
         yield Delta(removed=gone, verdicts=verdicts, devices=devices)
 
+    def _gone(self, missing: list[str]) -> tuple[str, ...]:
+        """Of the rows a rescan did not find, those to drop: not those of hosts whose agent has not republished yet."""
+        hosts = {self._host_of(k) for k in missing} - {None}
+        described = HubActions(self.hub).described(hosts)  # type: ignore[arg-type]
+        now = time.monotonic()
+        with self._lock:
+            gone = tuple(k for k in missing if self._host_of(k) in described or now - self._held.get(k, now) > HELD_MAX_S)
+            for key in missing:
+                if key not in gone:
+                    self._held.setdefault(key, now)
+            self._drop(gone)
+        return gone
+
+    def _republished(self) -> list[str]:
+        """Held rows whose host's agent has now republished and that it did not publish again (or held too long)."""
+        with self._lock:
+            held = {k: self._host_of(k) for k in self._held}
+            redis_key_of = {k: r for r, k in self._by_redis_key.items() if k in held}
+        described = HubActions(self.hub).described(h for h in held.values() if h)
+        settled = [k for k, host in held.items() if host in described]
+        found = self.hub.read_records([redis_key_of[k] for k in settled if k in redis_key_of])
+        still_there = {r.redis_key for r in found if r is not None}
+        now = time.monotonic()
+        with self._lock:
+            gone = [k for k in settled if redis_key_of.get(k) not in still_there]
+            gone += [k for k, since in self._held.items() if k not in settled and now - since > HELD_MAX_S]
+            for key in settled:
+                self._held.pop(key, None)
+            self._drop(gone)
+        return gone
+
+    def _host_of(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        return entry.host if isinstance(entry, ExperimentRecord) else None
+
     def _take(self, records: Iterable[HubRecord]) -> dict[str, Entry]:
         upserts = {}
         for record in records:
             key, entry = self._decode(record)
+            self._held.pop(key, None)
             old_key = self._by_redis_key.get(record.redis_key)
             if old_key is not None and old_key != key:
                 self._drop((old_key,))
@@ -191,6 +237,7 @@ class HubSource:
         for key in keys:
             self._entries.pop(key, None)
             self._said.pop(key, None)
+            self._held.pop(key, None)
         dropped = set(keys)
         for redis_key in [r for r, k in self._by_redis_key.items() if k in dropped]:
             del self._by_redis_key[redis_key]
@@ -249,6 +296,8 @@ class HubSource:
                     else:
                         upserts.update(self._take([record]))
                 self._last_id = events[-1].id
+        if self._held:
+            removed += self._republished()
         verdicts = self._refresh_leases()
         devices = self._refresh_devices() if verdicts or events else None
         self._refresh_gpus()
@@ -354,7 +403,17 @@ class HubSource:
 
     def _answered(self) -> None:
         self._failing_since = None
-        self.status = None
+        with self._lock:
+            held = dict(self._held)
+        if not held:
+            self.status = None
+            return
+        hosts = sorted({h for h in map(self._host_of, held) if h})
+        age = duration(time.monotonic() - min(held.values()))
+        self.status = (
+            f"hub {self.location} came back without {len(held)} records of {', '.join(hosts[:4])}{' …' if len(hosts) > 4 else ''} "
+            f"(restarted empty?): last good picture kept, {age} old, until their agents republish"
+        )
 
 
 def open_hub(spec: str, read_only: bool, name: str | None) -> HubSource | None:

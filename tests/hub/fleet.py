@@ -42,6 +42,8 @@ class FollowedHub:
         self.source = HubSource(url, name="fleet")
         self.board = Board(["fleet"])
         self.verdicts_seen: list[tuple[str, str, str]] = []
+        #: The board's row keys after each delta, in order: what a reader could have seen.
+        self.pictures: list[frozenset[str]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -66,9 +68,17 @@ class FollowedHub:
                 self.board.apply("fleet", delta)
                 if verdicts:
                     self.board.apply("fleet", Delta(verdicts=verdicts))
+                self.pictures.append(frozenset(self.board.rows))
                 for key, row in self.board.rows.items():
                     if row.verdict is not None:
                         self.verdicts_seen.append((key, row.verdict.liveness.value, row.verdict.reason))
+
+    def vanished(self, keys: set[str]) -> set[str]:
+        """Which of ``keys`` left the board at any moment after all of them were first on it."""
+        with self._lock:
+            pictures = list(self.pictures)
+        first = next((i for i, keys_then in enumerate(pictures) if keys <= keys_then), len(pictures))
+        return {k for picture in pictures[first:] for k in keys - picture}
 
     def rows(self) -> dict:
         with self._lock:

@@ -92,6 +92,28 @@ def test_the_hub_restarting_empty_loses_nothing(redis_server: RedisServer, fleet
     assert "republishing" in (tmp_path / "alpha.log").read_text() or "publishing" in (tmp_path / "alpha.log").read_text()
 
 
+def test_a_hub_back_empty_keeps_the_last_good_picture_until_the_agents_republish(redis_server: RedisServer, fleet, processes, tmp_path: Path):
+    alpha, beta = fleet
+    agents = [start_agent(redis_server.url, alpha, "alpha", tmp_path / "alpha.log"), start_agent(redis_server.url, beta, "beta", tmp_path / "beta.log")]
+    processes.extend(agents)
+    everything = {"alpha/alpha/train", "alpha/alpha/baseline", "beta/beta/sweep"}
+    with FollowedHub(redis_server.url) as view:
+        wait_for(lambda: everything <= view.rows().keys(), 30, "both hosts' rows")
+        for agent in agents:
+            agent.send_signal(signal.SIGSTOP)  # the agents republish only once the view has rescanned the empty hub
+        redis_server.restart()  # appendonly off: back empty
+        wait_for(lambda: "last good picture kept" in (view.source.status or ""), 30, "the view to find the hub empty")
+        assert "alpha" in view.source.status and "beta" in view.source.status
+        assert everything <= view.rows().keys()
+        (beta / "sweep.json").unlink()  # gone while the hub was empty: it must go once beta has republished
+        for agent in agents:
+            agent.send_signal(signal.SIGCONT)
+        wait_for(lambda: view.source.status is None, 30, "the agents to republish")
+        wait_for(lambda: set(view.rows()) == everything - {"beta/beta/sweep"}, 30, "the removed file's row to go")
+        wait_for(lambda: view.liveness("alpha/alpha/train") == "alive", 20, "the verdict to come back")
+        assert view.vanished(everything - {"beta/beta/sweep"}) == set(), "no row left the board during the restart"
+
+
 def test_agent_refuses_bad_arguments(tmp_path: Path):
     env = cli_env()
     env.pop("EXPWATCH_HUB", None)

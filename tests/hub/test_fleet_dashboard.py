@@ -11,6 +11,7 @@ import pytest
 from app.app import DashboardOptions, ExpwatchApp
 from runtime.liveness import LocalProbe
 from tests.dashboard.helpers import wait_for
+from widgets.status_header import StatusHeader
 from tests.hub.fleet import finished_experiment, running_experiment, start_agent
 from tests.hub.redis_server import RedisServer
 
@@ -41,4 +42,5 @@ async def test_dashboard_shows_the_fleet_beside_a_directory(redis_server: RedisS
         redis_server.kill()
         await wait_for(pilot, lambda: any("connection refused" in m or "cannot connect" in m for m in said), 20, "the hub's loss to be said")
         assert app.board.get(key) is not None, "the last good picture stays"
+        await wait_for(pilot, lambda: "last good picture" in app.screen.query_one(StatusHeader).note, 10, "the header to say so")
         assert not app.worker_failures

@@ -72,8 +72,8 @@ def make_dir(n: int) -> Path:
 class Terminal:
     """expwatch running on a pty; reads everything it writes."""
 
-    def __init__(self, root: Path | None, *extra: str) -> None:
-        """expwatch on ``root``; ``root=None`` runs the bare Textual app instead."""
+    def __init__(self, root: Path | str | list[Path | str] | None, *extra: str) -> None:
+        """expwatch on ``root`` (one source or a list of them); ``root=None`` runs the bare Textual app instead."""
         self.master, slave = pty.openpty()
         os.set_blocking(self.master, False)
         import fcntl
@@ -84,7 +84,8 @@ class Terminal:
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS),
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         env.pop("TEXTUAL", None)
-        argv = [sys.executable, "-c", BARE_APP] if root is None else [*EXPWATCH, str(root), "--refresh", "1", *extra]
+        sources = [] if root is None else [str(r) for r in (root if isinstance(root, list) else [root])]
+        argv = [sys.executable, "-c", BARE_APP] if root is None else [*EXPWATCH, *sources, "--refresh", "1", *extra]
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             argv, cwd=ROOT,

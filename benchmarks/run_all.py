@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ["bench_state", "bench_telemetry", "bench_cli", "bench_dashboard", "bench_runner", "bench_vs_mltraq",
-         "bench_inspector", "bench_scale", "bench_mltraq", "fuzz_state"]
+         "bench_inspector", "bench_scale", "bench_mltraq", "bench_hub", "fuzz_state"]
 
 
 def cpu_model() -> str:

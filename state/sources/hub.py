@@ -86,6 +86,8 @@ class HubSource:
         self._name = name or default_name(self.hub.address.shown)
         self._block_ms = block_ms
         self._lock = threading.RLock()
+        #: Held through a full scan: the App's first scan and ``follow``'s start on another thread read the hub once, not twice at once.
+        self._scan_lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._said: dict[str, StaleVerdict | None] = {}
         self._by_redis_key: dict[str, str] = {}
@@ -149,7 +151,13 @@ class HubSource:
 
     # -- scanning ----------------------------------------------------------------------------------------
     def initial_batches(self) -> Iterator[Delta]:
-        yield from self._scan()
+        with self._scan_lock:
+            if self._last_id is None:
+                yield from self._scan()
+                return
+            with self._lock:
+                entries = dict(self._entries)
+        yield Delta(entries)  # follow() got the picture first: what it read, not read again
 
     def reconcile(self) -> Delta:
         upserts: dict[str, Entry] = {}
@@ -165,6 +173,10 @@ class HubSource:
 
     def _scan(self) -> Iterator[Delta]:
         """Every record, in batches; then what went, the leases and the devices. Raises ``HubError``."""
+        with self._scan_lock:
+            yield from self._scan_locked()
+
+    def _scan_locked(self) -> Iterator[Delta]:
         started = time.perf_counter()
         resume_at = self.hub.last_event_id()
         seen: set[str] = set()
@@ -259,7 +271,7 @@ class HubSource:
         while not stop.is_set():
             try:
                 if rescan:
-                    delta = self.reconcile()
+                    delta = self._first_picture() if self._last_id is None else self.reconcile()
                     rescan = False
                 else:
                     delta, rescan = self._next()
@@ -272,6 +284,11 @@ class HubSource:
                 rescan = True
                 stop.wait(retry)
                 retry = min(RETRY_MAX_S, retry * 2)
+
+    def _first_picture(self) -> Delta:
+        """The first scan, unless ``initial_batches`` (the App's, on another thread) made it while this waited."""
+        with self._scan_lock:
+            return self.reconcile() if self._last_id is None else Delta()
 
     def _next(self) -> tuple[Delta, bool]:
         """One blocking read: the records it names, and lease and device changes. (delta, rescan needed)."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from state.board import ALL_SORTS, SORTS, Board
+from state.board import ALL_SORTS, SORTS, Board, row_sort_key
 from state.native import OwnerIdentity
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, StateFormat
 from state.sources import Delta
@@ -176,15 +176,26 @@ def test_devices_per_source():
 
 keys = st.sampled_from(list("abcdef"))
 statuses = st.sampled_from(["running", "completed", "failed", "interrupted", "initialised"])
-ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("up"), keys, statuses, st.integers(0, 4)),
-        st.tuples(st.just("rm"), keys),
-        st.tuples(st.just("v"), keys, st.sampled_from(list(Liveness))),
-        st.tuples(st.just("broken"), keys),
-    ),
-    max_size=40,
+op = st.one_of(
+    st.tuples(st.just("up"), keys, statuses, st.integers(0, 4)),
+    st.tuples(st.just("rm"), keys),
+    st.tuples(st.just("v"), keys, st.sampled_from(list(Liveness))),
+    st.tuples(st.just("broken"), keys),
 )
+ops = st.lists(op, max_size=40)
+
+
+def _apply_op(board: Board, op: tuple) -> None:
+    if op[0] == "up":
+        board.apply("", Delta({op[1]: record(op[1], op[2], done=op[3], updated=op[3])}))
+    elif op[0] == "rm":
+        board.apply("", Delta(removed=(op[1],)))
+    elif op[0] == "v":
+        board.apply("", Delta(verdicts={op[1]: verdict(op[2])}))
+    elif op[0] == "sort":
+        board.set_sort(op[1], reverse=board.sort_reverse)
+    else:
+        board.apply("", Delta({op[1]: broken(op[1])}))
 
 
 @settings(max_examples=150, deadline=None)
@@ -192,14 +203,7 @@ ops = st.lists(
 def test_counts_and_order_always_agree_with_the_rows(script):
     board = Board()
     for op in script:
-        if op[0] == "up":
-            board.apply("", Delta({op[1]: record(op[1], op[2], done=op[3])}))
-        elif op[0] == "rm":
-            board.apply("", Delta(removed=(op[1],)))
-        elif op[0] == "v":
-            board.apply("", Delta(verdicts={op[1]: verdict(op[2])}))
-        else:
-            board.apply("", Delta({op[1]: broken(op[1])}))
+        _apply_op(board, op)
         expected: dict[str, int] = {}
         for row in board.rows.values():
             expected[row.category] = expected.get(row.category, 0) + 1
@@ -208,6 +212,24 @@ def test_counts_and_order_always_agree_with_the_rows(script):
         for key, row in board.rows.items():
             if row.verdict is not None:
                 assert row.entry.status == "running", key
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(op, st.tuples(st.just("sort"), st.sampled_from(SORTS))), max_size=40), st.booleans())
+def test_each_order_is_sorted_though_keys_and_the_last_order_are_kept(script, reverse: bool):
+    """Rows changed, added, removed, judged and resorted between orders: each order is still right."""
+    board = Board()
+    board.set_sort(SORTS[0], reverse=reverse)
+    for op in script:
+        _apply_op(board, op)
+        order = board.order()
+        assert sorted(order) == sorted(board.rows)
+        by = row_sort_key(board.sort_mode)
+        values = [by(board.rows[k]) for k in order]
+        expected = sorted(values, reverse=reverse)
+        if reverse:
+            expected.sort(key=lambda v: v[0])
+        assert values == expected
 
 
 @pytest.mark.parametrize("mode", ALL_SORTS)

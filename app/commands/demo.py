@@ -18,27 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="with --headless: how long to let the demo run")
     parser.add_argument("--read-only", action="store_true", help="open the dashboard in observer mode")
     parser.add_argument("--screenshot", type=Path, metavar="FILE.svg", help="let the demo run --seconds, save the dashboard as SVG, stop")
+    parser.add_argument(
+        "--fleet", action="store_true",
+        help="three simulated hosts, each with its agent, publishing to a private redis-server; opens the fleet view (needs redis-server)",
+    )
 
 
 def _summary(state_dir: Path) -> list[str]:
     from runtime.actions import verdict_for
+    from runtime.demo import describe_entry
     from state.record import BrokenRecord
     from state.store import StateStore
 
     store = StateStore(state_dir, read_only=True)
     store.scan()
-    lines = []
-    for key in sorted(store.entries):
-        entry = store.entries[key]
-        if isinstance(entry, BrokenRecord):
-            lines.append(f"  {key:<28} broken: {entry.reason}")
-            continue
-        status = entry.status
-        if status == "running" and verdict_for(entry).is_dead:
-            status = "running (STALE: owner dead)"
-        runs = f"{entry.runs_done}/{entry.runs_failed}/{entry.runs_total} runs ok/failed/all" if entry.runs_total else ""
-        lines.append(f"  {entry.experiment_id:<28} {status:<28} {runs}")
-    return lines
+    return [
+        describe_entry(e, dead=not isinstance(e, BrokenRecord) and e.status == "running" and verdict_for(e).is_dead)
+        for _, e in sorted(store.entries.items())
+    ]
 
 
 def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
@@ -64,6 +61,10 @@ def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from app.commands._demo_fleet import run_fleet
+
+        return run_fleet(args)
     from runtime.demo import DEMO_GPUS, DemoFleet, DemoGpuSource
 
     root = args.directory or Path(tempfile.mkdtemp(prefix="expwatch-demo-"))

@@ -1,0 +1,114 @@
+"""``expwatch demo --fleet``: a private hub, three simulated hosts with their agents, the fleet dashboard.
+
+Not a command of its own (the underscore hides it): ``demo`` hands over to it.
+Whatever ends the session (q, Ctrl+C, SIGTERM, a closed terminal's SIGHUP),
+everything the demo started is stopped and its temporary directories removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from app.cli import CommandError
+from runtime.exit_codes import EXIT_USAGE
+
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _Signalled(Exception):
+    """Raised by the handler outside the dashboard: the wait (or the start) stops, cleanup runs."""
+
+
+def _wait(seconds: float) -> None:
+    deadline = time.monotonic() + max(0.0, seconds)
+    while time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    from runtime.demo_fleet import FleetDemo, RedisMissing
+
+    try:
+        demo = FleetDemo(args.directory)
+    except RedisMissing as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    dashboard: list[Any] = []
+    received: list[int] = []
+
+    def ending(signum: int, frame: object) -> None:
+        """SIGTERM/SIGHUP end the session as q does: the dashboard exits (or the wait breaks), then cleanup."""
+        received.append(signum)
+        if dashboard:
+            with contextlib.suppress(RuntimeError):
+                # Signals run on the main thread, where the dashboard's event loop runs.
+                asyncio.get_running_loop().call_soon_threadsafe(dashboard[0].exit)
+                return
+        raise _Signalled(signum)
+
+    previous = {s: signal.signal(s, ending) for s in _ENDING_SIGNALS}
+    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    try:
+        demo.prepare()
+        print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
+        demo.start()
+        if args.screenshot:
+            _wait(args.seconds)
+            _screenshot(demo, args.screenshot)
+            print(f"saved {args.screenshot}")
+        elif args.headless:
+            _wait(args.seconds)
+            from runtime.demo_fleet import fleet_summary
+
+            for event in demo.events:
+                print(f"  {event}")
+            print("hosts:")
+            for line in fleet_summary(demo.url):
+                print(line)
+        else:
+            from app.app import DashboardOptions, ExpwatchApp
+
+            options = DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False)
+            dashboard.append(ExpwatchApp(options))
+            dashboard[0].run()
+    except _Signalled:
+        pass
+    finally:
+        # A second signal or Ctrl+C during cleanup must not leave half of the processes behind.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        stopped = demo.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            kept = f"its files stay in {demo.root}" if args.directory else "its temporary folders are removed"
+            print(f"fleet demo stopped ({len(stopped)} process(es) ended); {kept}", file=sys.stderr, flush=True)
+    return 128 + received[0] if received else 0
+
+
+def _screenshot(demo: Any, path: Path, size: tuple[int, int] = (120, 34)) -> None:
+    """The fleet dashboard saves its own SVG once every host's experiments and GPUs have arrived."""
+    from app.app import DashboardOptions, ExpwatchApp
+
+    hosts = {h.name for h in demo.hosts}
+
+    async def shoot() -> None:
+        app = ExpwatchApp(DashboardOptions(sources=(demo.url,), local_gpus=False))
+        async with app.run_test(size=size) as pilot:
+            for _ in range(400):
+                shown = app.latest_gpus.fleet if app.latest_gpus is not None else ()
+                rows = {k.split(":", 1)[-1].split("/", 1)[0] for k in app.board.rows}
+                if hosts <= rows and hosts <= {g.host for g in shown if g.snapshot is not None}:
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot(filename=path.name, path=str(path.parent))
+
+    asyncio.run(shoot())

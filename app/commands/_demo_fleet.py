@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from app.cli import CommandError
+from app.commands.demo import present, save_dashboard_svg
 from runtime.exit_codes import EXIT_USAGE
 
 _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -24,12 +24,6 @@ _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 class _Signalled(Exception):
     """Raised by the handler outside the dashboard: the wait (or the start) stops, cleanup runs."""
-
-
-def _wait(seconds: float) -> None:
-    deadline = time.monotonic() + max(0.0, seconds)
-    while time.monotonic() < deadline:
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 def run_fleet(args: argparse.Namespace) -> int:
@@ -58,25 +52,17 @@ def run_fleet(args: argparse.Namespace) -> int:
         demo.prepare()
         print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
         demo.start()
-        if args.screenshot:
-            _wait(args.seconds)
-            _screenshot(demo, args.screenshot)
-            print(f"saved {args.screenshot}")
-        elif args.headless:
-            _wait(args.seconds)
-            from runtime.demo_fleet import fleet_summary
+        from app.app import DashboardOptions, ExpwatchApp
+        from runtime.demo_fleet import fleet_summary
 
-            for event in demo.events:
-                print(f"  {event}")
-            print("hosts:")
-            for line in fleet_summary(demo.url):
-                print(line)
-        else:
-            from app.app import DashboardOptions, ExpwatchApp
-
-            options = DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False)
-            dashboard.append(ExpwatchApp(options))
+        def open_dashboard() -> None:
+            dashboard.append(ExpwatchApp(DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False)))
             dashboard[0].run()
+
+        present(
+            args, demo.events, "hosts:", lambda: fleet_summary(demo.url),
+            shoot=lambda path: _screenshot(demo, path), open_dashboard=open_dashboard,
+        )
     except _Signalled:
         pass
     finally:
@@ -92,23 +78,15 @@ def run_fleet(args: argparse.Namespace) -> int:
     return 128 + received[0] if received else 0
 
 
-def _screenshot(demo: Any, path: Path, size: tuple[int, int] = (120, 34)) -> None:
-    """The fleet dashboard saves its own SVG once every host's experiments and GPUs have arrived."""
+def _screenshot(demo: Any, path: Path) -> None:
+    """Saved once every host's experiments and GPUs have arrived through the hub."""
     from app.app import DashboardOptions, ExpwatchApp
 
     hosts = {h.name for h in demo.hosts}
+    app = ExpwatchApp(DashboardOptions(sources=(demo.url,), local_gpus=False))
 
-    async def shoot() -> None:
-        app = ExpwatchApp(DashboardOptions(sources=(demo.url,), local_gpus=False))
-        async with app.run_test(size=size) as pilot:
-            for _ in range(400):
-                shown = app.latest_gpus.fleet if app.latest_gpus is not None else ()
-                rows = {k.split(":", 1)[-1].split("/", 1)[0] for k in app.board.rows}
-                if hosts <= rows and hosts <= {g.host for g in shown if g.snapshot is not None}:
-                    break
-                await pilot.pause(0.05)
-            await pilot.pause(0.3)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            app.save_screenshot(filename=path.name, path=str(path.parent))
+    def ready() -> bool:
+        shown = app.latest_gpus.fleet if app.latest_gpus is not None else ()
+        return hosts <= {r.entry.host for r in app.board.rows.values()} and hosts <= {g.host for g in shown if g.snapshot is not None}
 
-    asyncio.run(shoot())
+    save_dashboard_svg(app, path, ready)

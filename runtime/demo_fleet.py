@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -121,21 +122,24 @@ class PrivateRedis:
         except (OSError, IndexError):
             return "(no log)"
 
-    def stop(self, grace: float = 5.0) -> int | None:
-        """SIGTERM (SIGKILL after ``grace``); the pid that was running, if any."""
-        return _terminate(self.process, grace)
+    def stop(self, grace: float = 5.0) -> list[int]:
+        """SIGTERM (SIGKILL after ``grace``); the pid, if it was running."""
+        return _terminate([self.process], grace)
 
 
-def _terminate(proc: subprocess.Popen[bytes] | None, grace: float) -> int | None:
-    if proc is None or proc.poll() is not None:
-        return None
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    return proc.pid
+def _terminate(procs: list[subprocess.Popen[bytes] | None], grace: float) -> list[int]:
+    """SIGTERM to all at once, SIGKILL to those still there after ``grace``; the pids that were running."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return [p.pid for p in running]
 
 
 class FleetDemo:
@@ -203,14 +207,10 @@ class FleetDemo:
 
     def stop(self, grace: float = 5.0) -> list[int]:
         """Runners (and what was resumed from them), then agents, then the server; then the temp dirs. The pids signalled."""
-        stopped: list[int] = []
-        for fleet in self.fleets.values():
-            stopped += fleet.stop(grace)
-        for agent in self.agents.values():
-            pid = _terminate(agent, grace)
-            stopped += [pid] if pid is not None else []
-        pid = self.redis.stop(grace)
-        stopped += [pid] if pid is not None else []
+        with ThreadPoolExecutor(max_workers=len(self.fleets) or 1, thread_name_prefix="expwatch-demo-stop") as pool:
+            stopped = [pid for pids in pool.map(lambda fleet: fleet.stop(grace), self.fleets.values()) for pid in pids]
+        stopped += _terminate(list(self.agents.values()), grace)
+        stopped += self.redis.stop(grace)
         for path in self._made:
             shutil.rmtree(path, ignore_errors=True)
         return stopped

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench screenshot clean
+.PHONY: install test demo demo-fleet bench screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/expwatch demo
+
+demo-fleet: $(STAMP)
+	$(BIN)/expwatch demo --fleet
 
 screenshot: $(STAMP)
 	$(BIN)/expwatch demo --screenshot docs/screenshot.svg --seconds 12

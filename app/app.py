@@ -80,6 +80,8 @@ class DashboardOptions:
     simulate_gpus: int | None = None
     watch: bool = True
     gpus: bool = True
+    local_gpus: bool = True
+    """Sample this machine's GPUs too (off: the panel shows only what the hubs' hosts publish)."""
     preferences: Preferences = field(default_factory=Preferences)
     """Theme, sort, hidden columns, panels and alerts for this session (the file's, flags applied)."""
     preferences_path: Path | None = None
@@ -93,6 +95,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     TITLE = "expwatch"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        # Like htop and nvitop. Textual's default only says "press q", and as markup our notices never render.
+        Binding("ctrl+c", "quit", show=False),
         # Reached only when the screen's own binding is hidden (read-only): the keys then say why.
         *(Binding(key, "read_only_refusal", show=False) for key in ("R", "S", "K", "C")),
     ]
@@ -165,7 +169,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
                     self._watch(source)
                 elif hasattr(source, "follow"):
                     self._follow(source)
-        if self.options.gpus:
+        if self.options.gpus and self.options.local_gpus:
             self._start_gpu_sampler()
 
     # -- preferences ---------------------------------------------------------------------------

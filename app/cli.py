@@ -251,4 +251,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m app.cli` runs this file as __main__, and the commands import app.cli: a second copy,
+    # whose CommandError this copy's handler would not know (a traceback-less "CommandError:" and exit 1).
+    from app.cli import main as module_main
+
+    sys.exit(module_main())

@@ -176,22 +176,33 @@ class HubAgent:
                 await asyncio.wait_for(stop.wait(), delay)
 
     async def _watch(self, source: DirectorySource, stop: asyncio.Event) -> None:
-        """Watch events as hints, like the dashboard; a watch that ends (directory replaced) is rescanned and renewed."""
+        """Watch events as hints, like the dashboard; a watch that ends (a folder to watch appeared, the
+        directory replaced) is renewed at once. What was written before a watch began sends it no event:
+        its first batch (events, or the idle one within a second) rescans instead, so nothing written
+        between the last scan and the watch waits for the next reconcile."""
         fresh: set[Path] = set()
         while not stop.is_set():
+            broken = False
             try:
                 if source.root.is_dir():
+                    rescan = True
                     async with contextlib.aclosing(watch_directory(source.root, stop, fresh)) as batches:
                         async for paths in batches:
-                            if paths or source.has_deferred:
+                            if rescan:
+                                rescan = False
+                                await asyncio.to_thread(self._locked, self._apply_reconcile, source)
+                            elif paths or source.has_deferred:
                                 await asyncio.to_thread(self._locked, self._apply_hint, source, paths)
+                else:
+                    broken = True
             except (OSError, RuntimeError):
-                pass
+                broken = True
             if stop.is_set():
                 return
             await asyncio.to_thread(self._locked, self._apply_reconcile, source)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+            if broken:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
 
     # -- the work (threads, under the lock) ----------------------------------------------------------
     def _initial_scan(self) -> None:

@@ -24,7 +24,7 @@ from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.launcher import reap_in_background
 from runtime.liveness import host_facts, probe
 from state.lem import LemExperimentState, ProcessProgress
-from state.record import ExperimentRecord
+from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.store import StateStore
 from state.telemetry import GpuSnapshot
 from state.verdict import judge_owner
@@ -92,6 +92,15 @@ config = {"protocol": "demo-elisa"}
 LAB_DEVICES = ("liquid_handler", "heater_shaker", "plate_reader")
 
 
+def describe_entry(entry: Entry, *, dead: bool) -> str:
+    """One line of a demo's summary: id, status (STALE when running with its owner ``dead``), runs."""
+    if isinstance(entry, BrokenRecord):
+        return f"  {entry.key:<28} broken: {entry.reason}"
+    status = "running (STALE: owner dead)" if entry.status == "running" and dead else entry.status
+    runs = f"{entry.runs_done}/{entry.runs_failed}/{entry.runs_total} runs ok/failed/all" if entry.runs_total else ""
+    return f"  {entry.experiment_id:<28} {status:<28} {runs}"
+
+
 def _study_text(name: str) -> str:
     spec = STUDIES[name]
     return _STUDY_HEAD + f"grid = {json.dumps(spec['grid'])}\nconfig = {json.dumps(spec['config'])}\n"
@@ -118,7 +127,7 @@ class DemoFleet:
         self.events: list[str] = []
 
     # -- set-up -------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, *, lem_file: bool = True) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(exist_ok=True)
         studies = self.root / "studies"
@@ -131,7 +140,8 @@ class DemoFleet:
         cell = demo_workcell("demo-lab")
         cell["devices"] = [d for d in cell["devices"] if d["name"] in LAB_DEVICES]
         (self.root / "workcell.json").write_text(json.dumps(cell, indent=2))
-        self._write_llenergymeasure_file()
+        if lem_file:
+            self._write_llenergymeasure_file()
 
     def _write_llenergymeasure_file(self) -> None:
         now = datetime.now()
@@ -155,7 +165,8 @@ class DemoFleet:
         )
         (self.state_dir / "lem-llama2-7b-batch-sweep.json").write_text(state.to_json())
 
-    def _run(self, experiment_id: str, study: str, *extra: str) -> list[str]:
+    def runner_argv(self, experiment_id: str, study: str, *extra: str) -> list[str]:
+        """``expwatch run`` of one of the demo's studies into its state directory."""
         return [
             sys.executable, "-m", "app.cli", "run", str(self.root / "studies" / f"{study}.py"),
             "--state-dir", str(self.state_dir), "--id", experiment_id, *extra,
@@ -164,12 +175,12 @@ class DemoFleet:
     def plan(self) -> None:
         gpus = {"EXPWATCH_SIMULATE_GPUS": str(DEMO_GPUS)}
         self.launches = [
-            Launch("quick-baseline", self._run("quick-baseline", "quick", "--name", "baseline"), gpus),
-            Launch("oom-sweep", self._run("oom-sweep", "raising", "--name", "batch sweep"), gpus),
-            Launch("killed-sweep", self._run("killed-sweep", "long", "--processes", "2", "--gpus", "0,1", "--name", "killed mid-run"), gpus, "kill", 6.0),
-            Launch("ctrl-c-sweep", self._run("ctrl-c-sweep", "long", "--name", "stopped with ctrl-c"), gpus, "interrupt", 8.0),
-            Launch("live-sweep", self._run("live-sweep", "live", "--processes", "2", "--gpus", "0,1", "--name", "70b sweep"), gpus),
-            Launch("lab-protocol", self._run("lab-protocol", "lab", "--workcell", str(self.root / "workcell.json"), "--name", "ELISA plate"), {}),
+            Launch("quick-baseline", self.runner_argv("quick-baseline", "quick", "--name", "baseline"), gpus),
+            Launch("oom-sweep", self.runner_argv("oom-sweep", "raising", "--name", "batch sweep"), gpus),
+            Launch("killed-sweep", self.runner_argv("killed-sweep", "long", "--processes", "2", "--gpus", "0,1", "--name", "killed mid-run"), gpus, "kill", 6.0),
+            Launch("ctrl-c-sweep", self.runner_argv("ctrl-c-sweep", "long", "--name", "stopped with ctrl-c"), gpus, "interrupt", 8.0),
+            Launch("live-sweep", self.runner_argv("live-sweep", "live", "--processes", "2", "--gpus", "0,1", "--name", "70b sweep"), gpus),
+            Launch("lab-protocol", self.runner_argv("lab-protocol", "lab", "--workcell", str(self.root / "workcell.json"), "--name", "ELISA plate"), {}),
         ]
 
     # -- running --------------------------------------------------------------------

@@ -17,6 +17,8 @@ from widgets import formatting as fmt
 from widgets.virtual_table import Column, VirtualTable
 
 SOURCE_COLUMN = Column("source", "source", 8, priority=1)
+#: The same column where rows come from other hosts (a hub): it then names each row's host.
+HOST_COLUMN = Column("source", "host", 8, priority=1, title="host (or source)")
 COLUMNS = (
     Column("id", "experiment", 16, flex=True, title="experiment id"),
     Column("name", "name/model", 12, priority=5, flex=True),
@@ -41,13 +43,15 @@ class ExperimentTable(VirtualTable[BoardRow]):
 
     BINDINGS = [Binding("enter", "select", "Inspect")]
 
-    def __init__(self, *, clock: Callable[[], datetime], show_source: bool = False, id: str | None = None) -> None:
-        columns = (SOURCE_COLUMN, *COLUMNS) if show_source else COLUMNS
+    def __init__(
+        self, *, clock: Callable[[], datetime], show_source: bool = False, hosts: bool = False, id: str | None = None
+    ) -> None:
+        columns = ((HOST_COLUMN if hosts else SOURCE_COLUMN), *COLUMNS) if show_source or hosts else COLUMNS
         super().__init__(
             columns, self._cells, clock_cells=self._clock_texts, empty_text="no experiments in this directory (yet)", id=id
         )
         self.clock = clock
-        self.show_source = show_source
+        self.show_source = show_source or hosts
         self._now = clock()
 
     def replace_rows(self, rows: Mapping[Hashable, BoardRow], order: Iterable[Hashable]) -> None:

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host-name", default=None, metavar="NAME", help="this host's name in the fleet (default: the hostname)")
     parser.add_argument("--no-gpus", action="store_true", help="publish no GPU snapshots")
     parser.add_argument("--simulate-gpus", type=int, default=None, metavar="N", help="publish N simulated GPUs instead of NVML's (default: $EXPWATCH_SIMULATE_GPUS)")
+    # The fleet demo's: simulated GPUs carrying the live workers of the first directory (runtime.demo.DemoGpuSource).
+    parser.add_argument("--demo-gpus", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--no-actions", action="store_true", help="refuse the actions dashboards ask (resume, mark stale, stop)")
     parser.add_argument("--resume-template", default=os.environ.get("EXPWATCH_RESUME_TEMPLATE"), help="command to resume llenergymeasure experiments here")
     parser.add_argument("--lease", type=float, default=None, metavar="SECONDS", help="lease TTL: a host silent this long shows its running experiments as unknown (default 15)")
@@ -62,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         gpu_source = None if args.no_gpus else make_gpu_source(args.simulate_gpus)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    if args.demo_gpus is not None and not args.no_gpus:
+        from runtime.demo import DemoGpuSource
+
+        if args.demo_gpus < 1:
+            raise CommandError("--demo-gpus takes at least 1", EXIT_USAGE)
+        gpu_source = DemoGpuSource(sources[0].root, count=args.demo_gpus)  # type: ignore[attr-defined]
     agent = HubAgent(
         Hub(address), sources, host, lease_s=lease, renew_s=min(RENEW_S, lease / 3), on_status=say,  # type: ignore[arg-type]
         gpu_source=gpu_source, accept_actions=not args.no_actions, resume_template=args.resume_template,

@@ -6,7 +6,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 NAME = "demo"
 HELP = "start real runner processes on demo studies and open the dashboard on them"
@@ -18,42 +20,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="with --headless: how long to let the demo run")
     parser.add_argument("--read-only", action="store_true", help="open the dashboard in observer mode")
     parser.add_argument("--screenshot", type=Path, metavar="FILE.svg", help="let the demo run --seconds, save the dashboard as SVG, stop")
+    parser.add_argument(
+        "--fleet", action="store_true",
+        help="three simulated hosts, each with its agent, publishing to a private redis-server; opens the fleet view (needs redis-server)",
+    )
 
 
 def _summary(state_dir: Path) -> list[str]:
     from runtime.actions import verdict_for
+    from runtime.demo import describe_entry
     from state.record import BrokenRecord
     from state.store import StateStore
 
     store = StateStore(state_dir, read_only=True)
     store.scan()
-    lines = []
-    for key in sorted(store.entries):
-        entry = store.entries[key]
-        if isinstance(entry, BrokenRecord):
-            lines.append(f"  {key:<28} broken: {entry.reason}")
-            continue
-        status = entry.status
-        if status == "running" and verdict_for(entry).is_dead:
-            status = "running (STALE: owner dead)"
-        runs = f"{entry.runs_done}/{entry.runs_failed}/{entry.runs_total} runs ok/failed/all" if entry.runs_total else ""
-        lines.append(f"  {entry.experiment_id:<28} {status:<28} {runs}")
-    return lines
+    return [
+        describe_entry(e, dead=not isinstance(e, BrokenRecord) and e.status == "running" and verdict_for(e).is_dead)
+        for _, e in sorted(store.entries.items())
+    ]
 
 
-def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
-    """The dashboard saves its own SVG (Textual's screenshot) on the running demo."""
+def wait(seconds: float) -> None:
+    """Let the demo run ``seconds`` (in short sleeps, so a signal's handler runs at once)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def present(
+    args: argparse.Namespace,
+    events: list[str],
+    heading: str,
+    summary: Callable[[], list[str]],
+    *,
+    shoot: Callable[[Path], None],
+    open_dashboard: Callable[[], None],
+) -> None:
+    """What a demo shows once started: an SVG (--screenshot), a summary (--headless), or the dashboard."""
+    if args.screenshot:
+        wait(args.seconds)
+        shoot(args.screenshot)
+        print(f"saved {args.screenshot}")
+    elif args.headless:
+        wait(args.seconds)
+        for event in events:
+            print(f"  {event}")
+        print(heading)
+        for line in summary():
+            print(line)
+    else:
+        open_dashboard()
+
+
+def save_dashboard_svg(app: Any, path: Path, ready: Callable[[], bool], size: tuple[int, int] = (120, 34)) -> None:
+    """The dashboard saves its own SVG (Textual's screenshot) once ``ready`` says the demo's picture is there."""
     import asyncio
 
-    from app.app import DashboardOptions, ExpwatchApp
-    from runtime.demo import DEMO_GPUS, DemoGpuSource
-
     async def shoot() -> None:
-        options = DashboardOptions(sources=(fleet.state_dir,), simulate_gpus=DEMO_GPUS, watch=False)
-        app = ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir))
         async with app.run_test(size=size) as pilot:
-            for _ in range(200):
-                if app.scan_complete and app._gpu_sampler is not None and app._gpu_sampler.ticks >= 3:
+            for _ in range(400):
+                if ready():
                     break
                 await pilot.pause(0.05)
             await pilot.pause(0.3)
@@ -63,7 +89,21 @@ def _screenshot(fleet, path: Path, size: tuple[int, int] = (120, 34)) -> None:
     asyncio.run(shoot())
 
 
+def _screenshot(fleet: Any, path: Path) -> None:
+    from app.app import DashboardOptions, ExpwatchApp
+    from runtime.demo import DEMO_GPUS, DemoGpuSource
+
+    options = DashboardOptions(sources=(fleet.state_dir,), simulate_gpus=DEMO_GPUS, watch=False)
+    app = ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir))
+    save_dashboard_svg(app, path, lambda: app.scan_complete and app._gpu_sampler is not None and app._gpu_sampler.ticks >= 3)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from app.commands._demo_fleet import run_fleet
+
+        return run_fleet(args)
+    from app.app import DashboardOptions, ExpwatchApp
     from runtime.demo import DEMO_GPUS, DemoFleet, DemoGpuSource
 
     root = args.directory or Path(tempfile.mkdtemp(prefix="expwatch-demo-"))
@@ -73,24 +113,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"expwatch demo in {fleet.root} (state directory {fleet.state_dir})", flush=True)
     fleet.start()
     try:
-        if args.screenshot:
-            time.sleep(max(0.0, args.seconds))
-            _screenshot(fleet, args.screenshot)
-            print(f"saved {args.screenshot}")
-        elif args.headless:
-            deadline = time.monotonic() + max(0.0, args.seconds)
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-            for event in fleet.events:
-                print(f"  {event}")
-            print("experiments:")
-            for line in _summary(fleet.state_dir):
-                print(line)
-        else:
-            from app.app import DashboardOptions, ExpwatchApp
-
-            options = DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS)
-            ExpwatchApp(options, gpu_source=DemoGpuSource(fleet.state_dir)).run()
+        present(
+            args, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
+            shoot=lambda path: _screenshot(fleet, path),
+            open_dashboard=lambda: ExpwatchApp(
+                DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS),
+                gpu_source=DemoGpuSource(fleet.state_dir),
+            ).run(),
+        )
     finally:
         stopped = fleet.stop()
         print(f"demo stopped ({len(stopped)} process group(s) ended); its files stay in {fleet.root}", file=sys.stderr)

@@ -118,7 +118,7 @@ class MainScreen(Screen[None]):
         yield StatusHeader(self.location, read_only=self.read_only, id="header")
         yield Input(placeholder="filter: id, name or status (esc to clear)", id="filter")
         with Vertical(id="main"):
-            yield ExperimentTable(clock=self.clock, show_source=self.board.several_sources or self.expwatch.shows_hosts, id="experiments")
+            yield ExperimentTable(clock=self.clock, show_source=self.board.several_sources, hosts=self.expwatch.shows_hosts, id="experiments")
             yield ProcessTable(clock=self.clock, id="processes")
             with Horizontal(id="panels"):
                 yield GpuPanel(id="gpus")

@@ -63,8 +63,8 @@ class HubAddress:
             raise HubError(f"bad port in {redact(text)}") from None
         rest = [(k, v) for k, v in query if k != "prefix"]
         url = urlunsplit(parts._replace(query=urlencode(rest)))
-        if parts.scheme == "unix" and not parts.netloc:  # urlunsplit writes unix:/path, which redis-py refuses
-            url = "unix://" + url[len("unix:"):]
+        if parts.scheme == "unix" and not parts.netloc:
+            url = "unix://" + url.removeprefix("unix:")  # urlunsplit drops the empty authority's '//', redis-py needs it
         return cls(url=url, prefix=prefix, shown=redact(text))
 
     def client(self, *, timeout: float = SOCKET_TIMEOUT_S) -> Any:

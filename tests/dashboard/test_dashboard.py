@@ -116,6 +116,14 @@ async def test_help_and_quit(state_dir: Path):
     assert app.return_code == 0
 
 
+async def test_ctrl_c_quits(state_dir: Path):
+    app = make_app(state_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        await pilot.press("ctrl+c")
+    assert app.return_code == 0 and not app.is_running
+
+
 async def test_watcher_follows_changes_end_to_end(state_dir: Path):
     """Write, rewrite, break, fix and delete real files; the rows follow within a bounded wait."""
     app = make_app(state_dir)

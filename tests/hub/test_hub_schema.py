@@ -32,6 +32,9 @@ def test_url_prefix_and_redaction():
             HubAddress.parse(bad)
         assert "\n" not in str(caught.value)
     assert redact("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+    unix = HubAddress.parse("unix:///run/expwatch/redis.sock?db=0&prefix=lab1")
+    assert unix.url == "unix:///run/expwatch/redis.sock?db=0" and unix.prefix == "lab1", "redis-py needs the '//' kept"
+    assert unix.client().connection_pool.connection_kwargs["path"] == "/run/expwatch/redis.sock"
 
 
 def test_compare_and_set_on_version(redis_server: RedisServer):

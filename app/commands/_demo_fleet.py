@@ -8,22 +8,15 @@ everything the demo started is stopped and its temporary directories removed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from app.cli import CommandError
+from app.commands._ending import SignalEnding
 from app.commands.demo import present, save_dashboard_svg
 from runtime.exit_codes import EXIT_USAGE
-
-_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-class _Signalled(Exception):
-    """Raised by the handler outside the dashboard: the wait (or the start) stops, cleanup runs."""
 
 
 def run_fleet(args: argparse.Namespace) -> int:
@@ -33,49 +26,28 @@ def run_fleet(args: argparse.Namespace) -> int:
         demo = FleetDemo(args.directory)
     except RedisMissing as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    dashboard: list[Any] = []
-    received: list[int] = []
+    with SignalEnding() as ending:
+        try:
+            demo.prepare()
+            print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
+            demo.start()
+            from app.app import DashboardOptions, ExpwatchApp
+            from runtime.demo_fleet import fleet_summary
 
-    def ending(signum: int, frame: object) -> None:
-        """SIGTERM/SIGHUP end the session as q does: the dashboard exits (or the wait breaks), then cleanup."""
-        received.append(signum)
-        if dashboard:
-            with contextlib.suppress(RuntimeError):
-                # Signals run on the main thread, where the dashboard's event loop runs.
-                asyncio.get_running_loop().call_soon_threadsafe(dashboard[0].exit)
-                return
-        raise _Signalled(signum)
-
-    previous = {s: signal.signal(s, ending) for s in _ENDING_SIGNALS}
-    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
-    try:
-        demo.prepare()
-        print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
-        demo.start()
-        from app.app import DashboardOptions, ExpwatchApp
-        from runtime.demo_fleet import fleet_summary
-
-        def open_dashboard() -> None:
-            dashboard.append(ExpwatchApp(DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False)))
-            dashboard[0].run()
-
-        present(
-            args, demo.events, "hosts:", lambda: fleet_summary(demo.url),
-            shoot=lambda path: _screenshot(demo, path), open_dashboard=open_dashboard,
-        )
-    except _Signalled:
-        pass
-    finally:
-        # A second signal or Ctrl+C during cleanup must not leave half of the processes behind.
-        for s in previous:
-            signal.signal(s, signal.SIG_IGN)
-        stopped = demo.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
-            kept = f"its files stay in {demo.root}" if args.directory else "its temporary folders are removed"
-            print(f"fleet demo stopped ({len(stopped)} process(es) ended); {kept}", file=sys.stderr, flush=True)
-    return 128 + received[0] if received else 0
+            present(
+                args, demo.events, "hosts:", lambda: fleet_summary(demo.url),
+                shoot=lambda path: _screenshot(demo, path),
+                open_dashboard=lambda: ending.run(
+                    ExpwatchApp(DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False))
+                ),
+            )
+        finally:
+            with ending.shielded():
+                stopped = demo.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                kept = f"its files stay in {demo.root}" if args.directory else "its temporary folders are removed"
+                print(f"fleet demo stopped ({len(stopped)} process(es) ended); {kept}", file=sys.stderr, flush=True)
+    return ending.exit_code
 
 
 def _screenshot(demo: Any, path: Path) -> None:

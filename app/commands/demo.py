@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -111,17 +112,23 @@ def run(args: argparse.Namespace) -> int:
     fleet.prepare()
     fleet.plan()
     print(f"expwatch demo in {fleet.root} (state directory {fleet.state_dir})", flush=True)
-    fleet.start()
-    try:
-        present(
-            args, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
-            shoot=lambda path: _screenshot(fleet, path),
-            open_dashboard=lambda: ExpwatchApp(
-                DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS),
-                gpu_source=DemoGpuSource(fleet.state_dir),
-            ).run(),
-        )
-    finally:
-        stopped = fleet.stop()
-        print(f"demo stopped ({len(stopped)} process group(s) ended); its files stay in {fleet.root}", file=sys.stderr)
-    return 0
+    from app.commands._ending import SignalEnding
+
+    with SignalEnding() as ending:
+        try:
+            fleet.start()
+            present(
+                args, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
+                shoot=lambda path: _screenshot(fleet, path),
+                open_dashboard=lambda: ending.run(ExpwatchApp(
+                    DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS),
+                    gpu_source=DemoGpuSource(fleet.state_dir),
+                )),
+            )
+        finally:
+            with ending.shielded():
+                stopped = fleet.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                print(f"demo stopped ({len(stopped)} process group(s) ended); its files stay in {fleet.root}",
+                      file=sys.stderr, flush=True)
+    return ending.exit_code

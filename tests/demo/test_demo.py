@@ -67,3 +67,30 @@ def test_a_demo_runner_that_finished_is_reaped_not_a_zombie(tmp_path: Path):
         assert not psutil.pid_exists(pid), f"pid {pid} is still there: {psutil.Process(pid).status()}"
     finally:
         fleet.stop(grace=1.0)
+
+
+def test_sigterm_stops_every_runner_the_demo_started(tmp_path: Path):
+    """`kill` of the demo (or a closed terminal's SIGHUP) ends it as q does: every runner is stopped."""
+    import signal
+    import time
+
+    demo_dir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", str(demo_dir), "--headless", "--seconds", "600"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_processes_mentioning(str(demo_dir))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started = _processes_mentioning(str(demo_dir))
+        assert len(started) >= 4, started
+        demo.send_signal(signal.SIGTERM)
+        _, err = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 128 + signal.SIGTERM, err
+    assert "demo stopped" in err and "Traceback" not in err
+    assert _processes_mentioning(str(demo_dir)) == []

@@ -362,6 +362,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     async def _watch(self, source: DirectorySource) -> None:
         """watchfiles in an async worker; each batch is re-read in a thread."""
         lost = False
+        renewed = False
         fresh: set[Path] = set()  # study folders that appeared while watching (their manifest may follow)
         while not self._stop_watch.is_set():
             try:
@@ -372,19 +373,25 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
                     await asyncio.sleep(1.0)
                     continue
                 if lost:
-                    # Back (recreated or remounted): what was written before the new watch began
-                    # sends no event, so read the whole directory once.
+                    # Back (recreated or remounted, or a folder to watch appeared): what was written
+                    # before the new watch began sends it no event, so its first batch (events, or
+                    # the idle one) reads the whole directory once.
                     lost = False
-                    self._reconcile_tick(now=True, only=source)
+                    renewed = True
                 async with contextlib.aclosing(watch_directory(source.root, self._stop_watch, fresh)) as batches:
                     async for paths in batches:
+                        if renewed:
+                            renewed = False
+                            self._reconcile_tick(now=True, only=source)
+                            continue
                         if not paths and not source.has_deferred:
                             continue
                         delta = await asyncio.to_thread(source.hint, paths)
                         if delta:
                             await asyncio.to_thread(self._post, source, delta)
                 if not self._stop_watch.is_set():
-                    # The watch ends when the directory goes or is replaced: its rows go now.
+                    # The watch ends when a folder to watch appears, or the directory goes or is
+                    # replaced: its rows go now, and the next watch reads it all once begun.
                     lost = True
                     self._reconcile_tick(now=True, only=source)
             except (FileNotFoundError, RuntimeError, OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -142,6 +143,33 @@ async def test_watcher_follows_changes_end_to_end(state_dir: Path):
         (state_dir / "late-arrival.json").unlink()
         await wait_for(pilot, lambda: "late-arrival" not in shown_ids(app), what="deleted row removed")
         assert "late-arrival" not in entries(app)
+
+
+async def test_a_file_written_while_the_watch_is_renewed_is_shown_at_once(state_dir: Path, monkeypatch):
+    """A new study folder renews the watch; what is written before the new watch begins sends it
+    no event, so the renewed watch reads the directory once instead of leaving it to the reconcile."""
+    import app.app as app_module
+    from runtime.watcher import watch_directory
+
+    store = StateStore(state_dir, durable=False)
+    starts: list[int] = []
+
+    async def watch_and_write_in_the_gap(root, stop, fresh=None):
+        starts.append(1)
+        if len(starts) == 2:  # the first watch ended and its reconcile is done; the second has not begun
+            while any(b.startswith("reconcile:") for b in app._busy):
+                await asyncio.sleep(0.01)
+            store.create(native_doc("in-the-gap", "running", pid=ALIVE_PID))
+        async for batch in watch_directory(root, stop, fresh):
+            yield batch
+
+    monkeypatch.setattr(app_module, "watch_directory", watch_and_write_in_the_gap)
+    app = make_app(state_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete and len(starts) == 1, what="the first watch")
+        (state_dir / "new-study").mkdir()  # a candidate study folder: the watch ends to include it
+        await wait_for(pilot, lambda: len(starts) == 2, what="the renewed watch")
+        await wait_for(pilot, lambda: "in-the-gap" in entries(app), what="the file written in the gap")
 
 
 async def test_poll_mode_without_events(state_dir: Path):

@@ -24,6 +24,7 @@ from runtime.runner.errors import RunnerError
 from runtime.runner.options import RunnerOptions, merge_options
 from runtime.runner.spool import discard_all, spool_dir
 from runtime.runner.study import MAX_RUNS, GridTooLarge, Study, StudyError, load_study
+from state.collector import collector_paused
 from state.detect import MAX_STATE_FILE_BYTES
 from state.hashing import compute_config_hash
 from state.journal import current_user
@@ -80,7 +81,8 @@ def create_experiment(
     except StudyError as exc:
         raise RunnerError(f"{study.path.name}: {exc}") from None
     width = max(4, len(str(len(params) - 1)))
-    runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
+    with collector_paused():  # 100,000 records: the collector's walks cost more than the building
+        runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     processes = min(options.processes, len(runs))
     now = _now()
     root = store.root.resolve()

@@ -57,6 +57,20 @@ def _now() -> datetime:
     return datetime.now().astimezone()
 
 
+def set_run_fields(rec: RunRecord, values: dict[str, Any]) -> None:
+    """Set fields of a run record without pydantic's per-attribute ``__setattr__``.
+
+    Each finished run sets eight fields; through ``__setattr__`` that was a
+    quarter of the coordinator's time at 100,000 runs (cProfile: 1,000,335
+    calls of ``BaseModel.__setattr__``). These models do not validate
+    assignments, and pydantic keeps a model's field values in its ``__dict__``
+    and the names set in ``__pydantic_fields_set__``: writing both is what
+    the assignments did, in one step.
+    """
+    rec.__dict__.update(values)
+    rec.__pydantic_fields_set__.update(values)
+
+
 class Coordinator:
     """Drives the workers of one experiment and keeps its state file current."""
 
@@ -370,32 +384,31 @@ class Coordinator:
                 worker.outstanding.remove(index)
         rec = self.doc.runs[index]
         outcome = result["s"]
-        rec.fields = result.get("f") or {}
-        rec.state = result.get("st") or {}
-        rec.process_index = worker.index
-        rec.attempt = self.doc.attempt
-        rec.started_at = datetime.fromtimestamp(result["t0"], self.tz)
-        duration = max(0.0, result["t1"] - result["t0"])
+        t0, t1 = result["t0"], result["t1"]
+        values = {
+            "fields": result.get("f") or {},
+            "state": result.get("st") or {},
+            "process_index": worker.index,
+            "attempt": self.doc.attempt,
+            "started_at": datetime.fromtimestamp(t0, self.tz),
+        }
         if outcome == "completed":
-            rec.status = RunStatus.COMPLETED
-            rec.exception = None
-            rec.current_step = None
-            rec.completed_at = datetime.fromtimestamp(result["t1"], self.tz)
+            values.update(status=RunStatus.COMPLETED, exception=None, current_step=None,
+                          completed_at=datetime.fromtimestamp(t1, self.tz))
             info.runs_done += 1
         elif outcome == "failed":
-            rec.status = RunStatus.FAILED
-            rec.exception = ExceptionInfo(**result["e"])
-            rec.current_step = result.get("step")
-            rec.completed_at = datetime.fromtimestamp(result["t1"], self.tz)
+            values.update(status=RunStatus.FAILED, exception=ExceptionInfo(**result["e"]),
+                          current_step=result.get("step"), completed_at=datetime.fromtimestamp(t1, self.tz))
             info.runs_failed += 1
-            self._on_run_failed(rec)
         else:  # interrupted: it will run again
-            rec.status = RunStatus.PENDING
-            rec.current_step = None
-            rec.completed_at = None
+            values.update(status=RunStatus.PENDING, current_step=None, completed_at=None)
             self.pending.appendleft(index)
+        set_run_fields(rec, values)
+        if outcome == "failed":
+            self._on_run_failed(rec)
         if worker.current == index:
             worker.current = None
+        duration = max(0.0, t1 - t0)
         self.avg_run_s = duration if self.avg_run_s is None else 0.9 * self.avg_run_s + 0.1 * duration
 
     def _apply_current(self, worker: WorkerHandle, info: ProcessInfo, cur: dict[str, Any] | None) -> None:

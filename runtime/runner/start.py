@@ -72,7 +72,11 @@ def create_experiment(
     if reason:
         raise RunnerError(f"--id: {reason}")
     try:
-        axes, params = study.expand_grid()
+        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building.
+        with collector_paused():
+            axes, params = study.expand_grid()
+            width = max(4, len(str(len(params) - 1)))
+            runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     except GridTooLarge as exc:
         raise RunnerError(
             f"{study.path.name}: the grid is too large ({exc}); one state file holds at most {MAX_RUNS:,} runs "
@@ -80,9 +84,6 @@ def create_experiment(
         ) from None
     except StudyError as exc:
         raise RunnerError(f"{study.path.name}: {exc}") from None
-    width = max(4, len(str(len(params) - 1)))
-    with collector_paused():  # 100,000 records: the collector's walks cost more than the building
-        runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     processes = min(options.processes, len(runs))
     now = _now()
     root = store.root.resolve()

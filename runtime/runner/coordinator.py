@@ -355,8 +355,17 @@ class Coordinator:
         info = self.doc.processes[str(worker.index)]
         if kind == "batch":
             info.heartbeat_at = datetime.fromtimestamp(message["at"], self.tz)
+            done = failed = 0
             for result in message["done"]:
-                self._apply_result(worker, info, result)
+                outcome = self._apply_result(worker, result)
+                done += outcome == "completed"
+                failed += outcome == "failed"
+            # Counted once a batch: ProcessInfo is a pydantic model, and 100,000 `+= 1` through its
+            # __setattr__ were 0.7 s of a 100,000-run study (cProfile: 100,265 BaseModel.__setattr__ calls).
+            if done:
+                info.runs_done += done
+            if failed:
+                info.runs_failed += failed
             self._apply_current(worker, info, message.get("cur"))
             if message.get("need"):
                 worker.need = True
@@ -380,7 +389,8 @@ class Coordinator:
                 self.dirty = True
         self._send(worker, {"t": "kv", "n": message.get("n"), **reply})
 
-    def _apply_result(self, worker: WorkerHandle, info: ProcessInfo, result: dict[str, Any]) -> None:
+    def _apply_result(self, worker: WorkerHandle, result: dict[str, Any]) -> str:
+        """Store one finished run's result; its outcome (completed, failed or interrupted)."""
         index = result["i"]
         if worker.outstanding and worker.outstanding[0] == index:
             worker.outstanding.popleft()
@@ -400,11 +410,9 @@ class Coordinator:
         if outcome == "completed":
             values.update(status=RunStatus.COMPLETED, exception=None, current_step=None,
                           completed_at=datetime.fromtimestamp(t1, self.tz))
-            info.runs_done += 1
         elif outcome == "failed":
             values.update(status=RunStatus.FAILED, exception=ExceptionInfo(**result["e"]),
                           current_step=result.get("step"), completed_at=datetime.fromtimestamp(t1, self.tz))
-            info.runs_failed += 1
         else:  # interrupted: it will run again
             values.update(status=RunStatus.PENDING, current_step=None, completed_at=None)
             self.pending.appendleft(index)
@@ -415,6 +423,7 @@ class Coordinator:
             worker.current = None
         duration = max(0.0, t1 - t0)
         self.avg_run_s = duration if self.avg_run_s is None else 0.9 * self.avg_run_s + 0.1 * duration
+        return outcome
 
     def _apply_current(self, worker: WorkerHandle, info: ProcessInfo, cur: dict[str, Any] | None) -> None:
         if cur is None:

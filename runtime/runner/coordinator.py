@@ -45,6 +45,7 @@ from runtime.runner.spool import SpooledResult, discard, discard_all, open_spool
 from runtime.runner.study import Study
 from runtime.runner.worker_handle import WorkerHandle, describe_exit
 from state.collector import long_lived_frozen
+from state.doc_json import RunsJsonCache
 from state.journal import current_user
 from state.mutations import apply_transition
 from state.native import ExceptionInfo, ExperimentDoc, OwnerIdentity, ProcessInfo, RunRecord, RunStatus
@@ -116,6 +117,8 @@ class Coordinator:
         self.next_write_at = 0.0
         self.write_interval = options.min_write_interval_s
         self.writes = 0
+        #: The finished runs' JSON between writes (cProfile of 100,000 runs: 0.9 s of 2.3 s in to_json).
+        self._runs_json = RunsJsonCache()
 
         self._inbox = SignalInbox()
         self._log_fd: int | None = None
@@ -249,6 +252,7 @@ class Coordinator:
             rec.process_index = item.process_index
             rec.attempt = item.attempt
             rec.started_at, rec.completed_at = started, completed
+            self._runs_json.forget(index)
             marked.append(index)
         return marked
 
@@ -417,6 +421,7 @@ class Coordinator:
             values.update(status=RunStatus.PENDING, current_step=None, completed_at=None)
             self.pending.appendleft(index)
         set_run_fields(rec, values)
+        self._runs_json.forget(index)
         if outcome == "failed":
             self._on_run_failed(rec)
         if worker.current == index:
@@ -564,10 +569,10 @@ class Coordinator:
         started = time.perf_counter()
         try:
             try:
-                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.encode)
             except ConflictError:
                 self._reconcile()
-                saved = self.store.save(self.doc, expected=self.version, key=self.key)
+                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.encode)
         except (OSError, StoreError) as exc:
             if isinstance(exc, ConflictError):
                 raise

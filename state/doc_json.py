@@ -4,8 +4,9 @@ The coordinator rewrites the whole file (a reader needs one consistent
 document) every second or two while a study runs. At 100,000 runs each
 rewrite serialised every run again, about 150 ms on an idle core and 300 ms
 or more under load, though a completed run never changes again in its
-attempt. ``RunsJsonCache`` keeps the JSON of blocks of runs that are all
-completed and serialises only the other blocks; ``spliced_json`` puts the
+attempt, and a pending one changes only when it starts. ``RunsJsonCache``
+keeps the JSON of each block of runs until its owner says one of them
+changed, and serialises only those blocks again; ``spliced_json`` puts the
 runs into the rest of the document. The bytes are exactly what
 ``ExperimentDoc.to_json`` gives (tests compare them), so readers see no
 difference; files of up to ``INDENT_RUNS_UP_TO`` runs are indented and are
@@ -35,11 +36,12 @@ def spliced_json(doc: ExperimentDoc, runs_json: bytes) -> bytes:
 
 
 class RunsJsonCache:
-    """Serialises an experiment's runs block by block, keeping the blocks whose runs are all completed.
+    """Serialises an experiment's runs block by block and keeps each block's JSON until ``forget``.
 
-    A cached block is dropped by ``forget`` when one of its runs is changed
-    (the coordinator calls it for every result it stores), so a repeated or
-    late result is never hidden behind an old copy.
+    The owner of the runs calls ``forget`` for every run it changes (the
+    coordinator does at each place it sets a run's status). A block holding a
+    running run is not kept even so: a long run's fields are sent, and may be
+    stored, at every flush.
     """
 
     def __init__(self) -> None:
@@ -55,7 +57,7 @@ class RunsJsonCache:
             if cached is None:
                 chunk = runs[block * BLOCK:(block + 1) * BLOCK]
                 cached = _RUN_LIST.dump_json(chunk, by_alias=True)[1:-1]
-                if all(rec.status is RunStatus.COMPLETED for rec in chunk):
+                if all(rec.status is not RunStatus.RUNNING for rec in chunk):
                     self._blocks[block] = cached
             parts.append(cached)
         return b",".join(parts)

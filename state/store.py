@@ -685,9 +685,9 @@ class StateStore:
         if expected is not None and current != expected:
             raise ConflictError(f"{path.name} changed since it was read; reload and try again")
 
-    def create(self, model: StateModel) -> Saved:
+    def create(self, model: StateModel, *, encode: Callable[[ExperimentDoc], bytes] | None = None) -> Saved:
         """Write a new experiment; refuses if its file already exists."""
-        return self.save(model, expected=None)
+        return self.save(model, expected=None, encode=encode)
 
     def update(
         self,

@@ -26,6 +26,7 @@ from runtime.runner.spool import discard_all, spool_dir
 from runtime.runner.study import MAX_RUNS, GridTooLarge, Study, StudyError, load_study
 from state.collector import collector_paused
 from state.detect import MAX_STATE_FILE_BYTES
+from state.doc_json import RunsJsonCache
 from state.hashing import compute_config_hash
 from state.journal import current_user
 from state.mutations import apply_transition
@@ -65,7 +66,9 @@ def create_experiment(
     *,
     name: str | None = None,
     experiment_id: str | None = None,
+    runs_json: RunsJsonCache | None = None,
 ) -> tuple[str, ExperimentDoc, Any]:
+    """Write a new experiment's first state file; ``runs_json`` keeps its runs' JSON for the coordinator's writes."""
     assert study.path is not None
     experiment_id = experiment_id or new_experiment_id(study.path)
     reason = unsafe_id_reason(experiment_id)
@@ -124,7 +127,7 @@ def create_experiment(
         last_updated=now,
     )
     try:
-        saved = store.create(doc)
+        saved = store.create(doc, encode=runs_json.encode if runs_json is not None else None)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
     discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key
@@ -165,14 +168,17 @@ def run_study(
         tune(options)
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     store = StateStore(state_dir)
-    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id)
+    # The runs' JSON of the first write is the JSON of the coordinator's first write too: built once.
+    runs_json = RunsJsonCache()
+    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id,
+                                          runs_json=runs_json)
     assert doc.log_path is not None
     log_path = Path(doc.log_path)
     out(
         f"{doc.experiment_id}: {len(doc.runs)} runs on {doc.num_processes} process"
         f"{'es' if doc.num_processes != 1 else ''}; state {store.path_for(key)}; log {log_path}"
     )
-    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out)
+    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out, runs_json=runs_json)
     code = coordinator.run()
     return _outcome(coordinator, store, key, code)
 

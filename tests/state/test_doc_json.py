@@ -26,38 +26,41 @@ def big_doc(n: int = 3 * BLOCK + 17) -> ExperimentDoc:
     )
 
 
-def complete(rec: RunRecord, x: float) -> None:
+def complete(cache: RunsJsonCache, rec: RunRecord, x: float) -> None:
+    cache.forget(rec.index)
     rec.status = RunStatus.COMPLETED
     rec.fields = {"x": x}
     rec.completed_at = NOW
 
 
-def test_the_bytes_are_to_json_s_while_runs_finish_block_by_block() -> None:
+def test_the_bytes_are_to_json_s_while_runs_change_block_by_block() -> None:
     doc, cache = big_doc(), RunsJsonCache()
     assert cache.encode(doc) == doc.to_json().encode()
     for rec in doc.runs[: BLOCK + 5]:
-        complete(rec, rec.index / 3)
-    doc.runs[2 * BLOCK + 1].status = RunStatus.RUNNING
-    doc.runs[2 * BLOCK + 2].status = RunStatus.FAILED
+        complete(cache, rec, rec.index / 3)
+    for index, status in ((2 * BLOCK + 1, RunStatus.RUNNING), (2 * BLOCK + 2, RunStatus.FAILED)):
+        cache.forget(index)
+        doc.runs[index].status = status
     doc.runs[2 * BLOCK + 2].exception = ExceptionInfo(type="E", message="m")
     assert cache.encode(doc) == doc.to_json().encode()
-    assert cache.encode(doc) == doc.to_json().encode()  # the completed block now from the cache
+    assert cache.encode(doc) == doc.to_json().encode()  # now from the cache
     for rec in doc.runs:
-        complete(rec, 1.5)
-    # Without `forget` a cached block keeps the values it was cached with: the coordinator forgets
-    # the block of every run it changes.
-    assert cache.encode(doc) != doc.to_json().encode()
-
-
-def test_a_forgotten_block_is_serialised_again() -> None:
-    doc, cache = big_doc(), RunsJsonCache()
-    for rec in doc.runs:
-        complete(rec, 0.5)
-    cache.encode(doc)
-    complete(doc.runs[BLOCK + 3], 99.0)
-    cache.forget(BLOCK + 3)
+        complete(cache, rec, 1.5)
     assert cache.encode(doc) == doc.to_json().encode()
-    assert b'"x":99.0' in cache.encode(doc)
+
+
+def test_a_block_is_kept_until_forgotten_unless_a_run_in_it_is_running() -> None:
+    doc, cache = big_doc(), RunsJsonCache()
+    cache.forget(BLOCK + 7)
+    doc.runs[BLOCK + 7].status = RunStatus.RUNNING
+    cache.encode(doc)
+    doc.runs[3].fields = {"x": 1.0}  # changed without forget: block 0 keeps its copy
+    doc.runs[BLOCK + 7].fields = {"x": 2.0}  # a running run's block is serialised at every write
+    encoded = cache.encode(doc)
+    assert b'"x":1.0' not in encoded
+    assert b'"x":2.0' in encoded
+    cache.forget(3)
+    assert cache.encode(doc) == doc.to_json().encode()
 
 
 def test_small_files_stay_indented() -> None:

@@ -605,8 +605,20 @@ class StateStore:
         ):
             yield
 
-    def _write(self, path: Path, model: StateModel, *, over: Loaded | None = None) -> Saved:
-        """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value."""
+    def _write(
+        self,
+        path: Path,
+        model: StateModel,
+        *,
+        over: Loaded | None = None,
+        encode: Callable[[ExperimentDoc], bytes] | None = None,
+    ) -> Saved:
+        """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value.
+
+        ``encode`` gives an expwatch document's bytes instead of ``to_json`` (the
+        runner's, which keeps its finished runs' JSON between writes); it must give
+        the same bytes.
+        """
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
         elif isinstance(model, StudyManifest):
@@ -616,6 +628,8 @@ class StateStore:
         try:
             if over is not None and over.data:
                 data = write_back(over.data, over.model, model)
+            elif encode is not None and isinstance(model, ExperimentDoc):
+                data = encode(model)
             else:
                 data = model.to_json().encode("utf-8")
         except (UnpreservableValue, ValueError) as exc:
@@ -633,12 +647,20 @@ class StateStore:
 
     _ANY = object()
 
-    def save(self, model: StateModel, *, expected: FileVersion | None | object = _ANY, key: str | None = None) -> Saved:
+    def save(
+        self,
+        model: StateModel,
+        *,
+        expected: FileVersion | None | object = _ANY,
+        key: str | None = None,
+        encode: Callable[[ExperimentDoc], bytes] | None = None,
+    ) -> Saved:
         """Write ``model`` atomically under the lock.
 
         ``expected`` is the version the caller read (compare-and-swap): if the
         file is not at that version any more the write is refused with
         ``ConflictError``. ``expected=None`` means the file must not exist yet.
+        ``encode``: see ``_write``.
         """
         self._refuse_if_read_only(f"write {model.experiment_id}")
         reason = unsafe_id_reason(model.experiment_id)
@@ -648,7 +670,7 @@ class StateStore:
         key = key_of_name(str(path.relative_to(self.root)))
         with self.lock(key):
             self._check_version(path, expected)
-            saved = self._write(path, model)
+            saved = self._write(path, model, encode=encode)
         return saved
 
     def _check_version(self, path: Path, expected: FileVersion | None | object) -> None:
@@ -663,9 +685,9 @@ class StateStore:
         if expected is not None and current != expected:
             raise ConflictError(f"{path.name} changed since it was read; reload and try again")
 
-    def create(self, model: StateModel) -> Saved:
+    def create(self, model: StateModel, *, encode: Callable[[ExperimentDoc], bytes] | None = None) -> Saved:
         """Write a new experiment; refuses if its file already exists."""
-        return self.save(model, expected=None)
+        return self.save(model, expected=None, encode=encode)
 
     def update(
         self,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from enum import Enum
 from pathlib import PurePath
@@ -75,6 +75,11 @@ def _default(value: Any) -> Any:
     return converted
 
 
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every message: ``json.dumps`` with options builds a new one per call (a worker encodes
+one result per run; cProfile of 100,000 runs: 0.86 s in ``json.dumps``, 0.05 s of it in the constructor)."""
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes, strictly.
 
@@ -82,8 +87,7 @@ def dumps(value: Any) -> bytes:
     (lone surrogates) raise ``ValueError`` instead of being changed on the way:
     whatever is sent is stored exactly as the step left it.
     """
-    text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -130,10 +134,11 @@ def safe_text(text: str) -> str:
 
 
 class LineReader:
-    """Split a byte stream into decoded JSON messages."""
+    """Split a byte stream into decoded JSON messages (``decode``: ``json.loads`` or a faster equivalent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, decode: Callable[[bytes], Any] = json.loads) -> None:
         self._buffer = bytearray()
+        self._decode = decode
 
     def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
         self._buffer += data
@@ -144,7 +149,7 @@ class LineReader:
             line = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             if line.strip():
-                yield json.loads(line)
+                yield self._decode(line)
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:

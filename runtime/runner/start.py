@@ -24,7 +24,9 @@ from runtime.runner.errors import RunnerError
 from runtime.runner.options import RunnerOptions, merge_options
 from runtime.runner.spool import discard_all, spool_dir
 from runtime.runner.study import MAX_RUNS, GridTooLarge, Study, StudyError, load_study
+from state.collector import collector_paused
 from state.detect import MAX_STATE_FILE_BYTES
+from state.doc_json import RunsJsonCache
 from state.hashing import compute_config_hash
 from state.journal import current_user
 from state.mutations import apply_transition
@@ -64,14 +66,20 @@ def create_experiment(
     *,
     name: str | None = None,
     experiment_id: str | None = None,
+    runs_json: RunsJsonCache | None = None,
 ) -> tuple[str, ExperimentDoc, Any]:
+    """Write a new experiment's first state file; ``runs_json`` keeps its runs' JSON for the coordinator's writes."""
     assert study.path is not None
     experiment_id = experiment_id or new_experiment_id(study.path)
     reason = unsafe_id_reason(experiment_id)
     if reason:
         raise RunnerError(f"--id: {reason}")
     try:
-        axes, params = study.expand_grid()
+        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building.
+        with collector_paused():
+            axes, params = study.expand_grid()
+            width = max(4, len(str(len(params) - 1)))
+            runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     except GridTooLarge as exc:
         raise RunnerError(
             f"{study.path.name}: the grid is too large ({exc}); one state file holds at most {MAX_RUNS:,} runs "
@@ -79,8 +87,6 @@ def create_experiment(
         ) from None
     except StudyError as exc:
         raise RunnerError(f"{study.path.name}: {exc}") from None
-    width = max(4, len(str(len(params) - 1)))
-    runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
     processes = min(options.processes, len(runs))
     now = _now()
     root = store.root.resolve()
@@ -123,7 +129,7 @@ def create_experiment(
         last_updated=now,
     )
     try:
-        saved = store.create(doc)
+        saved = store.create(doc, encode=runs_json.encode if runs_json is not None else None)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
     discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key
@@ -172,14 +178,17 @@ def run_study(
         connect(options.hub).close()  # an unreachable hub stops here, before anything is created
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     store = StateStore(state_dir)
-    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id)
+    # The runs' JSON of the first write is the JSON of the coordinator's first write too: built once.
+    runs_json = RunsJsonCache()
+    key, doc, version = create_experiment(store, study, options, name=name, experiment_id=experiment_id,
+                                          runs_json=runs_json)
     assert doc.log_path is not None
     log_path = Path(doc.log_path)
     out(
         f"{doc.experiment_id}: {len(doc.runs)} runs on {doc.num_processes} process"
         f"{'es' if doc.num_processes != 1 else ''}; state {store.path_for(key)}; log {log_path}"
     )
-    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out)
+    coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out, runs_json=runs_json)
     code = coordinator.run()
     return _outcome(coordinator, store, key, code)
 

@@ -7,6 +7,7 @@ reading lives here, below the widgets, so a widget can take its values
 can be tested and benchmarked without a screen.
 """
 
+from state.collector import collector_paused
 from state.inspection.display import display_path, local_time
 from state.inspection.extras import Extras, ExtrasReader, ResumeCommand, VerdictProvider
 from state.inspection.history import HistoryReader, HistoryRow
@@ -16,7 +17,6 @@ from state.inspection.snapshot import (
     PREVIEW_BYTES,
     RunsJson,
     Snapshot,
-    collector_paused,
     read_bytes,
     read_snapshot,
     runs_from_json,

@@ -8,10 +8,8 @@ from the JSON before the slow validation, so their table can draw first.
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,21 +161,3 @@ def snapshot_of(
         key, path, version, text, len(data),
         format=fmt, model=model, record=record, runs_json=runs, processes=process_rows(model), tracebacks=tracebacks,
     )
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold off cyclic garbage collection while a big file is decoded and validated.
-
-    Decoding 10,000 runs allocates about a million objects, which triggers full
-    collections that walk everything alive (about 100 ms each here) in the
-    middle of opening the screen. Reference counting still frees what it can;
-    the collector runs again afterwards. Left alone if something else disabled it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

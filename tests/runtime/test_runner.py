@@ -338,3 +338,29 @@ def test_a_second_sigint_does_not_wait_for_the_grace_period(tmp_path: Path, stat
             proc.kill()
     assert proc.returncode == 130
     assert read_doc(state_dir, "twice").status is ExperimentStatus.INTERRUPTED
+
+
+BIG_STUDY = '''\
+def record(run):
+    if run.params.i % 997 == 5:
+        raise ValueError(f"bad point {run.params.i}")
+    run.fields.x = run.params.i * 0.5
+
+steps = [record]
+grid = {"i": range(3000)}
+'''
+
+
+def test_a_big_study_s_file_is_exactly_its_model_written_from_the_kept_runs_json(tmp_path: Path, state_dir: Path):
+    """Past 1,000 runs the coordinator writes from its blocks of runs' JSON (state/doc_json.py)."""
+    study = write_study(tmp_path, BIG_STUDY)
+    done = expwatch("run", study, "--state-dir", state_dir, "--id", "big", "-p", "2", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    doc = read_doc(state_dir, "big")
+    assert doc is not None and doc.status is ExperimentStatus.FAILED
+    failed = [r.index for r in doc.runs if r.status is RunStatus.FAILED]
+    assert failed == [5, 1002, 1999, 2996]
+    assert all(r.fields == {"x": r.index * 0.5} for r in doc.runs if r.status is RunStatus.COMPLETED)
+    assert all(r.exception is not None and r.exception.type == "ValueError" for r in doc.runs if r.index in failed)
+    assert sum(p.runs_done for p in doc.processes.values()) == 3000 - len(failed)
+    assert (state_dir / "big.json").read_bytes() == doc.to_json().encode()

@@ -51,6 +51,8 @@ def measure(run):
 
 def summarize(run):
     run.fields.seconds = round(time.time() - run.vars.t0, 3)
+    run.shared.incr("runs_summarized")
+    run.shared["last_batch"] = run.params.batch
 
 
 steps = [load_model, measure, summarize]
@@ -68,6 +70,8 @@ import time
 
 
 def warm(run):
+    if run.params.cycle == 0:
+        run.shared["plate_id"] = "ELISA-0042"
     run.devices["heater_shaker"].set_temperature(25 + run.params.cycle)
     time.sleep(0.5)
 
@@ -81,6 +85,7 @@ def shake(run):
 def read(run):
     result = run.devices["plate_reader"].read_absorbance(wavelength=450)
     run.fields.wells_read = len(result) if hasattr(result, "__len__") else 1
+    run.shared.incr("wells_read", run.fields.wells_read)
     time.sleep(0.5)
 
 

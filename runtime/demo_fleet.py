@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -176,7 +176,12 @@ class FleetDemo:
         for host in self.hosts:
             fleet = self.fleets[host.name]
             fleet.prepare(lem_file=host.lem_file)
-            fleet.launches = host.plan(fleet, {"EXPWATCH_SIMULATE_GPUS": str(host.gpus)})
+            # Each runner keeps run.shared in the hub under its host's name (the URL through the environment).
+            fleet.launches = [
+                replace(launch, argv=[*launch.argv, "--hub", "env", "--host-name", host.name],
+                        env={**launch.env, "EXPWATCH_HUB": self.url})
+                for launch in host.plan(fleet, {"EXPWATCH_SIMULATE_GPUS": str(host.gpus)})
+            ]
 
     def start(self) -> None:
         """The hub, then each host's agent and runners."""

@@ -30,7 +30,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         try:
             demo.prepare()
             print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
-            demo.start()
+            with ending.deferred():
+                demo.start()
             from app.app import DashboardOptions, ExpwatchApp
             from runtime.demo_fleet import fleet_summary
 

@@ -28,9 +28,12 @@ class SignalEnding:
         self.received: list[int] = []
         self._dashboard: Any = None
         self._previous: dict[int, Any] = {}
+        self._deferring = False
 
     def _ending(self, signum: int, frame: object) -> None:
         self.received.append(signum)
+        if self._deferring:
+            return
         if self._dashboard is not None:
             with contextlib.suppress(RuntimeError):
                 # Signals run on the main thread, where the dashboard's event loop runs.
@@ -54,6 +57,18 @@ class SignalEnding:
             app.run()
         finally:
             self._dashboard = None
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """While starting processes: a signal is noted and ends the session once the block is done,
+        so no process is started without being recorded for the cleanup."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self.received:
+            raise _Signalled(self.received[0])
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:

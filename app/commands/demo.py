@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     with SignalEnding() as ending:
         try:
-            fleet.start()
+            with ending.deferred():
+                fleet.start()
             present(
                 args, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
                 shoot=lambda path: _screenshot(fleet, path),

@@ -81,10 +81,10 @@ def test_sigterm_stops_every_runner_the_demo_started(tmp_path: Path):
     )
     try:
         deadline = time.monotonic() + 120
-        while len(_processes_mentioning(str(demo_dir))) < 4 and time.monotonic() < deadline:
+        while len(_processes_mentioning(str(demo_dir))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         started = _processes_mentioning(str(demo_dir))
-        assert len(started) >= 4, started
+        assert len(started) >= 2, started  # signalled while it may still be starting runners
         demo.send_signal(signal.SIGTERM)
         _, err = demo.communicate(timeout=120)
     finally:

@@ -146,6 +146,17 @@ async def test_fleet_dashboard_on_the_running_demo_shows_hosts_and_their_gpus(sh
             for host in ("gpu-a", "gpu-b", "lab-1"):
                 assert any(line.startswith(host) for line in screen), screen
             assert not app.worker_failures
+        # The runners keep run.shared in the hub, under their host's name.
+        from state.hub.connection import HubAddress
+        from state.hub.schema import Hub
+        from state.hub.shared import HubSharedState
+
+        shared = HubSharedState(Hub(HubAddress.parse(demo.url)), "lab-1", "lab-protocol")
+        deadline = time.monotonic() + 60
+        while shared.values().get("wells_read", 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert shared.values().get("wells_read", 0) > 0, "lab-1's runner counts the wells it read in run.shared"
+        assert shared.values()["plate_id"] == "ELISA-0042"
     finally:
         demo.stop(grace=5.0)
     assert _left_running(demo.pids(), time.time()) == []

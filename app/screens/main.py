@@ -33,8 +33,6 @@ from widgets.process_table import ProcessTable
 from widgets.status_header import StatusHeader
 
 from app.messages import GpuSampled
-from app.screens.columns import ColumnPicker
-from app.screens.confirm import HelpScreen
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
@@ -338,6 +336,8 @@ class MainScreen(Screen[None]):
         return True
 
     def action_help(self) -> None:
+        from app.screens.confirm import HelpScreen
+
         self.app.push_screen(HelpScreen(KEY_HELP, self.read_only))
 
     def action_filter(self) -> None:
@@ -391,6 +391,8 @@ class MainScreen(Screen[None]):
             self.sort_by(event.column)
 
     def action_choose_columns(self) -> None:
+        from app.screens.columns import ColumnPicker
+
         table = self.table
 
         def chosen(keys: tuple[str, ...] | None) -> None:

@@ -292,7 +292,9 @@ class MainScreen(Screen[None]):
             self.show_gpus(self.expwatch.latest_gpus)
 
     def show_gpus(self, message: GpuSampled) -> None:
-        panel = self.query_one(GpuPanel)
+        panel = next(iter(self.query(GpuPanel)), None)
+        if panel is None:
+            return  # a sample that came while the app shuts down, after the screen's widgets went
         wanted = panel.wanted_width
         panel.show(message.snapshot, message.history, message.attributions, message.fleet)
         if panel.wanted_width != wanted:

@@ -15,22 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from runtime import actions
-from runtime.actions import NOTHING_STALE
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
 from state.record import BrokenRecord, ExperimentRecord
 from state.sources import MARK_STALE, RESUME, STOP, DirectorySource
 from state.store import StoreError
 
-from app.screens.confirm import ALTERNATIVE, CONFIRM, Alternative, ConfirmDialog
-
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
+    from app.screens.confirm import ConfirmDialog
     from runtime.actions import CleanupPlan, ResumePlan, StalePlan, StopPlan
 
-# runtime.actions (the resume launcher, the stale rules) loads on the first action, not with the
-# dashboard: 30-40 ms of its start-up in the import profile.
+# runtime.actions (the resume launcher, the stale rules) and the dialogs load on the first action,
+# not with the dashboard: 30-40 ms and 13 ms of its start-up in the import profile.
 
 RETRY_LABEL = "Also retry failed runs"
 
@@ -69,6 +66,8 @@ class ActionFlows:
         """Push ``dialog`` from a worker thread; ``then`` runs (on the UI thread) only on yes,
         ``alternative`` only on the dialog's second button."""
 
+        from app.screens.confirm import ALTERNATIVE, CONFIRM
+
         def confirmed(choice: str | None) -> None:
             if choice == CONFIRM:
                 then()
@@ -104,6 +103,9 @@ class ActionFlows:
     def _plan_resume(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
         """Plan the resume, and where it would leave failed runs as failed, the resume that
         retries them too: the dialog offers both (or only the retry when nothing else is left)."""
+        from app.screens.confirm import Alternative, ConfirmDialog
+        from runtime import actions
+
         template = self.options.resume_template
         try:
             with source.exclusive() as store:
@@ -153,6 +155,7 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan mark-stale")
     def _plan_mark_stale(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from app.screens.confirm import ConfirmDialog
         from runtime import actions
 
         try:
@@ -190,6 +193,7 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan a stop")
     def _plan_stop(self: ExpwatchApp, source: DirectorySource, record: ExperimentRecord) -> None:
+        from app.screens.confirm import ConfirmDialog
         from runtime import actions
 
         try:
@@ -234,6 +238,7 @@ class ActionFlows:
 
     @work(thread=True, group="action", exit_on_error=False, description="plan clean-up")
     def _plan_cleanup(self: ExpwatchApp, records: list[tuple[DirectorySource, tuple[ExperimentRecord, ...]]]) -> None:
+        from app.screens.confirm import ConfirmDialog
         from runtime import actions
 
         now = self.clock()
@@ -245,7 +250,7 @@ class ActionFlows:
             lines += [prefix + line for line in plan.describe()]
         total = sum(len(plan) for _, plan in plans)
         if not total:
-            self.call_from_thread(self.notify, f"nothing to clean up: {NOTHING_STALE}")
+            self.call_from_thread(self.notify, f"nothing to clean up: {actions.NOTHING_STALE}")
             return
         dialog = ConfirmDialog(
             f"Mark {total} stale experiment{'s' if total != 1 else ''} interrupted?", lines, confirm_label="Clean up"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -33,12 +33,10 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from runtime.liveness import LocalProbe
-from runtime.watcher import watch_directory
 from state.board import Board
 from state.record import ExperimentRecord
 from state.sources import Delta, DirectorySource, Source, open_sources
 from state.store import StateStore
-from state.telemetry import GpuSnapshot, HostGpus, attribute_gpu_processes
 from state.text import printable
 from state.verdict import StaleVerdict, judge_with
 
@@ -48,6 +46,9 @@ from app.remote_actions import RemoteActionFlows
 from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
 from app.screens.main import SORT_OF_COLUMN, MainScreen
+
+if TYPE_CHECKING:
+    from state.telemetry import GpuSnapshot, HostGpus
 
 log = logging.getLogger("expwatch")
 
@@ -59,6 +60,8 @@ VERDICT_SECONDS = 2.0
 #: ``running / VERDICTS_PER_TICK * VERDICT_SECONDS`` seconds (16 s for 16,000 running).
 VERDICTS_PER_TICK = 2_000
 RECORDS_SECONDS = 0.25
+#: The longest the first scan waits for its first rows to be drawn before it reads on.
+FIRST_FRAME_WAIT = 1.0
 #: How often sources that report their own health (a hub: unreachable since...) are asked.
 STATUS_SECONDS = 1.0
 
@@ -133,6 +136,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self._reconcile_again: set[str] = set()
         self._verdict_turn = 0
         self._gpu_sampler: Any = None
+        #: Set once the first rows are drawn (``_after_first_frame``); the first scan waits for it.
+        self._first_frame = threading.Event()
         self._records_for_threads: tuple[ExperimentRecord, ...] = ()
         self.worker_failures: list[str] = []
         #: The last GPU sample, for a main screen mounted after it came.
@@ -165,12 +170,28 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
+                if not isinstance(source, DirectorySource) and hasattr(source, "follow"):
+                    self._follow(source)
+
+    def _after_first_frame(self) -> None:
+        """The first rows (or the end of a scan) are drawn: start what the first frame does not need.
+
+        Timestamps from spawn on a pty (10,000 files) put the directory watch's set-up (listing
+        the directory to find study folders: 10-40 ms), NVML, psutil and the sampler's thread
+        before the first rows, and the first scan's second batch competing with the first rows'
+        drawing for the one GIL: the scan waits for this before reading on. The watches start
+        while the first scan still runs, as they did from ``on_mount``: its closing rescan reads
+        what changed before they began.
+        """
+        if self._first_frame.is_set():
+            return
+        if self.options.watch and self.options.poll is None:
+            for source in self.sources:
                 if isinstance(source, DirectorySource):
                     self._watch(source)
-                elif hasattr(source, "follow"):
-                    self._follow(source)
         if self.options.gpus and self.options.local_gpus:
             self._start_gpu_sampler()
+        self._first_frame.set()
 
     # -- preferences ---------------------------------------------------------------------------
     def _apply_preferences(self) -> None:
@@ -241,6 +262,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     def on_unmount(self) -> None:
         self._stop_watch.set()
         self._stop_thread.set()
+        self._first_frame.set()
         if self._gpu_sampler is not None:
             self._gpu_sampler.stop(timeout=1.0)
 
@@ -279,6 +301,9 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         try:
             for delta in source.initial_batches():
                 self._post(source, delta, first=first)
+                if first:
+                    # The next batch is read once the first rows are drawn: both want the GIL.
+                    self._first_frame.wait(FIRST_FRAME_WAIT)
                 first = False
         finally:
             # Done, or failed (the failure reaches the handler): either way it is not "scanning" any more.
@@ -294,10 +319,13 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
             self.raise_alerts(redraw.alerts)
         if message.first and not self.main.loaded:
             self.main.first_rows_ready()
+        if message.first:
+            self.call_after_refresh(self._after_first_frame)
 
     def on_source_scanned(self, message: SourceScanned) -> None:
         self._scanning.discard(message.source)
         self._schedule_reconcile(self.by_name[message.source])
+        self.call_after_refresh(self._after_first_frame)
         if self._scanning:
             return
         # Tens of thousands of long-lived records would make every full GC pass walk
@@ -361,6 +389,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     @work(exclusive=False, group="watch", exit_on_error=False, description="watch")
     async def _watch(self, source: DirectorySource) -> None:
         """watchfiles in an async worker; each batch is re-read in a thread."""
+        from runtime.watcher import watch_directory  # with inotify's ctypes, after the first frame
+
         lost = False
         renewed = False
         fresh: set[Path] = set()  # study folders that appeared while watching (their manifest may follow)
@@ -473,8 +503,11 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
     # -- GPUs ----------------------------------------------------------------------------------------------
     def _start_gpu_sampler(self) -> None:
+        if self._stop_thread.is_set():
+            return  # quit before the first frame: nothing to stop later
         from runtime.gpu import GpuSampler, make_gpu_source
         from runtime.procs import ProcessSampler
+        from state.telemetry import attribute_gpu_processes
 
         source = self._gpu_source or make_gpu_source(self.options.simulate_gpus)
         procs = ProcessSampler()

@@ -8,11 +8,14 @@ replaced another would lose rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from state.sources import Delta
-from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
+
+if TYPE_CHECKING:
+    from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 
 
 @dataclass

@@ -18,8 +18,6 @@ from textual import work
 from state.durations import duration
 from state.record import ExperimentRecord
 
-from app.screens.confirm import ConfirmDialog
-
 if TYPE_CHECKING:
     # The hub's modules (and redis) load only when a hub row is acted on: a dashboard without a
     # hub never pays for them at start-up.
@@ -104,6 +102,8 @@ class RemoteActionFlows:
     @work(thread=True, group="action", exit_on_error=False, description="plan on the host")
     def _remote_plan(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str) -> None:
         from state.hub.actions import PLAN
+
+        from app.screens.confirm import ConfirmDialog
 
         answer = self._ask(source, record, action, PLAN)
         if answer is None:

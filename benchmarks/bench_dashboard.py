@@ -1,17 +1,22 @@
 """Dashboard figures, measured on a real terminal (a pty), as a user would see them.
 
 - startup to first frame with 1k and 10k experiments (spawn -> a known row is on screen),
-  beside a bare Textual app (one Static) on the same pty harness, and the ratio
+  beside a bare Textual app (one Static) on the same pty harness, and the ratio; also the
+  process's on-CPU time (all threads) at that moment, which moves less with the machine's
+  load than the wall time; ``--against DIR`` times another checkout of expwatch too, interleaved
 - change-to-screen latency (replace a state file -> the new value is on screen)
 - idle CPU over 30 s with 10k experiments
 - CPU and bytes written to the terminal under 50 file updates per second
 
 Prints a table of medians. Run: .venv/bin/python benchmarks/bench_dashboard.py [--quick]
+[--first-frame-only] [--against DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
 import pty
 import select
@@ -72,8 +77,8 @@ def make_dir(n: int) -> Path:
 class Terminal:
     """expwatch running on a pty; reads everything it writes."""
 
-    def __init__(self, root: Path | str | list[Path | str] | None, *extra: str) -> None:
-        """expwatch on ``root`` (one source or a list of them); ``root=None`` runs the bare Textual app instead."""
+    def __init__(self, root: Path | str | list[Path | str] | None, *extra: str, checkout: Path = ROOT) -> None:
+        """expwatch (``checkout``'s) on ``root`` (one source or a list of them); ``root=None`` runs the bare Textual app instead."""
         self.master, slave = pty.openpty()
         os.set_blocking(self.master, False)
         import fcntl
@@ -82,13 +87,13 @@ class Terminal:
 
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")])))
         env.pop("TEXTUAL", None)
         sources = [] if root is None else [str(r) for r in (root if isinstance(root, list) else [root])]
         argv = [sys.executable, "-c", BARE_APP] if root is None else [*EXPWATCH, *sources, "--refresh", "1", *extra]
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT,
+            argv, cwd=checkout,
             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         )
         os.close(slave)
@@ -115,6 +120,14 @@ class Terminal:
             self.pump()
         raise TimeoutError(f"{needle!r} not on screen within {timeout}s")
 
+    def on_cpu_ms(self) -> float:
+        """CPU time the process (every thread) has had so far, from the scheduler's own count."""
+        total = 0
+        for path in glob.glob(f"/proc/{self.proc.pid}/task/*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(Path(path).read_text().split()[0])
+        return total / 1e6
+
     def drain(self, seconds: float) -> None:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -130,19 +143,32 @@ class Terminal:
         os.close(self.master)
 
 
-def first_frame(n: int, repeats: int, bare: list[float] | None = None) -> tuple[list[float], list[float]]:
+#: On-CPU milliseconds at the first frame, by program ("bare", "expwatch", "against").
+FIRST_FRAME_CPU: dict[str, list[float]] = {}
+
+
+def first_frame(
+    n: int, repeats: int, bare: list[float] | None = None, against: tuple[Path, list[float]] | None = None
+) -> tuple[list[float], list[float]]:
     """(spawn -> first experiment rows on screen, spawn -> every file scanned and counted);
-    with ``bare``, the bare app's first frame is appended to it before each repeat (interleaved,
-    so both see the same machine load)."""
+    with ``bare``, the bare app's first frame is appended to it before each repeat, and with
+    ``against`` (a checkout, its times) that checkout's first rows (interleaved, so all see the
+    same machine load)."""
     root = make_dir(n)
     first, full = [], []
     try:
         for _ in range(repeats):
             if bare is not None:
                 bare += bare_first_frame(1)
+            if against is not None:
+                term = Terminal(root, checkout=against[0])
+                against[1].append(term.wait_for(b"exp-0000") - term.started)
+                FIRST_FRAME_CPU.setdefault("against", []).append(term.on_cpu_ms())
+                term.close()
             term = Terminal(root)
             seen = term.wait_for(b"exp-0000")
             first.append(seen - term.started)
+            FIRST_FRAME_CPU.setdefault("expwatch", []).append(term.on_cpu_ms())
             done = term.wait_for(f"{n} exp".encode())
             full.append(done - term.started)
             term.close()
@@ -157,6 +183,7 @@ def bare_first_frame(repeats: int) -> list[float]:
     for _ in range(repeats):
         term = Terminal(None)
         times.append(term.wait_for(b"exp-000000") - term.started)
+        FIRST_FRAME_CPU.setdefault("bare", []).append(term.on_cpu_ms())
         term.close()
     return times
 
@@ -225,20 +252,33 @@ def latency_and_load(n: int, samples: int, rate: float, idle_seconds: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter idle window")
+    parser.add_argument("--first-frame-only", action="store_true", help="only the first frame at 10k, beside the bare app")
+    parser.add_argument("--against", type=Path, metavar="DIR", help="another expwatch checkout, timed interleaved")
     args = parser.parse_args()
     repeats = 2 if args.quick else 5
     idle = 10.0 if args.quick else 30.0
     rows = []
     bare_first_frame(1)  # bytecode compiled, page cache warm
+    FIRST_FRAME_CPU.clear()
     bare: list[float] = []
-    for n in (1000, 10000):
-        first, full = first_frame(n, repeats, bare if n == 10000 else None)
+    against: tuple[Path, list[float]] | None = (args.against.resolve(), []) if args.against else None
+    for n in (10000,) if args.first_frame_only else (1000, 10000):
+        FIRST_FRAME_CPU.pop("expwatch", None)
+        first, full = first_frame(n, repeats, bare if n == 10000 else None, against if n == 10000 else None)
         rows.append((f"first frame with rows, {n} experiments", f"{statistics.median(first) * 1000:.0f} ms", "<= 1000 ms" if n == 10000 else ""))
         if n == 10000:
             ratio = statistics.median(first) / statistics.median(bare)
+            cpu = {k: statistics.median(v) for k, v in FIRST_FRAME_CPU.items()}
             rows.append(("  bare Textual app (one Static), same pty harness", f"{statistics.median(bare) * 1000:.0f} ms", ""))
             rows.append(("  ratio", f"{ratio:.2f}x", f"<= {FIRST_FRAME_RATIO_GOAL}x ({'met' if ratio <= FIRST_FRAME_RATIO_GOAL else 'missed'})"))
+            rows.append(("  on-CPU at the first frame: expwatch / bare app", f"{cpu['expwatch']:.0f} / {cpu['bare']:.0f} ms", f"{cpu['expwatch'] / cpu['bare']:.2f}x"))
+            if against is not None:
+                rows.append((f"  {against[0].name}: first rows, wall / on-CPU", f"{statistics.median(against[1]) * 1000:.0f} / {cpu['against']:.0f} ms",
+                             f"{statistics.median(against[1]) / statistics.median(bare):.2f}x / {cpu['against'] / cpu['bare']:.2f}x"))
         rows.append((f"all {n} scanned and shown", f"{statistics.median(full) * 1000:.0f} ms", ""))
+    if args.first_frame_only:
+        _print(rows)
+        return
     load = latency_and_load(10000, 20 if args.quick else 50, 50.0, idle)
     rows += [
         ("change-to-screen latency p50", f"{load['latency_p50_ms']:.0f} ms", "<= 25 ms"),
@@ -248,6 +288,10 @@ def main() -> None:
         (f"CPU under {load['load_updates_per_s']:.0f} updates/s", f"{load['load_cpu_pct']:.1f} %", "<= 25 %"),
         ("bytes to the terminal under load", f"{load['load_kb_per_s']:.1f} KB/s", "<= 50 KB/s"),
     ]
+    _print(rows)
+
+
+def _print(rows: list[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>12}  goal")
     print("-" * (width + 28))

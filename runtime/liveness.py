@@ -3,6 +3,8 @@
 Start times come from ``/proc/<pid>/stat`` (field 22, clock ticks since boot,
 exact) where there is a /proc, and from psutil's ``create_time`` otherwise.
 The verdict itself is ``state.verdict``; this module only gathers evidence.
+psutil loads on the first probe, not with the dashboard (it is not needed
+before the first frame).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import functools
 import os
 import socket
 from pathlib import Path
-
-import psutil
 
 from state.native import OwnerIdentity
 from state.verdict import HostFacts, ProcessEvidence, ToolProcess
@@ -25,6 +25,8 @@ def boot_id() -> str | None:
     try:
         return (_PROC / "sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
+        import psutil
+
         try:
             return f"boot@{psutil.boot_time():.0f}"
         except Exception:
@@ -50,6 +52,8 @@ def _stat_fields(pid: int) -> tuple[str, int] | None:
 
 def probe(pid: int) -> ProcessEvidence:
     """Evidence about ``pid`` on this host. Never raises for a missing process."""
+    import psutil
+
     if pid <= 0:
         return ProcessEvidence(pid=pid, exists=False)
     if _PROC.joinpath("self/stat").exists():
@@ -111,6 +115,8 @@ def _is_llenergymeasure(argv: list[str]) -> bool:
 
 def llenergymeasure_processes() -> tuple[ToolProcess, ...]:
     """This user's llenergymeasure processes on this host (a study records no PID to probe)."""
+    import psutil
+
     uid = os.getuid()
     me = os.getpid()
     found = []

@@ -32,6 +32,9 @@ COLUMNS = (
     Column("age", "upd", 6, justify="right", title="last update"),
     Column("owner", "owner", 7, priority=1),
 )
+#: Status words longer than the status column leaves them (its width less the symbol and a space),
+#: as the table shows them; the inspector's title shows the whole word beside the shared status.
+SHORT_WORDS = {"circuit_breaker": "circuit_brk"}
 #: Rows measured for the flex columns' content width (the first of the order: what is on screen).
 MEASURED_ROWS = 5_000
 #: The most a flex column asks for, however long its longest text.
@@ -142,7 +145,8 @@ class ExperimentTable(VirtualTable[BoardRow]):
 
 
 def _own_word(entry: ExperimentRecord) -> str | None:
-    """A study's own status word where it differs from the shared one (``circuit_breaker`` is drawn failed)."""
+    """A study's own status word where it differs from the shared one (``circuit_breaker`` is drawn
+    failed), shortened where the column would cut it."""
     if entry.format is StateFormat.LEM_STUDY and entry.raw_status and entry.raw_status != entry.status:
-        return entry.raw_status
+        return SHORT_WORDS.get(entry.raw_status, entry.raw_status)
     return None

@@ -8,13 +8,16 @@ says for how long).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 from state.durations import duration
 from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
+
+if TYPE_CHECKING:
+    from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
 
 
 #: A GPU line without its name and sparkline; what the panel takes around its lines (border,

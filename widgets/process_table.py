@@ -15,9 +15,9 @@ from rich.text import Text
 
 from state.process_state import process_elapsed, shown_process_status
 from state.record import ExperimentRecord, ProcessRow
+from state.text import printable
 from state.verdict import StaleVerdict
 from widgets import formatting as fmt
-from widgets.run_table import printable
 from widgets.virtual_table import Column, VirtualTable
 
 COLUMNS = (

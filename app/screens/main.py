@@ -33,8 +33,6 @@ from widgets.process_table import ProcessTable
 from widgets.status_header import StatusHeader
 
 from app.messages import GpuSampled
-from app.screens.columns import ColumnPicker
-from app.screens.confirm import HelpScreen
 
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
@@ -71,6 +69,11 @@ PROCESS_SHARE = 0.3
 #: panel at least its minimum; the device panel takes the rest.
 GPU_PANEL_MIN = 46
 DEVICE_PANEL_MIN = 34
+#: The table's least height (``#experiments`` in expwatch.tcss).
+TABLE_MIN = 5
+#: The GPU and device panels' height cap (``#panels`` in expwatch.tcss; 6 on short screens).
+PANELS_MAX = 10
+PANELS_MAX_SHORT = 6
 
 
 class MainScreen(Screen[None]):
@@ -151,15 +154,34 @@ class MainScreen(Screen[None]):
 
     def _fit_panels(self) -> None:
         """Share space by content: the process panel gets the rows its processes need (up to a
-        share of the screen), the GPU panel the width its lines need, the device panel the rest."""
+        share of the screen), the GPU panel the width its lines need, the device panel the rest.
+        When the experiments' rows leave height over even with the panels at their cap, the table
+        takes just its rows and the GPU and device panels grow into the rest (every GPU and
+        device line shows), instead of blank rows under the table."""
         processes = self.query_one(ProcessTable)
         cap = max(4, int(self.size.height * PROCESS_SHARE))
         processes.styles.height = min(cap, max(3, processes.row_count + 2))
+        table = self.table
+        table_rows = max(TABLE_MIN, table.virtual_size.height + table.scrollbar_size_horizontal)
+        panels_shown = self.query_one("#panels").display
+        roomy = panels_shown and table_rows + processes.styles.height.value + self._panels_cap < self._main_height
+        self.set_class(roomy, "-roomy")
+        table.styles.height = table_rows if roomy else None
         gpus = self.query_one(GpuPanel)
         if self.query_one(DevicePanel).display:
             gpus.styles.width = max(GPU_PANEL_MIN, min(gpus.wanted_width, self.size.width - DEVICE_PANEL_MIN))
         else:
             gpus.styles.width = "1fr"
+
+    @property
+    def _panels_cap(self) -> int:
+        return PANELS_MAX_SHORT if self.has_class("-short") else PANELS_MAX
+
+    @property
+    def _main_height(self) -> int:
+        """The height under the header and the filter, above the footer (the table's and the panels')."""
+        above = sum(w.outer_size.height for w in (self.query_one(StatusHeader), self.query_one("#filter")) if w.display)
+        return self.size.height - above - self.query_one(Footer).outer_size.height
 
     @property
     def table(self) -> ExperimentTable:
@@ -280,7 +302,9 @@ class MainScreen(Screen[None]):
             self.show_gpus(self.expwatch.latest_gpus)
 
     def show_gpus(self, message: GpuSampled) -> None:
-        panel = self.query_one(GpuPanel)
+        panel = next(iter(self.query(GpuPanel)), None)
+        if panel is None:
+            return  # a sample that came while the app shuts down, after the screen's widgets went
         wanted = panel.wanted_width
         panel.show(message.snapshot, message.history, message.attributions, message.fleet)
         if panel.wanted_width != wanted:
@@ -324,6 +348,8 @@ class MainScreen(Screen[None]):
         return True
 
     def action_help(self) -> None:
+        from app.screens.confirm import HelpScreen
+
         self.app.push_screen(HelpScreen(KEY_HELP, self.read_only))
 
     def action_filter(self) -> None:
@@ -377,6 +403,8 @@ class MainScreen(Screen[None]):
             self.sort_by(event.column)
 
     def action_choose_columns(self) -> None:
+        from app.screens.columns import ColumnPicker
+
         table = self.table
 
         def chosen(keys: tuple[str, ...] | None) -> None:

@@ -77,6 +77,27 @@ async def test_wide_screens_share_space_by_content(state_dir: Path):
         assert processes.outer_size.height == processes.row_count + 2, "the rows it needs, no more"
 
 
+async def test_few_experiments_leave_no_blank_rows_under_the_table(state_dir: Path):
+    """160x48 with six rows: the table takes its rows, the GPU and device panels the height left
+    (down to the footer); with more rows than fit, the table takes the height and the panels their cap."""
+    app = make_app(state_dir, watch=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete, what="scan")
+        await pilot.pause()
+        screen = app.screen_stack[0]
+        t, panels = table(app), screen.query_one("#panels")
+        footer_top = screen.query_one("Footer").region.y
+        assert t.outer_size.height == t.row_count + 1, "the header and its rows, no blank rows"
+        assert panels.region.bottom == footer_top and panels.outer_size.height > 10, "the panels take the rest"
+        for i in range(60):
+            write_raw(state_dir, native_doc(f"more-{i:02d}", "completed", pid=DEAD_PID, done=4))
+        app.reconcile_now(app.sources[0])
+        await wait_for(pilot, lambda: t.row_count > 60, what="more rows")
+        await pilot.pause()
+        assert panels.outer_size.height <= 10 and t.outer_size.height > 20, "rows that do not fit: the table takes the height"
+        assert panels.region.bottom == footer_top
+
+
 async def test_click_a_header_to_sort_and_again_to_reverse(state_dir: Path):
     app = make_app(state_dir, watch=False)
     async with app.run_test(size=(120, 30)) as pilot:

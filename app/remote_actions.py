@@ -75,6 +75,8 @@ class RemoteActionFlows:
 
     def _no_agent(self: ExpwatchApp, source: HubSource, record: ExperimentRecord, action: str, host: str, silent_s: float | None) -> None:
         """Refused before anything is sent: a dialog with the command that starts the host's agent (it stays to be copied)."""
+        from app.screens.confirm import ConfirmDialog
+
         silent = f"silent for {duration(silent_s)}" if silent_s is not None else "never seen"
         command = agent_command(source, host, source.actions.agent_sources(host))
         dialog = ConfirmDialog(

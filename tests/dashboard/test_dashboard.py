@@ -148,7 +148,7 @@ async def test_watcher_follows_changes_end_to_end(state_dir: Path):
 async def test_a_file_written_while_the_watch_is_renewed_is_shown_at_once(state_dir: Path, monkeypatch):
     """A new study folder renews the watch; what is written before the new watch begins sends it
     no event, so the renewed watch reads the directory once instead of leaving it to the reconcile."""
-    import app.app as app_module
+    import runtime.watcher
     from runtime.watcher import watch_directory
 
     store = StateStore(state_dir, durable=False)
@@ -163,7 +163,7 @@ async def test_a_file_written_while_the_watch_is_renewed_is_shown_at_once(state_
         async for batch in watch_directory(root, stop, fresh):
             yield batch
 
-    monkeypatch.setattr(app_module, "watch_directory", watch_and_write_in_the_gap)
+    monkeypatch.setattr(runtime.watcher, "watch_directory", watch_and_write_in_the_gap)
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete and len(starts) == 1, what="the first watch")

@@ -98,7 +98,7 @@ def print_config() -> int:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_sources
-    from app.preferences import PreferencesError, config_path, load_preferences
+    from app.preferences import Preferences, PreferencesError, config_path, load_preferences
     from runtime.exit_codes import EXIT_NOT_FOUND
     from state.sources import SourceError, open_sources
 

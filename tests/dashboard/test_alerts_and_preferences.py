@@ -119,6 +119,22 @@ async def test_an_unreadable_config_is_reported_and_never_written(state_dir: Pat
     assert path.read_text() == '{"sort": "sideways"}'
 
 
+def test_the_dashboard_opens_on_defaults_when_the_config_is_unreadable(state_dir: Path, tmp_path: Path, monkeypatch, capsys):
+    """Reported, used as the defaults, never saved over: the dashboard still opens."""
+    import app.commands.dashboard as dashboard
+
+    path = tmp_path / "config.json"
+    path.write_text('{"sort": "sideways"}')
+    monkeypatch.setenv("EXPWATCH_CONFIG", str(path))
+    opened = []
+    monkeypatch.setattr(dashboard, "run_dashboard", lambda options: opened.append(options) or 0)
+    assert main([str(state_dir), "--sort", "id"]) == 0
+    assert "ignoring the config file" in capsys.readouterr().err
+    (options,) = opened
+    assert options.preferences == Preferences(sort="id") and options.preferences_path is None
+    assert path.read_text() == '{"sort": "sideways"}'
+
+
 def test_print_config_shows_path_and_values(tmp_path: Path, monkeypatch, capsys):
     path = tmp_path / "cfg" / "config.json"
     monkeypatch.setenv("EXPWATCH_CONFIG", str(path))

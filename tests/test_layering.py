@@ -85,3 +85,16 @@ def test_board_and_sources_import_no_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_no_undefined_names():
+    """Imports moved into the functions that use them (start-up speed) must leave no name undefined:
+    a static check finds what a test path that never reaches the line would miss."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pyflakes", "app", "state", "runtime", "widgets", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    undefined = [line for line in result.stdout.splitlines() if "undefined name" in line]
+    assert undefined == [], "\n".join(undefined)

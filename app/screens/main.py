@@ -316,6 +316,15 @@ class MainScreen(Screen[None]):
         key = self.table.cursor_key
         return key if isinstance(key, str) else None
 
+    def _acted_on(self) -> str | None:
+        """The selected key, which the cursor now keeps through re-sorts: acting on a row (even the
+        top one the cursor started on) places the cursor, so a row that moves after the action
+        (marked stale, resumed) is still the selected one, never whichever row took its place."""
+        key = self.selected_key
+        if key is not None:
+            self.table.cursor_placed = True
+        return key
+
     @property
     def selected_row(self) -> BoardRow | None:
         key = self.selected_key
@@ -428,20 +437,20 @@ class MainScreen(Screen[None]):
         self._fit_panels()
 
     def action_inspect(self) -> None:
-        if self.selected_key is not None:
-            self.expwatch.inspect(self.selected_key)
+        if (key := self._acted_on()) is not None:
+            self.expwatch.inspect(key)
 
     def action_resume(self) -> None:
-        if self.selected_key is not None:
-            self.expwatch.request_resume(self.selected_key)
+        if (key := self._acted_on()) is not None:
+            self.expwatch.request_resume(key)
 
     def action_mark_stale(self) -> None:
-        if self.selected_key is not None:
-            self.expwatch.request_mark_stale(self.selected_key)
+        if (key := self._acted_on()) is not None:
+            self.expwatch.request_mark_stale(key)
 
     def action_stop(self) -> None:
-        if self.selected_key is not None:
-            self.expwatch.request_stop(self.selected_key)
+        if (key := self._acted_on()) is not None:
+            self.expwatch.request_stop(key)
 
     def action_cleanup(self) -> None:
         self.expwatch.request_cleanup()

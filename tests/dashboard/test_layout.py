@@ -133,6 +133,29 @@ async def test_the_cursor_starts_on_the_top_row_and_stays_where_the_user_puts_it
         assert t.cursor_key == key, "a new order keeps the row the user chose"
 
 
+async def test_acting_on_the_top_row_keeps_the_cursor_on_it_through_a_new_order(state_dir: Path):
+    """The row a key acted on stays selected when it moves (marked stale, resumed): a second key
+    press acts on it again, never on whichever row took the top place."""
+    from app.screens.confirm import ConfirmDialog
+
+    for n in range(30):
+        write_raw(state_dir, native_doc(f"z-{n:02d}", "completed", pid=DEAD_PID, done=4))
+    app = make_app(state_dir, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete, what="scan")
+        t = table(app)
+        key = t.cursor_key
+        assert t.cursor_index == 0 and not t.cursor_placed
+        await pilot.press("S")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the mark-stale dialog")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), what="the dialog closed")
+        await pilot.press("s")
+        await pilot.pause()
+        assert t.keys[0] != key, "the new order moved the row"
+        assert t.cursor_key == key
+
+
 async def test_the_footer_fits_80_columns_and_keeps_the_keys_that_matter(state_dir: Path):
     app = make_app(state_dir, watch=False)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, dump_json, iso, open_sources, table
-from state.lem import lem_incomplete_reason
 from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
-from state.transitions import ExperimentStatus
+from state.transitions import ExperimentStatus, lem_incomplete_reason
 from state.verdict import StaleVerdict, is_stale
 
 NAME = "list"

@@ -84,3 +84,16 @@ def aware(value: datetime | None) -> datetime | None:
     if zone is None or value.fold:
         return shared_tz(value.astimezone())
     return value.replace(tzinfo=zone)
+
+
+def naive_local(value: datetime) -> datetime:
+    """``value.astimezone().replace(tzinfo=None)``: an aware time as a naive local one.
+
+    A value ``aware()`` made from a wall-clock hour it looked up comes back to
+    that wall time without asking the C library again.
+    """
+    zone = value.tzinfo
+    if (zone is not None and not value.fold and time.tzname is _zone_names
+            and _HOUR_ZONES.get((value.year, value.month, value.day, value.hour)) is zone):
+        return value.replace(tzinfo=None)
+    return value.astimezone().replace(tzinfo=None)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from state import detect, scan_read
 from state.decoding import decode_json
-from state.local_time import aware, shared_tz
+from state.local_time import aware, naive_local, shared_tz
 from state.record import FileVersion
 from tests.hardening.fuzz_strategies import hostile_bytes, json_values, near_valid_documents
 
@@ -167,7 +167,7 @@ def test_the_hostile_corpus_reads_alike(tmp_path: Path) -> None:
 # -- the pieces the light path stands on --------------------------------------------------------------
 @pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])
 def test_aware_is_astimezone_in_every_zone(zone: str) -> None:
-    """Across daylight-saving gaps and folds, the hour cache gives what ``astimezone()`` gives."""
+    """Across daylight-saving gaps and folds, the hour cache gives what ``astimezone()`` gives, both ways."""
     saved = os.environ.get("TZ")
     os.environ["TZ"] = zone
     time.tzset()
@@ -177,6 +177,8 @@ def test_aware_is_astimezone_in_every_zone(zone: str) -> None:
             for value in (start + timedelta(minutes=step), (start + timedelta(minutes=step)).replace(fold=1)):
                 got, want = aware(value), shared_tz(value.astimezone())
                 assert (got, got.isoformat(), got.tzname(), got.fold) == (want, want.isoformat(), want.tzname(), want.fold)
+                back, want_back = naive_local(got), got.astimezone().replace(tzinfo=None)
+                assert (back, back.fold) == (want_back, want_back.fold)
     finally:
         if saved is None:
             os.environ.pop("TZ", None)

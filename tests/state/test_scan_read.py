@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,23 +164,27 @@ def test_the_hostile_corpus_reads_alike(tmp_path: Path) -> None:
 
 
 # -- the pieces the light path stands on --------------------------------------------------------------
-@pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])
-def test_aware_is_astimezone_in_every_zone(zone: str) -> None:
-    """Across daylight-saving gaps and folds, the hour cache gives what ``astimezone()`` gives, both ways."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = zone
-    time.tzset()
-    try:
-        start = datetime(1970, 1, 1)
-        for step in range(0, 60 * 24 * 366 * 3, 7):  # three years of 7-minute steps, every hour seen
-            for value in (start + timedelta(minutes=step), (start + timedelta(minutes=step)).replace(fold=1)):
-                got, want = aware(value), shared_tz(value.astimezone())
-                assert (got, got.isoformat(), got.tzname(), got.fold) == (want, want.isoformat(), want.tzname(), want.fold)
-                back, want_back = naive_local(got), got.astimezone().replace(tzinfo=None)
-                assert (back, back.fold) == (want_back, want_back.fold)
-    finally:
-        if saved is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = saved
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch):
+    """Sets the process's time zone (``TZ`` and ``time.tzset()``); the old one is back afterwards."""
+
+    def use(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
         time.tzset()
+
+    yield use
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])
+def test_aware_is_astimezone_in_every_zone(zone: str, local_zone: Any) -> None:
+    """Across daylight-saving gaps and folds, the hour cache gives what ``astimezone()`` gives, both ways."""
+    local_zone(zone)
+    start = datetime(1970, 1, 1)
+    for step in range(0, 60 * 24 * 366 * 3, 7):  # three years of 7-minute steps, every hour seen
+        for value in (start + timedelta(minutes=step), (start + timedelta(minutes=step)).replace(fold=1)):
+            got, want = aware(value), shared_tz(value.astimezone())
+            assert (got, got.isoformat(), got.tzname(), got.fold) == (want, want.isoformat(), want.tzname(), want.fold)
+            back, want_back = naive_local(got), got.astimezone().replace(tzinfo=None)
+            assert (back, back.fold) == (want_back, want_back.fold)

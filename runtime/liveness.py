@@ -13,9 +13,12 @@ import functools
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from state.native import OwnerIdentity
 from state.verdict import HostFacts, ProcessEvidence, ToolProcess
+
+if TYPE_CHECKING:  # a pydantic model: loaded by the runner that records an owner, not by a reader
+    from state.native import OwnerIdentity
 
 _PROC = Path("/proc")
 
@@ -87,6 +90,8 @@ def probe(pid: int) -> ProcessEvidence:
 
 def identity_of(pid: int | None = None, *, role: str = "coordinator", process_index: int | None = None) -> OwnerIdentity:
     """The owner identity to record for ``pid`` (default: this process)."""
+    from state.native import OwnerIdentity
+
     pid = os.getpid() if pid is None else pid
     evidence = probe(pid)
     facts = host_facts()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from runtime import inotify
-from state.lem_study import MANIFEST_NAME
+from state.paths import MANIFEST_NAME
 from state.paths import SIDECAR_DIR, is_candidate_study_dir
 
 #: A burst of writes is one batch: events are gathered until none came for QUIET_MS, for at

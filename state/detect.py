@@ -1,77 +1,40 @@
-"""Tell state formats apart by content and turn a file into a record.
+"""A state file fully validated: its pydantic model, and the summary row built from it.
 
 Every failure becomes a ``BrokenStateFile`` with a specific, human reason;
-nothing here raises anything else for bad input.
+nothing here raises anything else for bad input. Decoding and format detection
+live in ``state.decoding`` (re-exported here); the directory scan reads most
+llenergymeasure files through ``state.scan_read`` without building a model, and
+comes here for everything else. Show, the inspector and the actions always do.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from state.lem import LemExperimentState, LemV2ExperimentState
-from state.lem_study import (
-    STUDY_SCHEMA_VERSIONS,
-    StudyManifest,
-    contradiction,
-    looks_like_study_manifest,
-    looks_like_study_sidecar,
-    study_status,
-    unsafe_log_file,
+from state.decoding import (  # noqa: F401 - re-exported: the names callers know from here
+    MAX_JSON_DEPTH,
+    MAX_STATE_FILE_BYTES,
+    BrokenStateFile,
+    NotAnExperiment,
+    _nested_deeper_than,
+    decode_json,
+    detect_format,
 )
+from state.lem_study import StudyManifest, contradiction, study_status, unsafe_log_file
+from state.local_time import DateOutOfRange, aware, shared_tz
 from state.native import ExperimentDoc, RunStatus, UnknownSchemaError, migrate
 from state.paths import unsafe_id_reason
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
 from state.transitions import ExperimentStatus, ProcessStatus, phase_to_status
 
-MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
-"""Larger files are broken rows, refused from ``stat`` alone (100,000 runs take about 30 MiB)."""
-MAX_JSON_DEPTH = 64
 
 StateModel = LemExperimentState | LemV2ExperimentState | ExperimentDoc | StudyManifest
-
-
-class BrokenStateFile(ValueError):
-    """A state file that is not a readable experiment; ``reason`` says why."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class NotAnExperiment(Exception):
-    """A file that lives in the directory but is not an experiment: skip it quietly."""
-
-
-_FOLD_BRACKETS = bytes.maketrans(b"[]", b"{}")
-_NOT_BRACKET_OR_QUOTE = bytes(i for i in range(256) if i not in b'{}[]"')
-
-
-def _nested_deeper_than(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether valid JSON ``data`` nests containers deeper than ``limit``, from its bytes alone.
-
-    Escapes go first (``\\\\`` then ``\\"``), then everything but brackets and
-    quotes; an adjacent quote pair is an empty string or the seam of two
-    strings, so dropping it keeps what is inside strings inside; brackets
-    left inside strings go with them. Each pass then removes the innermost
-    pairs: the number of passes is the depth. C-speed byte operations: a
-    30 MB file takes under 0.1 s where walking the decoded value took 1.5 s.
-    """
-    s = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKET_OR_QUOTE)
-    s = s.replace(b'""', b"")
-    if b'"' in s:
-        s = b"".join(s.split(b'"')[::2])
-    s = s.translate(_FOLD_BRACKETS)
-    for _ in range(limit):
-        if not s:
-            return False
-        s = s.replace(b"{}", b"")
-    return bool(s)
 
 
 def _validation_reason(err: ValidationError) -> str:
@@ -92,100 +55,6 @@ def _validation_reason(err: ValidationError) -> str:
     if len(shown) > 40:
         shown = shown[:37] + "..."
     return f"wrong type at {loc}: {first['msg']} (got {shown}){more}"
-
-
-class _NonStandardJSON(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A file naming a key twice is ambiguous (which value counts?): refuse it."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _NonStandardJSON(f"duplicate key {key!r}")
-            seen.add(key)
-    return obj
-
-
-def _refuse_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON; pydantic would write them back as null."""
-    raise _NonStandardJSON(f"non-standard JSON value {name}")
-
-
-_JSON_TYPE_NAMES = {
-    list: "an array",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "a boolean",
-    type(None): "null",
-}
-
-
-def decode_json(data: bytes) -> Any:
-    """bytes -> JSON value, or ``BrokenStateFile`` with the precise reason."""
-    if len(data) > MAX_STATE_FILE_BYTES:
-        raise BrokenStateFile(f"file larger than {MAX_STATE_FILE_BYTES // (1024 * 1024)} MiB")
-    if not data.strip():
-        raise BrokenStateFile("empty file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BrokenStateFile(
-            f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    try:
-        value = json.loads(
-            text, object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant
-        )
-    except _NonStandardJSON as exc:
-        raise BrokenStateFile(str(exc)) from None
-    except RecursionError:
-        raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except json.JSONDecodeError as exc:
-        # Text that ends early (a torn write) fails at its end, or inside a string running to the end.
-        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
-            raise BrokenStateFile(
-                f"truncated JSON (ends at line {exc.lineno}, column {exc.colno})"
-            ) from None
-        raise BrokenStateFile(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    # Nesting needs one bracket per level: only a file with many brackets needs the check.
-    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and _nested_deeper_than(data):
-        raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def detect_format(value: Any) -> StateFormat:
-    """Which format a decoded JSON value is in, judged by its content alone."""
-    if not isinstance(value, dict):
-        kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
-        raise BrokenStateFile(f"top level is {kind}, not an object")
-    if "schema" in value:
-        schema = value["schema"]
-        if isinstance(schema, str) and schema.startswith("expwatch.experiment/"):
-            return StateFormat.EXPWATCH
-        if isinstance(schema, str) and schema.startswith("expwatch."):
-            raise NotAnExperiment(schema)
-        raise BrokenStateFile(f"unknown schema {schema!r}")
-    if looks_like_study_manifest(value):
-        version = value.get("schema_version")
-        if version not in STUDY_SCHEMA_VERSIONS:
-            raise BrokenStateFile(f"llenergymeasure study manifest with unknown schema_version {version!r}")
-        return StateFormat.LEM_STUDY
-    if "experiment_id" not in value:
-        if looks_like_study_sidecar(value):
-            raise NotAnExperiment("llenergymeasure study sidecar")
-        if "experiments" in value or "campaign_id" in value:
-            raise NotAnExperiment("campaign manifest")
-        raise BrokenStateFile("not an experiment state file (no experiment_id)")
-    if "phase" in value:
-        return StateFormat.LEM_V2
-    return StateFormat.LEM_V1
 
 
 def _validate(fmt: StateFormat, value: Any) -> StateModel:
@@ -250,7 +119,13 @@ def _count_runs(runs: list[Any], attempt: Any) -> tuple[int, int, int]:
 
 
 def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord:
-    """The directory scan's reader: bytes -> summary row, or ``BrokenStateFile``.
+    """Bytes -> summary row through full validation, or ``BrokenStateFile`` (see ``validated_record``)."""
+    value = decode_json(data)
+    return validated_record(key, path, version, detect_format(value), value)
+
+
+def validated_record(key: str, path: Path, version: FileVersion, fmt: StateFormat, value: Any) -> ExperimentRecord:
+    """A decoded file of format ``fmt`` -> summary row, or ``BrokenStateFile``.
 
     Same as ``summarize(parse_state(...))`` except for expwatch files with more
     than ``COUNT_RUNS_ABOVE`` runs: there every other field is validated but
@@ -258,8 +133,6 @@ def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> Expe
     over a second and the row shows only their counts). Loading the file
     (inspector, actions) still validates every run.
     """
-    value = decode_json(data)
-    fmt = detect_format(value)
     runs = value.get("runs") if fmt is StateFormat.EXPWATCH else None
     if isinstance(runs, list) and len(runs) > COUNT_RUNS_ABOVE:
         done, failed, by_attempt = _count_runs(runs, value.get("attempt", 1))
@@ -268,38 +141,12 @@ def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> Expe
     return summarize(key, path, version, fmt, _validate(fmt, value))
 
 
-_TZ_CACHE: dict[tuple[timedelta | None, str | None], tzinfo] = {}
-
-
-def _shared_tz(value: datetime) -> datetime:
-    """``value`` with an equal tzinfo object shared by every value of that offset.
-
-    ``astimezone()`` and the JSON parser make a new tzinfo (and name string)
-    for each value: with four times a file and 100,000 files that was 100 MB.
-    """
-    tz = value.tzinfo
-    assert tz is not None
-    ident = (tz.utcoffset(value), tz.tzname(value))
-    shared = _TZ_CACHE.get(ident)
-    if shared is None:
-        if len(_TZ_CACHE) > 256:  # offsets are few; never let odd input grow this without bound
-            _TZ_CACHE.clear()
-        offset, name = ident
-        if offset is None:
-            shared = tz
-        else:
-            shared = timezone(offset, name) if name is not None else timezone(offset)
-        _TZ_CACHE[ident] = shared
-    return value if shared is tz else value.replace(tzinfo=shared)
-
-
 def _aware(value: datetime | None) -> datetime | None:
-    """Local-aware time; years 1 and 9999 are refused, as any time-zone shift would leave the range."""
-    if value is None:
-        return value
-    if not 1 < value.year < 9999:
-        raise BrokenStateFile(f"date out of range ({value.isoformat()})")
-    return _shared_tz(value if value.tzinfo is not None else value.astimezone())
+    """Local-aware time (``state.local_time.aware``); years 1 and 9999 make the file broken."""
+    try:
+        return aware(value)
+    except DateOutOfRange as exc:
+        raise BrokenStateFile(str(exc)) from None
 
 
 def summarize(
@@ -494,7 +341,7 @@ def _summarize_study(key: str, path: Path, version: FileVersion, model: StudyMan
         runs_total=model.total_experiments,
         started_at=_aware(model.started_at),
         finished_at=_aware(model.completed_at),
-        last_updated=_shared_tz(datetime.fromtimestamp(version.mtime_ns / 1e9).astimezone()),
+        last_updated=shared_tz(datetime.fromtimestamp(version.mtime_ns / 1e9).astimezone()),
         error_message=failures[-1] if failures else None,
         config_hash=model.study_design_hash or None,
         energy_joules=sum(energies) if energies else None,

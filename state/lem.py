@@ -13,29 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from state.transitions import ExperimentPhase, ExperimentStatus, ProcessStatus
+from state.transitions import (  # noqa: F401 - the llenergymeasure status facts, re-exported
+    LEM_INCOMPLETE_REASONS,
+    LEM_PROCESS_STATUSES,
+    ExperimentPhase,
+    ExperimentStatus,
+    ProcessStatus,
+    lem_incomplete_reason,
+)
 
 STALE_MESSAGE = "Subprocess no longer running (stale state detected)"
-#: The process statuses llenergymeasure's own loader accepts (expwatch's runner adds ``interrupted``).
-LEM_PROCESS_STATUSES = tuple(s for s in ProcessStatus if s is not ProcessStatus.INTERRUPTED)
-
-
-#: llenergymeasure's ``find_incomplete()``: every experiment not aggregated, each status its own reason.
-LEM_INCOMPLETE_REASONS = {
-    ExperimentStatus.INITIALISED: "initialised, never started",
-    ExperimentStatus.RUNNING: "running, not finished",
-    ExperimentStatus.COMPLETED: "completed, results not aggregated",
-    ExperimentStatus.FAILED: "failed",
-    ExperimentStatus.INTERRUPTED: "interrupted",
-}
-
-
-def lem_incomplete_reason(status: str) -> str | None:
-    """Why llenergymeasure would list a 6-state experiment as incomplete; None when aggregated (or unknown)."""
-    try:
-        return LEM_INCOMPLETE_REASONS.get(ExperimentStatus(status))
-    except ValueError:
-        return None
 
 
 class ProcessProgress(BaseModel):

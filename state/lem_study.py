@@ -23,10 +23,6 @@ from pydantic import BaseModel, ConfigDict
 
 from state.transitions import ExperimentStatus
 
-MANIFEST_NAME = "manifest.json"
-STUDY_SCHEMA_VERSIONS = frozenset({"2.0"})
-#: Folders inside a study that hold its artefacts, never studies of their own.
-STUDY_ARTEFACT_DIRS = frozenset({"_study-artefacts", "failed-runs"})
 #: Where ``llem run`` keeps the copy of the study's config that a resume runs again.
 STUDY_CONFIG = "_study-artefacts/study_config.yaml"
 
@@ -98,16 +94,6 @@ class StudyManifest(BaseModel):
     def to_json(self) -> str:
         """The file text, as ``ManifestWriter._write`` writes it."""
         return self.model_dump_json(indent=2)
-
-
-def looks_like_study_manifest(value: dict[str, Any]) -> bool:
-    """By content: the fields only a study manifest has together."""
-    return "study_design_hash" in value and "experiments" in value
-
-
-def looks_like_study_sidecar(value: dict[str, Any]) -> bool:
-    """``equivalence_groups.json`` and the like, written beside a manifest: not experiments."""
-    return "study_id" in value and ("groups" in value or "dedup_mode" in value)
 
 
 def recount(entries: list[StudyEntry]) -> dict[str, int]:

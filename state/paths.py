@@ -12,8 +12,6 @@ import os
 import re
 from pathlib import Path
 
-from state.lem_study import MANIFEST_NAME, STUDY_ARTEFACT_DIRS
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 255
 #: Longest file name most filesystems take (bytes, after UTF-8 encoding).
@@ -24,6 +22,10 @@ MAX_NAME_BYTES = 255
 SIDECAR_DIR = ".expwatch"
 #: Files that live beside experiments but are not experiments.
 NON_EXPERIMENT_NAMES = frozenset({"campaign_manifest.json", "experiment_id.txt"})
+#: A llenergymeasure study folder's checkpoint file (``<results>/<study>_<timestamp>/manifest.json``).
+MANIFEST_NAME = "manifest.json"
+#: Folders inside a study that hold its artefacts, never studies of their own.
+STUDY_ARTEFACT_DIRS = frozenset({"_study-artefacts", "failed-runs"})
 
 
 class UnsafePathError(ValueError):

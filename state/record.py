@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from state.native import OwnerIdentity
+if TYPE_CHECKING:  # the pydantic models load only where a file is validated
+    from state.native import OwnerIdentity
 
 
 class StateFormat(str, Enum):

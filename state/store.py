@@ -19,21 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from state.atomic import LockTimeout, atomic_write_bytes, exclusive_lock
-from state.detect import (
-    MAX_STATE_FILE_BYTES,
-    BrokenStateFile,
-    NotAnExperiment,
-    StateModel,
-    parse_state,
-    read_record,
-)
+from state.decoding import MAX_STATE_FILE_BYTES, BrokenStateFile, NotAnExperiment
 from state.journal import AuditJournal, JournalAppender
-from state.lem import LemExperimentState, LemV2ExperimentState
-from state.mutations import current_status
-from state.lem_study import StudyManifest
-from state.native import ExperimentDoc
 from state.paths import (
     SIDECAR_DIR,
     UnsafePathError,
@@ -57,8 +47,12 @@ from state.sidecar import (
     sidecar_dir_fd,
 )
 from state.text import printable
+from state.scan_read import read_record
 from state.transitions import ExperimentStatus
-from state.writeback import UnpreservableValue, write_back
+
+if TYPE_CHECKING:
+    from state.detect import StateModel
+    from state.native import ExperimentDoc
 
 
 class StoreError(Exception):
@@ -111,16 +105,6 @@ class ScanDelta:
 
 #: Marks a file name the store has never seen (``None`` in ``_sigs`` means "could not stat").
 _UNSEEN = object()
-
-
-def _format_of(model: StateModel) -> StateFormat:
-    if isinstance(model, ExperimentDoc):
-        return StateFormat.EXPWATCH
-    if isinstance(model, StudyManifest):
-        return StateFormat.LEM_STUDY
-    if isinstance(model, LemV2ExperimentState):
-        return StateFormat.LEM_V2
-    return StateFormat.LEM_V1
 
 
 #: Broken reasons that say the bytes could not be read (not that they were bad): retried every scan.
@@ -567,6 +551,8 @@ class StateStore:
             raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None
         except (OSError, UnsafePathError) as exc:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
+        from state.detect import parse_state  # the pydantic models: loaded for the first file loaded
+
         try:
             fmt, model = parse_state(data)
         except (BrokenStateFile, NotAnExperiment) as exc:
@@ -619,6 +605,10 @@ class StateStore:
         runner's, which keeps its finished runs' JSON between writes); it must give
         the same bytes.
         """
+        from state.lem_study import StudyManifest
+        from state.native import ExperimentDoc
+        from state.writeback import UnpreservableValue, write_back
+
         if isinstance(model, ExperimentDoc):
             model = model.model_copy(update={"last_updated": datetime.now().astimezone()})
         elif isinstance(model, StudyManifest):
@@ -724,6 +714,8 @@ class StateStore:
         journal: JournalAppender | None = None,
     ) -> None:
         """One line for a transition; into ``journal`` when the action opened it beforehand."""
+        from state.mutations import current_status
+
         fields = {
             "experiment": before.model.experiment_id,
             "action": action,
@@ -775,5 +767,4 @@ __all__ = [
     "StateStore",
     "StoreError",
     "UnsafeSidecarError",
-    "LemExperimentState",
 ]

@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from state.durations import duration
-from state.native import OwnerIdentity
 from state.record import ExperimentRecord, StateFormat
+
+if TYPE_CHECKING:  # the pydantic models load only where a file is validated
+    from state.native import OwnerIdentity
 
 #: Start times from psutil are floats rounded by the kernel's tick (10 ms);
 #: two readings of the same process agree far closer than this.

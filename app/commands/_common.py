@@ -29,6 +29,7 @@ from state.store import (
     StoreError,
 )
 from state.durations import age
+from state.local_time import naive_local
 
 
 def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
@@ -155,7 +156,7 @@ def iso(when: datetime | None, *, naive: bool = False) -> str | None:
     if when is None:
         return None
     if naive:
-        return when.astimezone().replace(tzinfo=None).isoformat()
+        return naive_local(when).isoformat()
     return when.isoformat()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from state.native import OwnerIdentity
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.telemetry import GpuAttribution, GpuSnapshot
 from state.verdict import Liveness, StaleVerdict
@@ -29,6 +30,9 @@ MAX_GPUS_BYTES = 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 _RECORD = TypeAdapter(ExperimentRecord)
+# state.record names OwnerIdentity for type checkers only (a reader of files never loads the
+# pydantic models): the adapter is given it here.
+_RECORD.rebuild(_types_namespace={"OwnerIdentity": OwnerIdentity})
 _BROKEN = TypeAdapter(BrokenRecord)
 _GPUS = TypeAdapter(GpuSnapshot)
 _ATTRIBUTIONS = TypeAdapter(dict[int, GpuAttribution])

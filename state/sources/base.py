@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from state.devices import DeviceSnapshot
 from state.record import Entry
 from state.verdict import LivenessProbe, StaleVerdict
+
+if TYPE_CHECKING:
+    from state.devices import DeviceSnapshot
 
 _EMPTY: Mapping = MappingProxyType({})
 

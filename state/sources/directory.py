@@ -19,14 +19,16 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from state.devices import DeviceSnapshot, read_device_snapshots
-from state.lem_study import MANIFEST_NAME
-from state.paths import SIDECAR_DIR, study_manifest_name
+from state.paths import MANIFEST_NAME, SIDECAR_DIR, study_manifest_name
 from state.record import BrokenRecord, Entry, ExperimentRecord, FileVersion
 from state.sources.base import MARK_STALE, RESUME, STOP, Delta
 from state.store import ScanDelta, StateStore
 from state.verdict import LivenessProbe, StaleVerdict, judge_record
+
+if TYPE_CHECKING:
+    from state.devices import DeviceSnapshot
 
 #: A file slower to read than ``SLOW_READ_S`` is re-read at most every ``cost / READ_DUTY`` seconds,
 #: so one huge file rewritten without pause (100,000 runs: about 1 s a parse) costs the
@@ -179,14 +181,19 @@ class DirectorySource:
     def _devices_if_changed(self) -> tuple[tuple[DeviceSnapshot, ...] | None, tuple[str, ...]]:
         directory = self.store.devices_dir
         sigs: dict[str, FileVersion] = {}
+        listed = True
         try:
             for path in sorted(directory.glob("*.json")):
                 sigs[path.name] = FileVersion.of(path.stat())
         except OSError:
-            sigs = {}
+            sigs, listed = {}, False
         if sigs == self._device_sigs:
             return None, ()
         self._device_sigs = sigs
+        if listed and not sigs:  # no snapshot to read: the device models need not load
+            return (), ()
+        from state.devices import read_device_snapshots  # pydantic models: only once a device file exists
+
         errors: list[str] = []
         snapshots = read_device_snapshots(directory, on_error=lambda path, reason: errors.append(f"{path.name}: {reason}"))
         return tuple(snapshots), tuple(errors)

@@ -18,13 +18,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from state.alerts import Alert, transition_alert
-from state.devices import DeviceSnapshot
 from state.progress import elapsed_seconds, eta_seconds, progress_fraction
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.sources.base import Delta
 from state.verdict import StaleVerdict, is_stale
+
+if TYPE_CHECKING:
+    from state.devices import DeviceSnapshot  # pydantic: loaded once a device file exists
 
 #: What ``s`` cycles through.
 SORTS = ("status", "updated", "id", "progress")

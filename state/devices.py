@@ -10,12 +10,12 @@ import errno
 import logging
 import re
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from state.device_status import DeviceStatus
 from state.sidecar import read_regular
 from state.timestamps import Timestamp
 
@@ -24,16 +24,6 @@ DEVICE_SNAPSHOT_SCHEMA = "expwatch.devices/1"
 MAX_DEVICE_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 _log = logging.getLogger(__name__)
-
-
-class DeviceStatus(str, Enum):
-    """Device status, with the vocabulary PyLabPraxis uses."""
-
-    OFFLINE = "offline"
-    INITIALIZING = "initializing"
-    AVAILABLE = "available"
-    IN_USE = "in_use"
-    ERROR = "error"
 
 
 class DeviceState(BaseModel):

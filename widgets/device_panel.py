@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from state.devices import DeviceSnapshot, DeviceStatus
+from state.device_status import DeviceStatus
 from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
+
+if TYPE_CHECKING:
+    from state.devices import DeviceSnapshot
 
 _LOOK = {
     DeviceStatus.AVAILABLE: ("✓", "$success"),

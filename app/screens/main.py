@@ -157,14 +157,16 @@ class MainScreen(Screen[None]):
         share of the screen), the GPU panel the width its lines need, the device panel the rest.
         When the experiments' rows leave height over even with the panels at their cap, the table
         takes just its rows and the GPU and device panels grow into the rest (every GPU and
-        device line shows), instead of blank rows under the table."""
+        device line shows), instead of blank rows under the table. Until the first rows (or the
+        scan's end) the table is not taken for short: an empty table is roomy, and taking the class
+        away again restyled every widget of the screen before the first rows showed."""
         processes = self.query_one(ProcessTable)
         cap = max(4, int(self.size.height * PROCESS_SHARE))
         processes.styles.height = min(cap, max(3, processes.row_count + 2))
         table = self.table
         table_rows = max(TABLE_MIN, table.virtual_size.height + table.scrollbar_size_horizontal)
         panels_shown = self.query_one("#panels").display
-        roomy = panels_shown and table_rows + processes.styles.height.value + self._panels_cap < self._main_height
+        roomy = self.loaded and panels_shown and table_rows + processes.styles.height.value + self._panels_cap < self._main_height
         self.set_class(roomy, "-roomy")
         table.styles.height = table_rows if roomy else None
         gpus = self.query_one(GpuPanel)
@@ -214,6 +216,7 @@ class MainScreen(Screen[None]):
         self.loaded = True
         if self.ready:
             self._apply_order()
+            self._fit_panels()
 
     def scan_finished(self) -> None:
         self.scanning = False
@@ -221,6 +224,7 @@ class MainScreen(Screen[None]):
         self._order_dirty = False
         if self.ready:
             self._apply_order()
+            self._fit_panels()
 
     def show_failure(self, text: str) -> None:
         """A source or worker failed: say so where an empty table would otherwise look plausible."""

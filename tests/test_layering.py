@@ -98,3 +98,15 @@ def test_no_undefined_names():
     )
     undefined = [line for line in result.stdout.splitlines() if "undefined name" in line]
     assert undefined == [], "\n".join(undefined)
+
+
+def test_dashboard_modules_import_no_pydantic():
+    """The first screen is drawn without pydantic (its import and the model classes cost more than
+    the rest of expwatch's modules together): the models load when a file needs them."""
+    code = (
+        "import sys; sys.modules['pydantic'] = None; sys.modules['pydantic_core'] = None\n"
+        "import app.cli, app.commands.dashboard, app.app, app.screens.main, state.board, state.sources\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -77,14 +77,15 @@ def test_no_screen_reaches_into_another():
     assert offending == []
 
 
-def test_board_and_sources_import_no_textual():
-    code = (
-        "import sys; sys.modules['textual'] = None; sys.modules['rich'] = None\n"
-        "import state.board, state.sources, state.sources.directory\n"
-        "print('ok')\n"
-    )
+def _import_error(modules: str, blocked: tuple[str, ...]) -> str:
+    """What importing ``modules`` (comma-separated) says in a fresh interpreter where ``blocked`` cannot be imported ("" if it worked)."""
+    code = "".join(f"import sys; sys.modules[{name!r}] = None\n" for name in blocked) + f"import {modules}\nprint('ok')\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert result.stdout.strip() == "ok", result.stderr
+    return "" if result.stdout.strip() == "ok" else result.stderr or result.stdout
+
+
+def test_board_and_sources_import_no_textual():
+    assert _import_error("state.board, state.sources, state.sources.directory", ("textual", "rich")) == ""
 
 
 def test_no_undefined_names():
@@ -103,10 +104,5 @@ def test_no_undefined_names():
 def test_dashboard_modules_import_no_pydantic():
     """The first screen is drawn without pydantic (its import and the model classes cost more than
     the rest of expwatch's modules together): the models load when a file needs them."""
-    code = (
-        "import sys; sys.modules['pydantic'] = None; sys.modules['pydantic_core'] = None\n"
-        "import app.cli, app.commands.dashboard, app.app, app.screens.main, state.board, state.sources\n"
-        "print('ok')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert result.stdout.strip() == "ok", result.stderr
+    modules = "app.cli, app.commands.dashboard, app.app, app.screens.main, state.board, state.sources"
+    assert _import_error(modules, ("pydantic", "pydantic_core")) == ""

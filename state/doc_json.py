@@ -15,9 +15,15 @@ written the plain way, being small.
 
 from __future__ import annotations
 
+import os
+
 from pydantic import TypeAdapter
 
 from state.native import INDENT_RUNS_UP_TO, ExperimentDoc, RunRecord, RunStatus
+
+#: Set to 1 (the test suite does) to compare every cached encoding with ``to_json``: a place that
+#: changes a run without ``forget`` then fails at its next write instead of writing a stale run.
+CHECK_ENV = "EXPWATCH_CHECK_RUNS_CACHE"
 
 BLOCK = 1024
 """Runs per cached block: big enough that a block is one serialiser call, small enough to fill between writes."""
@@ -46,6 +52,7 @@ class RunsJsonCache:
 
     def __init__(self) -> None:
         self._blocks: dict[int, bytes] = {}
+        self._check = os.environ.get(CHECK_ENV) == "1"
 
     def forget(self, index: int) -> None:
         self._blocks.pop(index // BLOCK, None)
@@ -66,4 +73,7 @@ class RunsJsonCache:
         """The state file's bytes for ``doc``: the same as ``doc.to_json()``, sooner for a big one."""
         if len(doc.runs) <= INDENT_RUNS_UP_TO:
             return doc.to_json().encode("utf-8")
-        return spliced_json(doc, self.runs_json(doc.runs))
+        data = spliced_json(doc, self.runs_json(doc.runs))
+        if self._check and data != doc.to_json().encode("utf-8"):
+            raise AssertionError("the cached runs' JSON differs from the document's: a run changed without forget()")
+        return data

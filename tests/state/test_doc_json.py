@@ -49,7 +49,10 @@ def test_the_bytes_are_to_json_s_while_runs_change_block_by_block() -> None:
     assert cache.encode(doc) == doc.to_json().encode()
 
 
-def test_a_block_is_kept_until_forgotten_unless_a_run_in_it_is_running() -> None:
+def test_a_block_is_kept_until_forgotten_unless_a_run_in_it_is_running(monkeypatch) -> None:
+    from state.doc_json import CHECK_ENV
+
+    monkeypatch.delenv(CHECK_ENV)  # this test looks at a stale block on purpose
     doc, cache = big_doc(), RunsJsonCache()
     cache.forget(BLOCK + 7)
     doc.runs[BLOCK + 7].status = RunStatus.RUNNING
@@ -75,3 +78,21 @@ def test_the_store_writes_what_the_encoder_gives(tmp_path) -> None:
     on_disk = saved.path.read_bytes()
     assert on_disk == saved.model.to_json().encode()
     assert store.load("big").model.runs == doc.runs
+
+
+def test_the_check_mode_catches_a_run_changed_without_forget(monkeypatch):
+    """With the check on (as in the suite), a stale cached block fails the write instead of being written."""
+    import pytest
+
+    from state.doc_json import CHECK_ENV, RunsJsonCache
+    from state.native import RunStatus
+
+    monkeypatch.setenv(CHECK_ENV, "1")
+    doc = big_doc()
+    cache = RunsJsonCache()
+    assert cache.encode(doc) == doc.to_json().encode("utf-8")
+    doc.runs[5].status = RunStatus.FAILED  # no forget(5)
+    with pytest.raises(AssertionError, match="without forget"):
+        cache.encode(doc)
+    cache.forget(5)
+    assert cache.encode(doc) == doc.to_json().encode("utf-8")

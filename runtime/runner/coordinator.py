@@ -239,7 +239,7 @@ class Coordinator:
             if type(index) is not int or not 0 <= index < len(runs) or (only is not None and index not in only):
                 continue
             rec = runs[index]
-            fields, state, t0, t1 = result.get("f"), result.get("st"), result.get("t0"), result.get("t1")
+            fields, state, t0, t1 = result.get("f", {}), result.get("st", {}), result.get("t0"), result.get("t1")
             if rec.status is RunStatus.COMPLETED or rec.id_run != result.get("r"):
                 continue
             if not isinstance(fields, dict) or not isinstance(state, dict):

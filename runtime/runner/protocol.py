@@ -11,7 +11,8 @@ Worker -> coordinator::
     {"t": "bye"}
 
     RESULT  = {"i": index, "r": id_run, "s": "completed"|"failed"|"interrupted", "f": fields,
-               "st": state, "e": EXC | null, "t0": time, "t1": time}
+               "st": state, "e": EXC, "t0": time, "t1": time, "step": name}
+              ("f", "st", "e" and "step" are left out when empty or null: a missing one is empty)
     CURRENT = {"i": index, "step": name, "t0": time, "f": fields | absent}
     EXC     = {"type": str, "message": str, "traceback": str}
 

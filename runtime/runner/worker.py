@@ -196,7 +196,7 @@ class Worker:
         try:
             data = protocol.dumps(result)
         except Exception as exc:
-            why = protocol.unstorable({"fields": result["f"], "state": result["st"]}, "run")
+            why = protocol.unstorable({"fields": result.get("f", {}), "state": result.get("st", {})}, "run")
             problem = why or f"{type(exc).__name__}: {exc}"
         else:
             if len(data) <= MAX_RESULT_BYTES:
@@ -205,15 +205,14 @@ class Worker:
                 f"{len(data):,} bytes of fields and state is over the {MAX_RESULT_BYTES // 2**20} MiB "
                 "a run may store (keep large results in files and store their paths)"
             )
-        error = result["e"] or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
+        error = result.get("e") or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
         message = "the run's fields or state cannot be written exactly: " + problem
-        if result["e"]:
+        if result.get("e"):
             message = f"{error['message']}; and {message}"
+        failed = {k: v for k, v in result.items() if k not in ("f", "st")}
         return protocol.dumps({
-            **result,
+            **failed,
             "s": "failed" if result["s"] == "completed" else result["s"],
-            "f": {},
-            "st": {},
             "e": {
                 "type": protocol.safe_text(str(error["type"])),
                 "message": protocol.safe_text(message),
@@ -387,7 +386,10 @@ class Worker:
                 status = "failed"
                 error = _exception_info(exc)
             self._current = None
-            self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
+            if status == "completed":
+                self._finished(self._completed_result(index, id_run, run, t0))
+            else:
+                self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
 
     def _finished(self, line: bytes) -> None:
         """A finished run's result: first on disk (the spool), then counted as done and queued to send."""
@@ -416,22 +418,48 @@ class Worker:
             print(f"expwatch worker {self.process_index}: results spool not written ({exc.strerror or exc}); "
                   "a kill of the coordinator now loses the runs it has not yet stored", file=sys.stderr)
 
+    def _completed_result(self, index: int, id_run: str, run: Run, t0: float) -> bytes:
+        """A completed run's result, the common case, formatted around its encoded parts.
+
+        Byte for byte what ``_encode_result`` gives for it (``repr`` of a float is
+        JSON's, and ``time.time()`` is finite), 3.3 µs instead of 5.4 µs a run:
+        encoding a nine-key dict was the worker's largest cost at 100,000 runs.
+        Whatever the strict encoder refuses, or a result over the limit, goes the
+        general way, which says why the run failed.
+        """
+        t1 = time.time()
+        try:
+            encode = protocol.dumps
+            data = b'{"i":%d,"r":%s,"s":"completed",%s%s"t0":%r,"t1":%r}' % (
+                index, encode(id_run),
+                b'"f":%s,' % encode(run.fields) if run.fields else b"",
+                b'"st":%s,' % encode(run.state) if run.state else b"",
+                t0, t1,
+            )
+        except Exception:  # noqa: BLE001 - explained by the general path
+            data = b""
+        if data and len(data) <= MAX_RESULT_BYTES:
+            return data
+        return self._encode_result(self._result(index, id_run, run, "completed", None, t0, t1))
+
     @staticmethod
     def _result(
-        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float
+        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float,
+        t1: float | None = None,
     ) -> dict[str, Any]:
-        return {
-            "i": index,
-            "r": id_run,
-            "s": status,
-            "f": run.fields,
-            "st": run.state,
-            "e": error,
-            "t0": t0,
-            "t1": time.time(),
-            "step": protocol.safe_text(run.current_step) if status != "completed" and run.current_step else None,
-        }
-
+        """A finished run's result; empty fields and state, no error and no step are left out (``protocol``)."""
+        result: dict[str, Any] = {"i": index, "r": id_run, "s": status}
+        if run.fields:
+            result["f"] = run.fields
+        if run.state:
+            result["st"] = run.state
+        if error is not None:
+            result["e"] = error
+        result["t0"] = t0
+        result["t1"] = time.time() if t1 is None else t1
+        if status != "completed" and run.current_step:
+            result["step"] = protocol.safe_text(run.current_step)
+        return result
 
 def main(argv: list[str] | None = None) -> int:
     args = WorkerArgs.parse(argv)

@@ -577,10 +577,10 @@ class Coordinator:
         started = time.perf_counter()
         try:
             try:
-                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.encode)
+                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.parts)
             except ConflictError:
                 self._reconcile()
-                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.encode)
+                saved = self.store.save(self.doc, expected=self.version, key=self.key, encode=self._runs_json.parts)
         except (OSError, StoreError) as exc:
             if isinstance(exc, ConflictError):
                 raise

@@ -129,7 +129,7 @@ def create_experiment(
         last_updated=now,
     )
     try:
-        saved = store.create(doc, encode=runs_json.encode if runs_json is not None else None)
+        saved = store.create(doc, encode=runs_json.parts if runs_json is not None else None)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
     discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key

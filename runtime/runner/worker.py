@@ -29,6 +29,7 @@ from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
 from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.shared import SharedMap, SharedStateUnavailable
+from runtime.runner.spool_appender import SpoolAppender
 from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
 #: The most one run's fields and state may take, encoded: a state file holds 64 MiB in all.
@@ -88,7 +89,7 @@ class Worker:
         self.workcell = workcell
         self.publish_dir = publish_dir
         self.spool_fd = spool_fd
-        self._spool_end: int | None = None
+        self._spool_appender: SpoolAppender | None = None
         self.config: FrozenAttrDict = FrozenAttrDict()
         self.experiment_id = ""
         self.attempt = 1
@@ -305,6 +306,7 @@ class Worker:
             code = EXIT_ERROR
         finally:
             self._terminated = True
+            self._close_spool()
             self._closing = True
             self._wake.set()
             if reporter.is_alive():
@@ -401,22 +403,26 @@ class Worker:
         """Append one line whole, or cut what part of it went in (a full disk) and spool no more."""
         fd = self.spool_fd
         assert fd is not None
-        if self._spool_end is None:
-            # Only this process appends to its spool: the end is counted, not asked for per run
-            # (an lseek per run was a fifth of the spool's cost).
-            self._spool_end = os.lseek(fd, 0, os.SEEK_END)
-        start = self._spool_end
-        view = memoryview(data)
+        appender = self._spool_appender
         try:
-            while view:
-                view = view[os.write(fd, view):]
-            self._spool_end = start + len(data)
+            if appender is None:
+                appender = self._spool_appender = SpoolAppender(fd)
+            appender.append(data)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)  # no torn line, and the space goes back to the state file
+                if appender is not None:  # no torn line, and the space goes back to the state file
+                    appender.close()
             self.spool_fd = None
+            self._spool_appender = None
             print(f"expwatch worker {self.process_index}: results spool not written ({exc.strerror or exc}); "
                   "a kill of the coordinator now loses the runs it has not yet stored", file=sys.stderr)
+
+    def _close_spool(self) -> None:
+        """Cut the spool's padding after its last line (a killed worker leaves it, and the replay skips it)."""
+        appender, self._spool_appender = self._spool_appender, None
+        if appender is not None:
+            with contextlib.suppress(OSError):
+                appender.close()
 
     def _completed_result(self, index: int, id_run: str, run: Run, t0: float) -> bytes:
         """A completed run's result, the common case, formatted around its encoded parts.

@@ -75,8 +75,10 @@ def create_experiment(
     if reason:
         raise RunnerError(f"--id: {reason}")
     try:
-        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building.
-        with collector_paused():
+        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building,
+        # and after it the first collection walked them all (py-spy: 24 samples in the block's exit).
+        # They live as long as the runner: frozen (the coordinator's run gives them back when it ends).
+        with collector_paused(then_freeze=True):
             axes, params = study.expand_grid()
             width = max(4, len(str(len(params) - 1)))
             runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]

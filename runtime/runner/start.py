@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runtime.actions import resolve_key
 from runtime.exit_codes import EXIT_CONFLICT
 from runtime.launcher import carried_env, log_path_for
 from runtime.liveness import identity_of
@@ -218,6 +217,9 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
     lock, before letting go of it); taking the lock here waits for that write.
     Anything else is refused: the runner never takes an experiment over by itself.
     """
+    # Only a resumed runner resolves an id: `expwatch run` does not pay for the actions package's imports.
+    from runtime.actions import resolve_key
+
     store = StateStore(state_dir)
     key = resolve_key(store, ident)
     with store.lock(key, timeout=60.0):

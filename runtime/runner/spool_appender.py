@@ -10,12 +10,15 @@ The file grows a window at a time, reserved with ``posix_fallocate`` first, so
 a full disk is an ``OSError`` here, never a SIGBUS on a later copy. Past the
 last line, a file whose worker was killed holds NUL bytes up to the window's
 end; the replay passes over them as over a torn line. ``close`` cuts them.
+A file system that cannot reserve or map (some network and FUSE ones) gets
+each line with ``pwrite`` instead, as before the mapping: slower, as safe.
 
 Stdlib only: workers start without the state layer.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 
@@ -36,21 +39,49 @@ class SpoolAppender:
         self._map: mmap.mmap | None = None
         self._base = 0
         self._limit = 0
+        self.mapped = True
+        """False once the file system refused to reserve or map: lines go in with ``pwrite``."""
 
     def append(self, data: bytes) -> None:
         """Put ``data`` after the last line, whole; an ``OSError`` (a full disk) leaves none of it in."""
         start = self.end
         stop = start + len(data)
-        if stop > self._limit:
-            self._remap(start, stop)
+        if self.mapped and stop > self._limit:
+            try:
+                self._remap(start, stop)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self._unmap()
+                os.ftruncate(self.fd, start)  # a reserve made before the mapping was refused goes back
+                self.mapped = False
+        if not self.mapped:
+            self._pwrite(data, start)
+            self.end = stop
+            return
         assert self._map is not None
         self._map[start - self._base:stop - self._base] = data
         self.end = stop
 
-    def _remap(self, start: int, stop: int) -> None:
+    def _pwrite(self, data: bytes, at: int) -> None:
+        """The whole of ``data`` at ``at`` (short writes continued); on an error, none of it stays."""
+        done = 0
+        try:
+            while done < len(data):
+                done += os.pwrite(self.fd, data[done:], at + done)
+        except OSError:
+            if done:
+                os.ftruncate(self.fd, at)
+            raise
+
+    def _unmap(self) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
+        self._limit = 0
+
+    def _remap(self, start: int, stop: int) -> None:
+        self._unmap()
         base = start - start % mmap.ALLOCATIONGRANULARITY
         size = max(stop - base, WINDOW)
         os.posix_fallocate(self.fd, base, size)
@@ -60,8 +91,5 @@ class SpoolAppender:
 
     def close(self) -> None:
         """Unmap and cut the file after the last line; the descriptor stays open."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        self._limit = 0
+        self._unmap()
         os.ftruncate(self.fd, self.end)

@@ -50,3 +50,46 @@ def test_a_torn_line_before_the_padding_is_passed_over(tmp_path: Path) -> None:
     assert [r.result["i"] for r in read_spool(tmp_path, DOC).results] == [1]
     appender.close()
     os.close(fd)
+
+
+@pytest.mark.parametrize("refused", ["fallocate", "mmap"])
+def test_a_file_system_that_cannot_reserve_or_map_gets_plain_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    """Some network and FUSE file systems refuse posix_fallocate or a shared mapping: every line still
+    goes in at once, whole, and the spool is not given up (a full disk still is an error)."""
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    if refused == "fallocate":
+        monkeypatch.setattr(spool_appender.os, "posix_fallocate", refuse)
+    else:
+        monkeypatch.setattr(spool_appender.mmap, "mmap", refuse)
+    fd, path = open_spool(tmp_path, DOC, 2)
+    header = path.read_bytes()
+    appender = SpoolAppender(fd)
+    lines = [line(i) for i in range(50)]
+    for data in lines:
+        appender.append(data)
+    assert not appender.mapped
+    assert path.read_bytes() == header + b"".join(lines), "on disk at once, no padding"
+    assert [r.result["i"] for r in read_spool(tmp_path, DOC).results] == list(range(50))
+    appender.close()
+    os.close(fd)
+
+
+def test_a_full_disk_is_still_an_error_not_a_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_appender.os, "posix_fallocate", full)
+    fd, _ = open_spool(tmp_path, DOC, 3)
+    appender = SpoolAppender(fd)
+    with pytest.raises(OSError, match="No space"):
+        appender.append(line(1))
+    assert appender.mapped
+    os.close(fd)

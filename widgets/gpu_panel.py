@@ -7,17 +7,19 @@ says for how long).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from state.durations import duration
 from widgets import formatting as fmt
+from widgets.safe_text import safe_text
 from widgets.text_panel import TextPanel
 
 if TYPE_CHECKING:
-    from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
+    from state.telemetry import GpuAttribution, GpuProcessSample, GpuSample, GpuSnapshot, HostGpus
 
 
 #: A GPU line without its name and sparkline; what the panel takes around its lines (border,
@@ -28,7 +30,14 @@ WIDE_SPARK = 10
 MAX_NAME = 20
 
 
+#: One line of the panel, drawn on demand: only the lines in view are drawn each second.
+Line = Callable[[], Text]
+
+
 class GpuPanel(TextPanel):
+    """Draws only the lines in view: a fleet is hundreds of lines (32 hosts x 8 GPUs) of which a
+    handful show, and their sparklines change every second. Lines out of view are blank, so the
+    panel keeps its height (and skips a layout pass) while the line count stays the same."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("GPUs: waiting for the first sample…", id=id)
@@ -36,11 +45,25 @@ class GpuPanel(TextPanel):
         self.wanted_width = FIXED_CELLS + WIDE_SPARK + FRAME_CELLS
         """The width its lines need with the widest sparkline and the whole GPU names."""
         self._last: tuple[GpuSnapshot | None, Mapping | None, Mapping | None, Sequence[HostGpus]] | None = None
+        self._lines: list[Line] = []
+        self._drawn: Text | None = None
+
+    @property  # type: ignore[override]
+    def shown(self) -> Text | None:
+        """Every line, drawn now (what ``expwatch snapshot`` prints; the screen shows those in view)."""
+        if self._drawn is None:
+            return None
+        return safe_text(_joined(self._lines), keep_newlines=True)
 
     def on_resize(self) -> None:
         """Its lines are fitted to its width: fit them again to the new one."""
         if self._last is not None:
             self.show(*self._last)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self._drawn is not None:
+            self._draw()
 
     def show(
         self,
@@ -55,13 +78,41 @@ class GpuPanel(TextPanel):
             self.wanted_width = FIXED_CELLS + WIDE_SPARK + min(MAX_NAME, names) + 1 + FRAME_CELLS
         colours, width = fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)
         if fleet:
-            self.show_text(render_fleet(snapshot, history or {}, attributions or {}, fleet, colours, width))
+            self._lines = fleet_lines(snapshot, history or {}, attributions or {}, fleet, colours, width)
             title = f"GPUs: {len(fleet) + (snapshot is not None)} hosts"
         else:
-            self.show_text(render_gpus(snapshot, history or {}, attributions or {}, colours, width))
+            self._lines = gpu_lines(snapshot, history or {}, attributions or {}, colours, width)
             title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
+        self._draw()
         if title != self.border_title:  # setting it, even to the same text, repaints the panel
             self.border_title = title
+
+    def _draw(self) -> None:
+        """The lines in view (a line either side), blanks for the rest; no repaint when they read the
+        same, no layout when the line count is the same."""
+        top = int(self.scroll_y) - 1
+        bottom = int(self.scroll_y) + self.outer_size.height + 1
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for n, line in enumerate(self._lines):
+            if n:
+                text.append("\n")
+            if top <= n <= bottom:
+                text.append_text(line())
+        text = safe_text(text, keep_newlines=True)
+        if text == self._drawn:
+            return
+        same_height = self._drawn is not None and self._drawn.plain.count("\n") == text.plain.count("\n")
+        self._drawn = text
+        self.update(text, layout=not same_height)
+
+
+def _joined(lines: Sequence[Line]) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for n, line in enumerate(lines):
+        if n:
+            out.append("\n")
+        out.append_text(line())
+    return out
 
 
 def render_gpus(
@@ -71,56 +122,7 @@ def render_gpus(
     colours: Mapping[str, str],
     width: int,
 ) -> Text:
-    if snapshot is None:
-        return Text("waiting for the first sample…", style=colours.get("$text-muted", ""))
-    if not snapshot.ok:
-        # The longest of these that fits: a message cut mid-word says nothing.
-        detail = f" ({snapshot.detail})" if snapshot.detail else ""
-        said = (
-            f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.",
-            f"GPUs unavailable: {snapshot.status}. Everything else works.",
-            f"GPUs unavailable: {snapshot.status}",
-            "GPUs unavailable",
-        )
-        fits = next((t for t in said if len(t) <= width), said[-1])
-        return Text(fits, style=colours.get("$warning", ""))
-    if not snapshot.gpus:
-        return Text("no GPUs found", style=colours.get("$text-muted", ""))
-    out = Text(no_wrap=True, overflow="ellipsis")
-    # Fixed part: index, util, memory, power, temperature (FIXED_CELLS); then the sparkline; the name gets the rest.
-    spark_width = WIDE_SPARK if width >= FIXED_CELLS + WIDE_SPARK + 12 else 5
-    name_width = min(MAX_NAME, width - FIXED_CELLS - spark_width - 1)
-    name_width = name_width if name_width >= 6 else 0  # a name cut to a few letters says nothing
-    for n, gpu in enumerate(snapshot.gpus):
-        if n:
-            out.append("\n")
-        out.append(f"{gpu.index} ", style="bold")
-        if gpu.error:
-            out.append(f"{gpu.name[:18]} {gpu.error}", style=colours.get("$error", ""))
-            continue
-        if name_width:
-            out.append(f"{gpu.name[:name_width]:{name_width}} ")
-        out.append(fmt.sparkline(history.get(gpu.index, ()), spark_width), style=colours.get("$accent", ""))
-        out.append(f" {fmt.number(gpu.utilization_gpu, '%'):>4}")
-        out.append(f" {fmt.nbytes(gpu.memory_used_bytes) + '/' + fmt.nbytes(gpu.memory_total_bytes):>10}")
-        power = fmt.number(gpu.power_watts, "W") + "/" + fmt.number(gpu.power_limit_watts, "W")
-        out.append(f" {power:>9}")
-        temp = gpu.temperature_c
-        hot = temp is not None and temp >= 85
-        out.append(f" {fmt.number(temp, '°C'):>5}", style=colours.get("$error", "") if hot else "")
-        for proc in gpu.processes:
-            who = attributions.get(proc.pid)
-            label = "unattributed"
-            if who is not None:
-                label = who.experiment_id
-                if who.process_index is not None:
-                    label += f"[{who.process_index}]"
-                if who.current_step:
-                    label += f" {who.current_step}"
-                if not who.confident:
-                    label += " ?"
-            out.append(f"\n   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}", style=colours.get("$text-muted", "") if who is None else "")
-    return out
+    return _joined(gpu_lines(snapshot, history, attributions, colours, width))
 
 
 def render_fleet(
@@ -131,23 +133,97 @@ def render_fleet(
     colours: Mapping[str, str],
     width: int,
 ) -> Text:
-    """This host's GPUs (when sampled), then each fleet host's under its name."""
+    return _joined(fleet_lines(local, history, attributions, fleet, colours, width))
+
+
+def gpu_lines(
+    snapshot: GpuSnapshot | None,
+    history: Mapping[int, tuple[float | None, ...]],
+    attributions: Mapping[int, GpuAttribution],
+    colours: Mapping[str, str],
+    width: int,
+) -> list[Line]:
+    """One host's lines: each GPU's, then its processes'."""
+    if snapshot is None:
+        return [lambda: Text("waiting for the first sample…", style=colours.get("$text-muted", ""))]
+    if not snapshot.ok:
+        # The longest of these that fits: a message cut mid-word says nothing.
+        detail = f" ({snapshot.detail})" if snapshot.detail else ""
+        said = (
+            f"GPUs unavailable: {snapshot.status}{detail}. Everything else works.",
+            f"GPUs unavailable: {snapshot.status}. Everything else works.",
+            f"GPUs unavailable: {snapshot.status}",
+            "GPUs unavailable",
+        )
+        fits = next((t for t in said if len(t) <= width), said[-1])
+        return [lambda: Text(fits, style=colours.get("$warning", ""))]
+    if not snapshot.gpus:
+        return [lambda: Text("no GPUs found", style=colours.get("$text-muted", ""))]
+    # Fixed part: index, util, memory, power, temperature (FIXED_CELLS); then the sparkline; the name gets the rest.
+    spark_width = WIDE_SPARK if width >= FIXED_CELLS + WIDE_SPARK + 12 else 5
+    name_width = min(MAX_NAME, width - FIXED_CELLS - spark_width - 1)
+    name_width = name_width if name_width >= 6 else 0  # a name cut to a few letters says nothing
+    out: list[Line] = []
+    for gpu in snapshot.gpus:
+        out.append(partial(_gpu_line, gpu, history.get(gpu.index, ()), colours, spark_width, name_width))
+        if not gpu.error:
+            out += [partial(_process_line, proc, attributions.get(proc.pid), colours) for proc in gpu.processes]
+    return out
+
+
+def _gpu_line(gpu: GpuSample, history: tuple[float | None, ...], colours: Mapping[str, str], spark_width: int, name_width: int) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
-    groups: list[tuple[str, Text]] = []
+    out.append(f"{gpu.index} ", style="bold")
+    if gpu.error:
+        out.append(f"{gpu.name[:18]} {gpu.error}", style=colours.get("$error", ""))
+        return out
+    if name_width:
+        out.append(f"{gpu.name[:name_width]:{name_width}} ")
+    out.append(fmt.sparkline(history, spark_width), style=colours.get("$accent", ""))
+    out.append(f" {fmt.number(gpu.utilization_gpu, '%'):>4}")
+    out.append(f" {fmt.nbytes(gpu.memory_used_bytes) + '/' + fmt.nbytes(gpu.memory_total_bytes):>10}")
+    power = fmt.number(gpu.power_watts, "W") + "/" + fmt.number(gpu.power_limit_watts, "W")
+    out.append(f" {power:>9}")
+    temp = gpu.temperature_c
+    hot = temp is not None and temp >= 85
+    out.append(f" {fmt.number(temp, '°C'):>5}", style=colours.get("$error", "") if hot else "")
+    return out
+
+
+def _process_line(proc: GpuProcessSample, who: GpuAttribution | None, colours: Mapping[str, str]) -> Text:
+    label = "unattributed"
+    if who is not None:
+        label = who.experiment_id
+        if who.process_index is not None:
+            label += f"[{who.process_index}]"
+        if who.current_step:
+            label += f" {who.current_step}"
+        if not who.confident:
+            label += " ?"
+    return Text(f"   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}",
+                style=colours.get("$text-muted", "") if who is None else "", no_wrap=True, overflow="ellipsis")
+
+
+def fleet_lines(
+    local: GpuSnapshot | None,
+    history: Mapping[int, tuple[float | None, ...]],
+    attributions: Mapping[int, GpuAttribution],
+    fleet: Sequence[HostGpus],
+    colours: Mapping[str, str],
+    width: int,
+) -> list[Line]:
+    """This host's GPUs (when sampled), then each fleet host's under a ``── host`` line."""
+    out: list[Line] = []
     if local is not None:
-        groups.append(("this host", render_gpus(local, history, attributions, colours, width)))
+        out.append(partial(fmt.host_header, "this host"))
+        out += gpu_lines(local, history, attributions, colours, width)
     for host in fleet:
-        name = host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")
+        out.append(partial(fmt.host_header, host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")))
         if host.silent_s is not None:
-            body = Text(f"silent for {duration(host.silent_s)} (agent lease expired)", style=colours.get("$warning", ""))
+            said = f"silent for {duration(host.silent_s)} (agent lease expired)"
+            out.append(partial(Text, said, style=colours.get("$warning", "")))
         elif host.snapshot is None:
-            body = Text("no GPU snapshot published", style=colours.get("$text-muted", ""))
+            out.append(partial(Text, "no GPU snapshot published", style=colours.get("$text-muted", "")))
         else:
-            body = render_gpus(host.snapshot, host.history, host.attributions, colours, width)
-        groups.append((name, body))
-    for n, (name, body) in enumerate(groups):
-        if n:
-            out.append("\n")
-        out.append(f"── {name}\n", style="bold")
-        out.append_text(body)
+            out += gpu_lines(host.snapshot, host.history, host.attributions, colours, width)
     return out

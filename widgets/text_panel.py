@@ -28,8 +28,10 @@ class TextPanel(Static):
     """The text on screen (what ``expwatch snapshot`` prints too)."""
 
     def show_text(self, text: Text) -> None:
-        """Skip the repaint (and the bytes to the terminal) when nothing changed."""
+        """Skip the repaint (and the bytes to the terminal) when nothing changed, and the layout pass
+        when the line count did not (its lines are never wrapped: the count is its height)."""
         text = safe_text(text, keep_newlines=True)
         if text != self.shown:
+            same_height = self.shown is not None and self.shown.plain.count("\n") == text.plain.count("\n")
             self.shown = text
-            self.update(text)
+            self.update(text, layout=not same_height)

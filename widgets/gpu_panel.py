@@ -7,7 +7,7 @@ says for how long).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -15,8 +15,7 @@ from rich.text import Text
 
 from state.durations import duration
 from widgets import formatting as fmt
-from widgets.safe_text import safe_text
-from widgets.text_panel import TextPanel
+from widgets.text_panel import Line, TextPanel
 
 if TYPE_CHECKING:
     from state.telemetry import GpuAttribution, GpuProcessSample, GpuSample, GpuSnapshot, HostGpus
@@ -30,14 +29,7 @@ WIDE_SPARK = 10
 MAX_NAME = 20
 
 
-#: One line of the panel, drawn on demand: only the lines in view are drawn each second.
-Line = Callable[[], Text]
-
-
 class GpuPanel(TextPanel):
-    """Draws only the lines in view: a fleet is hundreds of lines (32 hosts x 8 GPUs) of which a
-    handful show, and their sparklines change every second. Lines out of view are blank, so the
-    panel keeps its height (and skips a layout pass) while the line count stays the same."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("GPUs: waiting for the first sample…", id=id)
@@ -45,25 +37,12 @@ class GpuPanel(TextPanel):
         self.wanted_width = FIXED_CELLS + WIDE_SPARK + FRAME_CELLS
         """The width its lines need with the widest sparkline and the whole GPU names."""
         self._last: tuple[GpuSnapshot | None, Mapping | None, Mapping | None, Sequence[HostGpus]] | None = None
-        self._lines: list[Line] = []
-        self._drawn: Text | None = None
-
-    @property  # type: ignore[override]
-    def shown(self) -> Text | None:
-        """Every line, drawn now (what ``expwatch snapshot`` prints; the screen shows those in view)."""
-        if self._drawn is None:
-            return None
-        return safe_text(_joined(self._lines), keep_newlines=True)
 
     def on_resize(self) -> None:
         """Its lines are fitted to its width: fit them again to the new one."""
+        super().on_resize()
         if self._last is not None:
             self.show(*self._last)
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        if self._drawn is not None:
-            self._draw()
 
     def show(
         self,
@@ -78,32 +57,13 @@ class GpuPanel(TextPanel):
             self.wanted_width = FIXED_CELLS + WIDE_SPARK + min(MAX_NAME, names) + 1 + FRAME_CELLS
         colours, width = fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)
         if fleet:
-            self._lines = fleet_lines(snapshot, history or {}, attributions or {}, fleet, colours, width)
+            self.show_lines(fleet_lines(snapshot, history or {}, attributions or {}, fleet, colours, width))
             title = f"GPUs: {len(fleet) + (snapshot is not None)} hosts"
         else:
-            self._lines = gpu_lines(snapshot, history or {}, attributions or {}, colours, width)
+            self.show_lines(gpu_lines(snapshot, history or {}, attributions or {}, colours, width))
             title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
-        self._draw()
         if title != self.border_title:  # setting it, even to the same text, repaints the panel
             self.border_title = title
-
-    def _draw(self) -> None:
-        """The lines in view (a line either side), blanks for the rest; no repaint when they read the
-        same, no layout when the line count is the same."""
-        top = int(self.scroll_y) - 1
-        bottom = int(self.scroll_y) + self.outer_size.height + 1
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for n, line in enumerate(self._lines):
-            if n:
-                text.append("\n")
-            if top <= n <= bottom:
-                text.append_text(line())
-        text = safe_text(text, keep_newlines=True)
-        if text == self._drawn:
-            return
-        same_height = self._drawn is not None and self._drawn.plain.count("\n") == text.plain.count("\n")
-        self._drawn = text
-        self.update(text, layout=not same_height)
 
 
 def _joined(lines: Sequence[Line]) -> Text:

@@ -250,7 +250,7 @@ def idle_beside_bare(term: Terminal, procs: dict[str, psutil.Process], windows: 
         bare.close()
 
 
-def idle_only(server: RedisServer, dirs: list[Path], windows: int, seconds: float) -> None:
+def idle_only(server: RedisServer, windows: int, seconds: float) -> None:
     """Just the fleet dashboard's idle CPU beside the bare app's, window by window (for tuning the idle path)."""
     term = Terminal(server.url)
     try:
@@ -376,7 +376,7 @@ def main() -> None:
             raise RuntimeError("the publisher did not publish the fleet within 300 s")
         wait_until(lambda: hub_keys(client, "expwatch:exp:*") == FLEET, 60, f"{FLEET} records in the hub")
         if args.idle_only:
-            idle_only(server, dirs, 5 if args.quick else 9, 6.0)
+            idle_only(server, 5 if args.quick else 9, 6.0)
             return
         memory1 = used_memory(client)
         keys = client.dbsize()

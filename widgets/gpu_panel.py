@@ -15,7 +15,7 @@ from rich.text import Text
 
 from state.durations import duration
 from widgets import formatting as fmt
-from widgets.text_panel import Line, TextPanel
+from widgets.text_panel import Line, TextPanel, joined
 
 if TYPE_CHECKING:
     from state.telemetry import GpuAttribution, GpuProcessSample, GpuSample, GpuSnapshot, HostGpus
@@ -66,34 +66,14 @@ class GpuPanel(TextPanel):
             self.border_title = title
 
 
-def _joined(lines: Sequence[Line]) -> Text:
-    out = Text(no_wrap=True, overflow="ellipsis")
-    for n, line in enumerate(lines):
-        if n:
-            out.append("\n")
-        out.append_text(line())
-    return out
+def render_gpus(*args: object) -> Text:
+    """One host's lines as one text (``gpu_lines``' arguments)."""
+    return joined(gpu_lines(*args))  # type: ignore[arg-type]
 
 
-def render_gpus(
-    snapshot: GpuSnapshot | None,
-    history: Mapping[int, tuple[float | None, ...]],
-    attributions: Mapping[int, GpuAttribution],
-    colours: Mapping[str, str],
-    width: int,
-) -> Text:
-    return _joined(gpu_lines(snapshot, history, attributions, colours, width))
-
-
-def render_fleet(
-    local: GpuSnapshot | None,
-    history: Mapping[int, tuple[float | None, ...]],
-    attributions: Mapping[int, GpuAttribution],
-    fleet: Sequence[HostGpus],
-    colours: Mapping[str, str],
-    width: int,
-) -> Text:
-    return _joined(fleet_lines(local, history, attributions, fleet, colours, width))
+def render_fleet(*args: object) -> Text:
+    """The fleet's lines as one text (``fleet_lines``' arguments)."""
+    return joined(fleet_lines(*args))  # type: ignore[arg-type]
 
 
 def gpu_lines(

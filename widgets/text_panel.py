@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from rich.text import Text
 from textual.binding import Binding
@@ -14,6 +15,16 @@ from widgets.safe_text import safe_text
 
 #: One line of a panel, drawn when it comes into view.
 Line = Callable[[], Text]
+
+
+def joined(lines: Sequence[Line]) -> Text:
+    """Every line drawn, as one text."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for n, line in enumerate(lines):
+        if n:
+            out.append("\n")
+        out.append_text(line())
+    return out
 
 
 class TextPanel(ScrollView):
@@ -67,12 +78,7 @@ class TextPanel(ScrollView):
         None before anything was shown."""
         if not self._showing:
             return None
-        out = Text(no_wrap=True, overflow="ellipsis")
-        for n, line in enumerate(self._lines):
-            if n:
-                out.append("\n")
-            out.append_text(self._line_text(n))
-        return out
+        return joined([partial(self._line_text, n) for n in range(len(self._lines))])
 
     def show_text(self, text: Text) -> None:
         """Show ``text``'s lines (when they differ from those on screen)."""

@@ -53,6 +53,7 @@ KEY_HELP = (
     ("K", "stop: SIGINT to its runner (stops at a run boundary); again after the grace: SIGTERM"),
     ("C", "clean up: mark every dead running experiment stale"),
     ("g / d", "show or hide the GPU / device panel"),
+    ("tab", "to the GPU / device panel: ↑/↓ PgUp/PgDn or the wheel scroll it"),
     ("ctrl+p", "command palette: every action, sorts and panels"),
     ("?", "this help"),
     ("q", "quit"),

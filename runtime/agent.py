@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from runtime.agent_actions import ActionServer
 from runtime.gpu import GpuSampler
@@ -48,6 +50,8 @@ from state.record import Entry, ExperimentRecord
 from state.sources import Delta, DirectorySource
 from state.telemetry import GpuSnapshot, attribute_gpu_processes
 from state.verdict import LivenessProbe, StaleVerdict
+
+log = logging.getLogger("expwatch.agent")
 
 #: The lease's TTL, and how often it is renewed (a few renewals may fail before it lapses).
 LEASE_S = 15.0
@@ -114,6 +118,8 @@ class HubAgent:
         self.instance = secrets.token_hex(8)
         #: Why this agent stopped itself: another live instance holds the host's lease (None: it does not).
         self.conflict: str | None = None
+        #: Why this agent stopped itself: one of its parts ended on an error (None: none did).
+        self.failure: str | None = None
         #: Set once this agent holds the lease: only then does it take actions for the host.
         self._leased = threading.Event()
         #: Full republications done (the first one included).
@@ -141,12 +147,14 @@ class HubAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self._locked, self._initial_scan)
-        tasks = [asyncio.create_task(self._watch(source, stop)) for source in self.sources]
-        tasks.append(asyncio.create_task(self._maintain(stop)))
+        tasks = [asyncio.create_task(self._watch(source, stop), name=f"watch of {source.location}") for source in self.sources]
+        tasks.append(asyncio.create_task(self._maintain(stop), name="lease and reconcile"))
         if self._gpu_sampler is not None:
             self._gpu_sampler.start()
         serving = threading.Event()
-        server = asyncio.create_task(asyncio.to_thread(self.action_server.serve, serving, self._leased))
+        server = asyncio.create_task(asyncio.to_thread(self.action_server.serve, serving, self._leased), name="action server")
+        for task in (*tasks, server):
+            task.add_done_callback(lambda done: self._ended(done, stop))
         try:
             await stop.wait()
         finally:
@@ -158,6 +166,22 @@ class HubAgent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self._locked, self._release)
+
+    def _ended(self, task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+        """A part of the agent that ends on an error stops the whole agent, saying why.
+
+        An agent that kept renewing its lease with a dead watch would tell the fleet its host is
+        fine while the host's records go stale; stopped, its lease lapses and the host shows as
+        silent, and the exit status lets a supervisor restart it.
+        """
+        if task.cancelled() or stop.is_set() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.failure = f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
+        log.error("agent for %s: %s", self.host, self.failure, exc_info=exc)
+        if self.on_status is not None:
+            self.on_status(f"{self.failure}; stopping")
+        stop.set()
 
     def _locked(self, fn: Callable[..., object], *args: object) -> object:
         with self._lock:

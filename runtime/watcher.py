@@ -54,14 +54,12 @@ async def watch_directory(root: Path, stop: asyncio.Event, fresh: set[Path] | No
 
     def interesting(_change: object, path: str) -> bool:
         p = Path(path)
-        if p == root:
+        if p == root or p in (sidecar, devices):
             return True
         if p.parent == root:
             # State files, and folders that may be new studies.
             return p.suffix == ".json" or is_candidate_study_dir(p.name)
         if p.parent.parent == root and p.name == MANIFEST_NAME:
-            return True
-        if p in (sidecar, devices):
             return True
         return p.parent == devices and p.suffix == ".json"
 

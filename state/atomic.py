@@ -8,7 +8,7 @@ import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -20,13 +20,33 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_IOV_MAX = max(16, min(1024, os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024))
+"""At most this many buffers per ``writev``."""
+
+
+def write_parts(fd: int, parts: Sequence[bytes]) -> None:
+    """Write ``parts`` one after another, whole, with as few ``writev`` calls as the system allows."""
+    views = [memoryview(part) for part in parts if part]
+    most = min(_IOV_MAX, len(views))
+    start = 0
+    while start < len(views):
+        written = os.writev(fd, views[start:start + most])
+        while written:
+            if written >= len(views[start]):
+                written -= len(views[start])
+                start += 1
+            else:  # a short write: the rest of this part goes first next time
+                views[start] = views[start][written:]
+                written = 0
+
+
 def atomic_write_bytes(
-    path: Path, data: bytes, *, tmp_dir: Path, durable: bool = True, mode: int | None = None
+    path: Path, data: bytes | Sequence[bytes], *, tmp_dir: Path, durable: bool = True, mode: int | None = None
 ) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+    """Replace ``path`` with ``data`` (bytes, or parts written in order) so that readers see the old or the new file.
 
     The temp file lives in ``tmp_dir`` (same filesystem, outside the watched
-    set); it is flushed and fsynced, given the original file's mode, renamed
+    set); it is written, fsynced, given the original file's mode, renamed
     over the target, and the directory is fsynced. On any error the temp file
     is removed and the original is untouched.
     """
@@ -41,11 +61,12 @@ def atomic_write_bytes(
     prefix = path.name.encode()[:200].decode(errors="ignore")
     fd, tmp_name = tempfile.mkstemp(prefix=f"{prefix}.", suffix=".tmp", dir=tmp_dir)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        try:
+            write_parts(fd, [data] if isinstance(data, bytes) else data)
             if durable:
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:

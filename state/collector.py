@@ -15,17 +15,22 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(*, then_freeze: bool = False) -> Iterator[None]:
     """Hold off cyclic garbage collection for the block; left alone if something else disabled it.
 
     Decoding 10,000 runs allocates about a million objects, which triggers full
     collections that walk everything alive (about 100 ms each here); the
-    collector runs again afterwards.
+    collector runs again afterwards. ``then_freeze``: what is alive at the end
+    is kept out of every later collection (``gc.freeze``) before the collector
+    runs again, for what lives as long as the process; otherwise the first
+    allocation after the block walks all of it as young objects.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        if then_freeze:
+            gc.freeze()
     finally:
         if enabled:
             gc.enable()

@@ -51,6 +51,9 @@ class DeviceSnapshot(BaseModel):
     owner_pid: int | None = None
     taken_at: Timestamp
     devices: list[DeviceState] = Field(default_factory=list)
+    host: str | None = Field(default=None, exclude=True)
+    """The fleet host it came from: set by the hub reader from the key it read (whatever the text
+    says), never written; None for this host's own snapshots."""
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True)

@@ -597,13 +597,13 @@ class StateStore:
         model: StateModel,
         *,
         over: Loaded | None = None,
-        encode: Callable[[ExperimentDoc], bytes] | None = None,
+        encode: Callable[[ExperimentDoc], list[bytes]] | None = None,
     ) -> Saved:
         """Write ``model``; over a file read as ``over``, as a write-back that keeps every other value.
 
-        ``encode`` gives an expwatch document's bytes instead of ``to_json`` (the
-        runner's, which keeps its finished runs' JSON between writes); it must give
-        the same bytes.
+        ``encode`` gives an expwatch document's bytes, in parts written one after
+        another, instead of ``to_json`` (the runner's, which keeps its finished
+        runs' JSON between writes); together they must be the same bytes.
         """
         from state.lem_study import StudyManifest
         from state.native import ExperimentDoc
@@ -617,19 +617,20 @@ class StateStore:
             model = model.model_copy(update={"last_updated": datetime.now()})
         try:
             if over is not None and over.data:
-                data = write_back(over.data, over.model, model)
+                data = [write_back(over.data, over.model, model)]
             elif encode is not None and isinstance(model, ExperimentDoc):
                 data = encode(model)
             else:
-                data = model.to_json().encode("utf-8")
+                data = [model.to_json().encode("utf-8")]
         except (UnpreservableValue, ValueError) as exc:
             # pydantic's serialisation error and UnicodeEncodeError are ValueErrors too.
             raise StoreError(f"{path.name}: refusing to write a value that would not read back the same "
                              f"({' '.join(str(exc).split())[:300]}); not written") from None
-        if len(data) > MAX_STATE_FILE_BYTES:
+        size = sum(map(len, data))
+        if size > MAX_STATE_FILE_BYTES:
             # Readers would show it as broken: keep the last readable version instead.
             raise StoreError(
-                f"{path.name}: {len(data) / 2**20:.1f} MiB is over the "
+                f"{path.name}: {size / 2**20:.1f} MiB is over the "
                 f"{MAX_STATE_FILE_BYTES // 2**20} MiB state file limit; not written"
             )
         atomic_write_bytes(path, data, tmp_dir=self._writable_sidecar("tmp"), durable=self.durable)
@@ -643,7 +644,7 @@ class StateStore:
         *,
         expected: FileVersion | None | object = _ANY,
         key: str | None = None,
-        encode: Callable[[ExperimentDoc], bytes] | None = None,
+        encode: Callable[[ExperimentDoc], list[bytes]] | None = None,
     ) -> Saved:
         """Write ``model`` atomically under the lock.
 
@@ -675,7 +676,7 @@ class StateStore:
         if expected is not None and current != expected:
             raise ConflictError(f"{path.name} changed since it was read; reload and try again")
 
-    def create(self, model: StateModel, *, encode: Callable[[ExperimentDoc], bytes] | None = None) -> Saved:
+    def create(self, model: StateModel, *, encode: Callable[[ExperimentDoc], list[bytes]] | None = None) -> Saved:
         """Write a new experiment; refuses if its file already exists."""
         return self.save(model, expected=None, encode=encode)
 

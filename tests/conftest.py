@@ -1,4 +1,4 @@
-"""Suite-wide: no test reads or writes the user's own expwatch preferences."""
+"""Suite-wide: no test reads or writes the user's own expwatch preferences; runners check their cached JSON."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from app.preferences import CONFIG_ENV
+from state.doc_json import CHECK_ENV
+
+# Every runner a test starts compares its cached state-file JSON with the document's own.
+os.environ[CHECK_ENV] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

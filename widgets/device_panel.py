@@ -13,7 +13,7 @@ from widgets import formatting as fmt
 from widgets.text_panel import TextPanel
 
 if TYPE_CHECKING:
-    from state.devices import DeviceSnapshot
+    from state.devices import DeviceSnapshot, DeviceState
 
 _LOOK = {
     DeviceStatus.AVAILABLE: ("✓", "$success"),
@@ -46,26 +46,29 @@ def _details(details: Mapping[str, object]) -> str:
 def render_devices(
     snapshots: Sequence[DeviceSnapshot], errors: Sequence[str], colours: Mapping[str, str], now: datetime
 ) -> Text:
-    out = Text(no_wrap=True, overflow="ellipsis")
+    """One line per device; in a fleet (any snapshot from a hub host) grouped under a ``── host`` line,
+    this host's own first."""
     if not snapshots and not errors:
         return Text("no lab devices published", style=colours.get("$text-muted", ""))
-    first = True
-    for snap in snapshots:
-        for dev in snap.devices:
-            if not first:
-                out.append("\n")
-            first = False
-            symbol, colour = _LOOK.get(dev.status, ("?", "$text"))
-            out.append(f"{symbol} ", style=colours.get(colour, ""))
-            out.append(f"{dev.name:<15.15} ", style="bold")
-            out.append(f"{dev.status.value:<10} ", style=colours.get(colour, ""))
-            detail = dev.error if dev.error else _details(dev.details)
-            updated = dev.updated_at if dev.updated_at.tzinfo else dev.updated_at.astimezone()
-            out.append(f"{fmt.age(now, updated):>5} ", style=colours.get("$text-muted", ""))
-            out.append(detail, style=colours.get("$error", "") if dev.error else "")
-    for error in errors:
-        if not first:
-            out.append("\n")
-        first = False
-        out.append(f"! unreadable device snapshot {error}", style=colours.get("$error", ""))
+    lines: list[Text] = []
+    fleet = any(snap.host is not None for snap in snapshots)
+    hosts = list(dict.fromkeys(snap.host for snap in sorted(snapshots, key=lambda s: s.host is not None)))
+    for host in hosts if fleet else [None]:
+        if fleet:
+            lines.append(fmt.host_header("this host" if host is None else host))
+        lines += [_device_line(dev, colours, now) for snap in snapshots if not fleet or snap.host == host for dev in snap.devices]
+    lines += [Text(f"! unreadable device snapshot {error}", style=colours.get("$error", "")) for error in errors]
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+
+
+def _device_line(dev: DeviceState, colours: Mapping[str, str], now: datetime) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    symbol, colour = _LOOK.get(dev.status, ("?", "$text"))
+    out.append(f"{symbol} ", style=colours.get(colour, ""))
+    out.append(f"{dev.name:<15.15} ", style="bold")
+    out.append(f"{dev.status.value:<10} ", style=colours.get(colour, ""))
+    detail = dev.error if dev.error else _details(dev.details)
+    updated = dev.updated_at if dev.updated_at.tzinfo else dev.updated_at.astimezone()
+    out.append(f"{fmt.age(now, updated):>5} ", style=colours.get("$text-muted", ""))
+    out.append(detail, style=colours.get("$error", "") if dev.error else "")
     return out

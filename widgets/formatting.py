@@ -135,7 +135,12 @@ def verdict_text(status: str, verdict: StaleVerdict | None) -> str:
     return {"alive": "alive", "dead": "dead", "unknown": "unknown"}[verdict.liveness.value]
 
 
+def host_header(name: str) -> Text:
+    """The line over one fleet host's GPUs or devices."""
+    return Text(f"── {name}", style="bold")
+
+
 __all__ = [
-    "STATUS_LOOK", "age", "bar", "clock_time", "duration", "energy", "nbytes", "number", "sparkline",
+    "STATUS_LOOK", "age", "bar", "clock_time", "duration", "energy", "host_header", "nbytes", "number", "sparkline",
     "status_text", "theme_colours", "verdict_text",
 ]

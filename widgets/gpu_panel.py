@@ -8,16 +8,17 @@ says for how long).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from state.durations import duration
 from widgets import formatting as fmt
-from widgets.text_panel import TextPanel
+from widgets.text_panel import Line, TextPanel, joined
 
 if TYPE_CHECKING:
-    from state.telemetry import GpuAttribution, GpuSnapshot, HostGpus
+    from state.telemetry import GpuAttribution, GpuProcessSample, GpuSample, GpuSnapshot, HostGpus
 
 
 #: A GPU line without its name and sparkline; what the panel takes around its lines (border,
@@ -39,6 +40,7 @@ class GpuPanel(TextPanel):
 
     def on_resize(self) -> None:
         """Its lines are fitted to its width: fit them again to the new one."""
+        super().on_resize()
         if self._last is not None:
             self.show(*self._last)
 
@@ -55,24 +57,35 @@ class GpuPanel(TextPanel):
             self.wanted_width = FIXED_CELLS + WIDE_SPARK + min(MAX_NAME, names) + 1 + FRAME_CELLS
         colours, width = fmt.theme_colours(self.app.theme_variables), max(20, self.size.width - 4)
         if fleet:
-            self.show_text(render_fleet(snapshot, history or {}, attributions or {}, fleet, colours, width))
+            self.show_lines(fleet_lines(snapshot, history or {}, attributions or {}, fleet, colours, width))
             title = f"GPUs: {len(fleet) + (snapshot is not None)} hosts"
         else:
-            self.show_text(render_gpus(snapshot, history or {}, attributions or {}, colours, width))
+            self.show_lines(gpu_lines(snapshot, history or {}, attributions or {}, colours, width))
             title = "GPUs (simulated)" if snapshot is not None and snapshot.simulated else "GPUs"
         if title != self.border_title:  # setting it, even to the same text, repaints the panel
             self.border_title = title
 
 
-def render_gpus(
+def render_gpus(*args: object) -> Text:
+    """One host's lines as one text (``gpu_lines``' arguments)."""
+    return joined(gpu_lines(*args))  # type: ignore[arg-type]
+
+
+def render_fleet(*args: object) -> Text:
+    """The fleet's lines as one text (``fleet_lines``' arguments)."""
+    return joined(fleet_lines(*args))  # type: ignore[arg-type]
+
+
+def gpu_lines(
     snapshot: GpuSnapshot | None,
     history: Mapping[int, tuple[float | None, ...]],
     attributions: Mapping[int, GpuAttribution],
     colours: Mapping[str, str],
     width: int,
-) -> Text:
+) -> list[Line]:
+    """One host's lines: each GPU's, then its processes'."""
     if snapshot is None:
-        return Text("waiting for the first sample…", style=colours.get("$text-muted", ""))
+        return [lambda: Text("waiting for the first sample…", style=colours.get("$text-muted", ""))]
     if not snapshot.ok:
         # The longest of these that fits: a message cut mid-word says nothing.
         detail = f" ({snapshot.detail})" if snapshot.detail else ""
@@ -83,71 +96,74 @@ def render_gpus(
             "GPUs unavailable",
         )
         fits = next((t for t in said if len(t) <= width), said[-1])
-        return Text(fits, style=colours.get("$warning", ""))
+        return [lambda: Text(fits, style=colours.get("$warning", ""))]
     if not snapshot.gpus:
-        return Text("no GPUs found", style=colours.get("$text-muted", ""))
-    out = Text(no_wrap=True, overflow="ellipsis")
+        return [lambda: Text("no GPUs found", style=colours.get("$text-muted", ""))]
     # Fixed part: index, util, memory, power, temperature (FIXED_CELLS); then the sparkline; the name gets the rest.
     spark_width = WIDE_SPARK if width >= FIXED_CELLS + WIDE_SPARK + 12 else 5
     name_width = min(MAX_NAME, width - FIXED_CELLS - spark_width - 1)
     name_width = name_width if name_width >= 6 else 0  # a name cut to a few letters says nothing
-    for n, gpu in enumerate(snapshot.gpus):
-        if n:
-            out.append("\n")
-        out.append(f"{gpu.index} ", style="bold")
-        if gpu.error:
-            out.append(f"{gpu.name[:18]} {gpu.error}", style=colours.get("$error", ""))
-            continue
-        if name_width:
-            out.append(f"{gpu.name[:name_width]:{name_width}} ")
-        out.append(fmt.sparkline(history.get(gpu.index, ()), spark_width), style=colours.get("$accent", ""))
-        out.append(f" {fmt.number(gpu.utilization_gpu, '%'):>4}")
-        out.append(f" {fmt.nbytes(gpu.memory_used_bytes) + '/' + fmt.nbytes(gpu.memory_total_bytes):>10}")
-        power = fmt.number(gpu.power_watts, "W") + "/" + fmt.number(gpu.power_limit_watts, "W")
-        out.append(f" {power:>9}")
-        temp = gpu.temperature_c
-        hot = temp is not None and temp >= 85
-        out.append(f" {fmt.number(temp, '°C'):>5}", style=colours.get("$error", "") if hot else "")
-        for proc in gpu.processes:
-            who = attributions.get(proc.pid)
-            label = "unattributed"
-            if who is not None:
-                label = who.experiment_id
-                if who.process_index is not None:
-                    label += f"[{who.process_index}]"
-                if who.current_step:
-                    label += f" {who.current_step}"
-                if not who.confident:
-                    label += " ?"
-            out.append(f"\n   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}", style=colours.get("$text-muted", "") if who is None else "")
+    out: list[Line] = []
+    for gpu in snapshot.gpus:
+        out.append(partial(_gpu_line, gpu, history.get(gpu.index, ()), colours, spark_width, name_width))
+        if not gpu.error:
+            out += [partial(_process_line, proc, attributions.get(proc.pid), colours) for proc in gpu.processes]
     return out
 
 
-def render_fleet(
+def _gpu_line(gpu: GpuSample, history: tuple[float | None, ...], colours: Mapping[str, str], spark_width: int, name_width: int) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(f"{gpu.index} ", style="bold")
+    if gpu.error:
+        out.append(f"{gpu.name[:18]} {gpu.error}", style=colours.get("$error", ""))
+        return out
+    if name_width:
+        out.append(f"{gpu.name[:name_width]:{name_width}} ")
+    out.append(fmt.sparkline(history, spark_width), style=colours.get("$accent", ""))
+    out.append(f" {fmt.number(gpu.utilization_gpu, '%'):>4}")
+    out.append(f" {fmt.nbytes(gpu.memory_used_bytes) + '/' + fmt.nbytes(gpu.memory_total_bytes):>10}")
+    power = fmt.number(gpu.power_watts, "W") + "/" + fmt.number(gpu.power_limit_watts, "W")
+    out.append(f" {power:>9}")
+    temp = gpu.temperature_c
+    hot = temp is not None and temp >= 85
+    out.append(f" {fmt.number(temp, '°C'):>5}", style=colours.get("$error", "") if hot else "")
+    return out
+
+
+def _process_line(proc: GpuProcessSample, who: GpuAttribution | None, colours: Mapping[str, str]) -> Text:
+    label = "unattributed"
+    if who is not None:
+        label = who.experiment_id
+        if who.process_index is not None:
+            label += f"[{who.process_index}]"
+        if who.current_step:
+            label += f" {who.current_step}"
+        if not who.confident:
+            label += " ?"
+    return Text(f"   pid {proc.pid:<7} {fmt.nbytes(proc.used_memory_bytes):>6}  {label}",
+                style=colours.get("$text-muted", "") if who is None else "", no_wrap=True, overflow="ellipsis")
+
+
+def fleet_lines(
     local: GpuSnapshot | None,
     history: Mapping[int, tuple[float | None, ...]],
     attributions: Mapping[int, GpuAttribution],
     fleet: Sequence[HostGpus],
     colours: Mapping[str, str],
     width: int,
-) -> Text:
-    """This host's GPUs (when sampled), then each fleet host's under its name."""
-    out = Text(no_wrap=True, overflow="ellipsis")
-    groups: list[tuple[str, Text]] = []
+) -> list[Line]:
+    """This host's GPUs (when sampled), then each fleet host's under a ``── host`` line."""
+    out: list[Line] = []
     if local is not None:
-        groups.append(("this host", render_gpus(local, history, attributions, colours, width)))
+        out.append(partial(fmt.host_header, "this host"))
+        out += gpu_lines(local, history, attributions, colours, width)
     for host in fleet:
-        name = host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")
+        out.append(partial(fmt.host_header, host.host + (" (simulated)" if host.snapshot is not None and host.snapshot.simulated else "")))
         if host.silent_s is not None:
-            body = Text(f"silent for {duration(host.silent_s)} (agent lease expired)", style=colours.get("$warning", ""))
+            said = f"silent for {duration(host.silent_s)} (agent lease expired)"
+            out.append(partial(Text, said, style=colours.get("$warning", "")))
         elif host.snapshot is None:
-            body = Text("no GPU snapshot published", style=colours.get("$text-muted", ""))
+            out.append(partial(Text, "no GPU snapshot published", style=colours.get("$text-muted", "")))
         else:
-            body = render_gpus(host.snapshot, host.history, host.attributions, colours, width)
-        groups.append((name, body))
-    for n, (name, body) in enumerate(groups):
-        if n:
-            out.append("\n")
-        out.append(f"── {name}\n", style="bold")
-        out.append_text(body)
+            out += gpu_lines(host.snapshot, host.history, host.attributions, colours, width)
     return out

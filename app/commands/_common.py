@@ -109,16 +109,24 @@ def add_read_only_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _refusals() -> tuple[type[Exception], ...]:
+    """The errors that refuse a change; ``ActionRefused`` only once the actions were imported.
+
+    A command that never imported them cannot raise it, and importing the
+    actions package only to name it was 20-30 ms of `expwatch run`'s start-up.
+    """
+    actions = sys.modules.get("runtime.actions.common")
+    return (ReadOnlyStoreError,) if actions is None else (actions.ActionRefused, ReadOnlyStoreError)
+
+
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
     """Store and action errors as one-line command errors with their exit codes."""
-    from runtime.actions import ActionRefused
-
     try:
         yield
     except ExperimentNotFound as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from None
-    except (ActionRefused, ReadOnlyStoreError) as exc:
+    except _refusals() as exc:
         raise CommandError(str(exc), EXIT_REFUSED) from None
     except ConflictError as exc:
         raise CommandError(str(exc), EXIT_CONFLICT) from None

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_sources
     from runtime.agent import LEASE_S, RENEW_S, HubAgent
     from runtime.gpu import make_gpu_source
-    from runtime.exit_codes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_USAGE
+    from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
     from state.hub.codec import host_name_from, valid_host_name
     from state.hub.connection import HubAddress, HubError, hub_url_from_env
     from state.hub.schema import Hub, LeaseHeld
@@ -91,4 +91,6 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(main())
     if agent.conflict is not None:
         raise CommandError(f"{agent.conflict}: this agent stopped serving the host", EXIT_CONFLICT)
+    if agent.failure is not None:
+        raise CommandError(f"{agent.failure}: the agent stopped (its lease lapses; restart it)", EXIT_ERROR)
     return 0

@@ -53,6 +53,7 @@ KEY_HELP = (
     ("K", "stop: SIGINT to its runner (stops at a run boundary); again after the grace: SIGTERM"),
     ("C", "clean up: mark every dead running experiment stale"),
     ("g / d", "show or hide the GPU / device panel"),
+    ("tab", "to the GPU / device panel: ↑/↓ PgUp/PgDn or the wheel scroll it"),
     ("ctrl+p", "command palette: every action, sorts and panels"),
     ("?", "this help"),
     ("q", "quit"),
@@ -155,20 +156,22 @@ class MainScreen(Screen[None]):
     def _fit_panels(self) -> None:
         """Share space by content: the process panel gets the rows its processes need (up to a
         share of the screen), the GPU panel the width its lines need, the device panel the rest.
-        When the experiments' rows leave height over even with the panels at their cap, the table
-        takes just its rows and the GPU and device panels grow into the rest (every GPU and
-        device line shows), instead of blank rows under the table. Until the first rows (or the
-        scan's end) the table is not taken for short: an empty table is roomy, and taking the class
-        away again restyled every widget of the screen before the first rows showed."""
+        When the experiments' rows leave height over even with the panels at their cap, the GPU
+        and device panels may grow into it to show every line they have (a fleet's GPUs), and
+        what they do not need stays with the table, where new experiments appear. Until the
+        first rows (or the scan's end) the screen is not roomy: an empty table would make it so,
+        and taking the class away again restyled every widget of the screen before the first
+        rows showed."""
         processes = self.query_one(ProcessTable)
         cap = max(4, int(self.size.height * PROCESS_SHARE))
         processes.styles.height = min(cap, max(3, processes.row_count + 2))
         table = self.table
         table_rows = max(TABLE_MIN, table.virtual_size.height + table.scrollbar_size_horizontal)
         panels_shown = self.query_one("#panels").display
-        roomy = self.loaded and panels_shown and table_rows + processes.styles.height.value + self._panels_cap < self._main_height
+        left = self._main_height - table_rows - processes.styles.height.value
+        roomy = self.loaded and panels_shown and self._panels_cap < left
         self.set_class(roomy, "-roomy")
-        table.styles.height = table_rows if roomy else None
+        self.query_one("#panels").styles.max_height = left if roomy else None
         gpus = self.query_one(GpuPanel)
         if self.query_one(DevicePanel).display:
             gpus.styles.width = max(GPU_PANEL_MIN, min(gpus.wanted_width, self.size.width - DEVICE_PANEL_MIN))

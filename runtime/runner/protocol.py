@@ -11,7 +11,8 @@ Worker -> coordinator::
     {"t": "bye"}
 
     RESULT  = {"i": index, "r": id_run, "s": "completed"|"failed"|"interrupted", "f": fields,
-               "st": state, "e": EXC | null, "t0": time, "t1": time}
+               "st": state, "e": EXC, "t0": time, "t1": time, "step": name}
+              ("f", "st", "e" and "step" are left out when empty or null: a missing one is empty)
     CURRENT = {"i": index, "step": name, "t0": time, "f": fields | absent}
     EXC     = {"type": str, "message": str, "traceback": str}
 
@@ -141,14 +142,19 @@ class LineReader:
         self._decode = decode
 
     def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
+        """The messages ``data`` completes.
+
+        Only ``data`` is searched for a line's end, and each line is cut out once:
+        a batch of 8,192 results (about 800 KB) arrives in several reads, and
+        searching the whole buffer at each read, then copying every line twice
+        and once more to strip it, was a tenth of the coordinator's samples.
+        """
         self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                return
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if line.strip():
+        if b"\n" not in data:
+            return
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if line and not line.isspace():
                 yield self._decode(line)
 
 

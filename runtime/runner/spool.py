@@ -10,6 +10,9 @@ replays the completed results the state file does not have yet, so only the
 runs that were in flight at the kill run again. Spool files go once their
 results are in the state file.
 
+Workers append through a shared mapping of the file (``spool_appender``): a
+file whose worker was killed ends in NUL padding, which the replay passes over.
+
 Each file starts with a header naming the experiment and its creation time,
 so the spool of a deleted experiment is never replayed into a new one that
 took its id.
@@ -50,7 +53,8 @@ def open_spool(folder: Path, doc: ExperimentDoc, process_index: int) -> tuple[in
     while True:
         path = folder / f"a{doc.attempt}-p{process_index}-{n}.jsonl"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            # Readable too: the worker appends through a shared mapping (``spool_appender``).
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             break
         except FileExistsError:
             n += 1
@@ -133,7 +137,13 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def _decode(line: bytes) -> Any:
-    """A line's JSON value; None for a torn or foreign one (a kill mid-write leaves a torn last line)."""
+    """A line's JSON value; None for a torn or foreign one (a kill mid-write leaves a torn last line).
+
+    A killed worker's file ends in NUL bytes, the rest of the window its appender
+    had reserved: not a line either.
+    """
+    if line[:1] == b"\0":
+        return None
     try:
         return json.loads(line, parse_constant=_no_constant)
     except ValueError:

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runtime.actions import resolve_key
 from runtime.exit_codes import EXIT_CONFLICT
 from runtime.launcher import carried_env, log_path_for
 from runtime.liveness import identity_of
@@ -75,8 +74,10 @@ def create_experiment(
     if reason:
         raise RunnerError(f"--id: {reason}")
     try:
-        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building.
-        with collector_paused():
+        # 100,000 params dicts, then as many records: the collector's walks would cost more than the building,
+        # and after it the first collection walked them all (py-spy: 24 samples in the block's exit).
+        # They live as long as the runner: frozen (the coordinator's run gives them back when it ends).
+        with collector_paused(then_freeze=True):
             axes, params = study.expand_grid()
             width = max(4, len(str(len(params) - 1)))
             runs = [RunRecord(id_run=f"{i:0{width}d}", index=i, params=p) for i, p in enumerate(params)]
@@ -129,7 +130,7 @@ def create_experiment(
         last_updated=now,
     )
     try:
-        saved = store.create(doc, encode=runs_json.encode if runs_json is not None else None)
+        saved = store.create(doc, encode=runs_json.parts if runs_json is not None else None)
     except ConflictError:
         raise RunnerError(f"an experiment {experiment_id!r} already exists in {store.root}", EXIT_CONFLICT) from None
     discard_all(spool_dir(store.sidecar_dir, key))  # left by an earlier experiment under this key
@@ -216,6 +217,9 @@ def adopt_and_run(ident: str, state_dir: Path | str, options: RunnerOptions) -> 
     lock, before letting go of it); taking the lock here waits for that write.
     Anything else is refused: the runner never takes an experiment over by itself.
     """
+    # Only a resumed runner resolves an id: `expwatch run` does not pay for the actions package's imports.
+    from runtime.actions import resolve_key
+
     store = StateStore(state_dir)
     key = resolve_key(store, ident)
     with store.lock(key, timeout=60.0):

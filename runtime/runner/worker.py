@@ -29,6 +29,7 @@ from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
 from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.shared import SharedMap, SharedStateUnavailable
+from runtime.runner.spool_appender import SpoolAppender
 from runtime.runner.study import FrozenAttrDict, Run, StudyError, load_study, step_name
 
 #: The most one run's fields and state may take, encoded: a state file holds 64 MiB in all.
@@ -88,7 +89,7 @@ class Worker:
         self.workcell = workcell
         self.publish_dir = publish_dir
         self.spool_fd = spool_fd
-        self._spool_end: int | None = None
+        self._spool_appender: SpoolAppender | None = None
         self.config: FrozenAttrDict = FrozenAttrDict()
         self.experiment_id = ""
         self.attempt = 1
@@ -196,7 +197,7 @@ class Worker:
         try:
             data = protocol.dumps(result)
         except Exception as exc:
-            why = protocol.unstorable({"fields": result["f"], "state": result["st"]}, "run")
+            why = protocol.unstorable({"fields": result.get("f", {}), "state": result.get("st", {})}, "run")
             problem = why or f"{type(exc).__name__}: {exc}"
         else:
             if len(data) <= MAX_RESULT_BYTES:
@@ -205,15 +206,14 @@ class Worker:
                 f"{len(data):,} bytes of fields and state is over the {MAX_RESULT_BYTES // 2**20} MiB "
                 "a run may store (keep large results in files and store their paths)"
             )
-        error = result["e"] or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
+        error = result.get("e") or {"type": "FieldsNotStorable", "message": "", "traceback": ""}
         message = "the run's fields or state cannot be written exactly: " + problem
-        if result["e"]:
+        if result.get("e"):
             message = f"{error['message']}; and {message}"
+        failed = {k: v for k, v in result.items() if k not in ("f", "st")}
         return protocol.dumps({
-            **result,
+            **failed,
             "s": "failed" if result["s"] == "completed" else result["s"],
-            "f": {},
-            "st": {},
             "e": {
                 "type": protocol.safe_text(str(error["type"])),
                 "message": protocol.safe_text(message),
@@ -306,6 +306,7 @@ class Worker:
             code = EXIT_ERROR
         finally:
             self._terminated = True
+            self._close_spool()
             self._closing = True
             self._wake.set()
             if reporter.is_alive():
@@ -387,7 +388,10 @@ class Worker:
                 status = "failed"
                 error = _exception_info(exc)
             self._current = None
-            self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
+            if status == "completed":
+                self._finished(self._completed_result(index, id_run, run, t0))
+            else:
+                self._finished(self._encode_result(self._result(index, id_run, run, status, error, t0)))
 
     def _finished(self, line: bytes) -> None:
         """A finished run's result: first on disk (the spool), then counted as done and queued to send."""
@@ -399,39 +403,69 @@ class Worker:
         """Append one line whole, or cut what part of it went in (a full disk) and spool no more."""
         fd = self.spool_fd
         assert fd is not None
-        if self._spool_end is None:
-            # Only this process appends to its spool: the end is counted, not asked for per run
-            # (an lseek per run was a fifth of the spool's cost).
-            self._spool_end = os.lseek(fd, 0, os.SEEK_END)
-        start = self._spool_end
-        view = memoryview(data)
+        appender = self._spool_appender
         try:
-            while view:
-                view = view[os.write(fd, view):]
-            self._spool_end = start + len(data)
+            if appender is None:
+                appender = self._spool_appender = SpoolAppender(fd)
+            appender.append(data)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)  # no torn line, and the space goes back to the state file
+                if appender is not None:  # no torn line, and the space goes back to the state file
+                    appender.close()
             self.spool_fd = None
+            self._spool_appender = None
             print(f"expwatch worker {self.process_index}: results spool not written ({exc.strerror or exc}); "
                   "a kill of the coordinator now loses the runs it has not yet stored", file=sys.stderr)
 
+    def _close_spool(self) -> None:
+        """Cut the spool's padding after its last line (a killed worker leaves it, and the replay skips it)."""
+        appender, self._spool_appender = self._spool_appender, None
+        if appender is not None:
+            with contextlib.suppress(OSError):
+                appender.close()
+
+    def _completed_result(self, index: int, id_run: str, run: Run, t0: float) -> bytes:
+        """A completed run's result, the common case, formatted around its encoded parts.
+
+        Byte for byte what ``_encode_result`` gives for it (``repr`` of a float is
+        JSON's, and ``time.time()`` is finite), 3.3 µs instead of 5.4 µs a run:
+        encoding a nine-key dict was the worker's largest cost at 100,000 runs.
+        Whatever the strict encoder refuses, or a result over the limit, goes the
+        general way, which says why the run failed.
+        """
+        t1 = time.time()
+        try:
+            encode = protocol.dumps
+            data = b'{"i":%d,"r":%s,"s":"completed",%s%s"t0":%r,"t1":%r}' % (
+                index, encode(id_run),
+                b'"f":%s,' % encode(run.fields) if run.fields else b"",
+                b'"st":%s,' % encode(run.state) if run.state else b"",
+                t0, t1,
+            )
+        except Exception:  # noqa: BLE001 - explained by the general path
+            data = b""
+        if data and len(data) <= MAX_RESULT_BYTES:
+            return data
+        return self._encode_result(self._result(index, id_run, run, "completed", None, t0, t1))
+
     @staticmethod
     def _result(
-        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float
+        index: int, id_run: str, run: Run, status: str, error: dict[str, str] | None, t0: float,
+        t1: float | None = None,
     ) -> dict[str, Any]:
-        return {
-            "i": index,
-            "r": id_run,
-            "s": status,
-            "f": run.fields,
-            "st": run.state,
-            "e": error,
-            "t0": t0,
-            "t1": time.time(),
-            "step": protocol.safe_text(run.current_step) if status != "completed" and run.current_step else None,
-        }
-
+        """A finished run's result; empty fields and state, no error and no step are left out (``protocol``)."""
+        result: dict[str, Any] = {"i": index, "r": id_run, "s": status}
+        if run.fields:
+            result["f"] = run.fields
+        if run.state:
+            result["st"] = run.state
+        if error is not None:
+            result["e"] = error
+        result["t0"] = t0
+        result["t1"] = time.time() if t1 is None else t1
+        if status != "completed" and run.current_step:
+            result["step"] = protocol.safe_text(run.current_step)
+        return result
 
 def main(argv: list[str] | None = None) -> int:
     args = WorkerArgs.parse(argv)

@@ -372,7 +372,8 @@ class HubSource:
                 continue
             try:
                 items = json.loads(text)
-                snapshots += [DeviceSnapshot.model_validate(item) for item in items] if isinstance(items, list) else []
+                snapshots += [DeviceSnapshot.model_validate(item).model_copy(update={"host": host})
+                              for item in items] if isinstance(items, list) else []
             except (ValueError, TypeError, RecursionError):
                 continue
         return tuple(snapshots)

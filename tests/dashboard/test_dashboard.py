@@ -95,7 +95,7 @@ async def test_toggle_panels(state_dir: Path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete)
         panel = app.screen_stack[0].query_one(GpuPanel)
-        await wait_for(pilot, lambda: "sweep-alive" in str(panel.render()), what="GPU process attributed to its experiment")
+        await wait_for(pilot, lambda: panel.shown is not None and "sweep-alive" in panel.shown.plain, what="GPU process attributed to its experiment")
         assert panel.display
         await pilot.press("g")
         assert not panel.display

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -11,11 +12,12 @@ from textual.widgets._footer import FooterKey
 from app.screens.columns import ColumnPicker
 from state.telemetry import GpuSnapshot
 from widgets.experiment_table import ExperimentTable
-from widgets.gpu_panel import render_gpus
+from widgets.gpu_panel import GpuPanel, render_gpus
 from widgets.process_table import ProcessTable
 from widgets.status_header import fit_path
 
-from tests.dashboard.conftest import DEAD_PID, FROZEN, native_doc, write_raw
+from app.app import DashboardOptions, ExpwatchApp
+from tests.dashboard.conftest import DEAD_PID, FROZEN, ScriptedProbe, StaticGpuSource, native_doc, write_raw
 from tests.dashboard.helpers import make_app, wait_for
 
 
@@ -77,18 +79,31 @@ async def test_wide_screens_share_space_by_content(state_dir: Path):
         assert processes.outer_size.height == processes.row_count + 2, "the rows it needs, no more"
 
 
-async def test_few_experiments_leave_no_blank_rows_under_the_table(state_dir: Path):
-    """160x48 with six rows: the table takes its rows, the GPU and device panels the height left
-    (down to the footer); with more rows than fit, the table takes the height and the panels their cap."""
-    app = make_app(state_dir, watch=False)
+class ManyGpus(StaticGpuSource):
+    """Sixteen GPUs: more panel lines than the panels' usual cap."""
+
+    def sample(self) -> GpuSnapshot:
+        one = super().sample().gpus[1]
+        return GpuSnapshot(taken_at=FROZEN, gpus=tuple(replace(one, index=i, uuid=f"GPU-{i}") for i in range(16)),
+                           status="ok", simulated=True)
+
+
+async def test_few_experiments_let_the_panels_show_every_line_and_the_table_keeps_the_rest(state_dir: Path):
+    """160x48 with six rows and sixteen GPUs: the GPU panel shows all of them (over its usual cap),
+    down to the footer, and the height they do not need stays with the table; with more rows
+    than fit, the table takes the height and the panels their cap."""
+    options = DashboardOptions(sources=(state_dir,), watch=False, refresh=0.2)
+    app = ExpwatchApp(options, clock=lambda: FROZEN, probe=ScriptedProbe(), gpu_source=ManyGpus())
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(pilot, lambda: app.scan_complete, what="scan")
+        await wait_for(pilot, lambda: app.scan_complete and app.latest_gpus is not None, what="scan and GPUs")
         await pilot.pause()
         screen = app.screen_stack[0]
         t, panels = table(app), screen.query_one("#panels")
+        gpus = screen.query_one(GpuPanel)
         footer_top = screen.query_one("Footer").region.y
-        assert t.outer_size.height == t.row_count + 1, "the header and its rows, no blank rows"
-        assert panels.region.bottom == footer_top and panels.outer_size.height > 10, "the panels take the rest"
+        await wait_for(pilot, lambda: gpus.outer_size.height >= 16 + 2, what="every GPU line shown")
+        assert panels.region.bottom == footer_top
+        assert t.outer_size.height > t.row_count + 1, "the height the panels do not need is the table's"
         for i in range(60):
             write_raw(state_dir, native_doc(f"more-{i:02d}", "completed", pid=DEAD_PID, done=4))
         app.reconcile_now(app.sources[0])
@@ -96,6 +111,18 @@ async def test_few_experiments_leave_no_blank_rows_under_the_table(state_dir: Pa
         await pilot.pause()
         assert panels.outer_size.height <= 10 and t.outer_size.height > 20, "rows that do not fit: the table takes the height"
         assert panels.region.bottom == footer_top
+
+
+async def test_few_experiments_at_80x24_leave_no_gap_above_the_footer(state_dir: Path):
+    """The short screen's panel cap yields to the few-rows rule: the panels reach the footer, the table keeps the rest."""
+    app = make_app(state_dir, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete, what="scan")
+        await pilot.pause()
+        screen = app.screen_stack[0]
+        panels = screen.query_one("#panels")
+        assert screen.has_class("-short") and screen.has_class("-roomy")
+        assert panels.region.bottom == screen.query_one("Footer").region.y
 
 
 async def test_click_a_header_to_sort_and_again_to_reverse(state_dir: Path):

@@ -28,7 +28,7 @@ async def _settled(pilot) -> None:
         from widgets.gpu_panel import GpuPanel
 
         panel = app.screen_stack[0].query_one(GpuPanel)
-        await wait_for(pilot, lambda: "sweep-alive" in str(panel.render()), what="GPU sample")
+        await wait_for(pilot, lambda: panel.shown is not None and "sweep-alive" in panel.shown.plain, what="GPU sample")
     await pilot.pause(0.1)
 
 

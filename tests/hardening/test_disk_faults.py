@@ -67,28 +67,15 @@ def test_disk_full_on_a_real_tmpfs_keeps_the_old_file(tmp_path: Path) -> None:
         ctx.__exit__(None, None, None)
 
 
-class _FailingFile:
-    """A file object that writes ``allow`` bytes, then fails with ``code``."""
+def _failing_writev(monkeypatch: pytest.MonkeyPatch, code: int, allow: int) -> None:
+    """The temp file's ``writev`` writes ``allow`` bytes, then fails with ``code``."""
 
-    def __init__(self, fd: int, code: int, allow: int) -> None:
-        self._fd, self._code, self._allow = fd, code, allow
+    def writev(fd: int, buffers: list[memoryview]) -> int:
+        if allow:
+            os.write(fd, bytes(buffers[0][:allow]))
+        raise OSError(code, os.strerror(code))
 
-    def write(self, data: bytes) -> int:
-        if self._allow:
-            os.write(self._fd, data[: self._allow])
-        raise OSError(self._code, os.strerror(self._code))
-
-    def flush(self) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def __enter__(self) -> _FailingFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self._fd)
+    monkeypatch.setattr(state.atomic.os, "writev", writev)
 
 
 def _populated(state_dir: Path) -> tuple[StateStore, Path, bytes]:
@@ -105,7 +92,7 @@ def test_write_error_during_save_keeps_the_old_file(
 ) -> None:
     store, path, before = _populated(state_dir)
     loaded = store.load("exp-1")
-    monkeypatch.setattr(state.atomic.os, "fdopen", lambda fd, mode="rb": _FailingFile(fd, code, allow))
+    _failing_writev(monkeypatch, code, allow)
     with pytest.raises(OSError) as exc:
         store.save(loaded.model.model_copy(update={"model_name": "new"}), expected=loaded.version)
     monkeypatch.undo()
@@ -144,7 +131,7 @@ def test_failed_create_leaves_no_file_at_all(state_dir: Path, monkeypatch: pytes
     store = StateStore(state_dir)
     runs = [RunRecord(id_run=f"r{i}", index=i) for i in range(10)]
     doc = ExperimentDoc(experiment_id="fresh", runs=runs, last_updated="2025-03-01T12:00:00+00:00")
-    monkeypatch.setattr(state.atomic.os, "fdopen", lambda fd, mode="rb": _FailingFile(fd, errno.ENOSPC, 10))
+    _failing_writev(monkeypatch, errno.ENOSPC, 10)
     with pytest.raises(OSError):
         store.create(doc)
     monkeypatch.undo()
@@ -160,7 +147,7 @@ def test_failed_save_is_invisible_to_a_scanner(state_dir: Path, monkeypatch: pyt
     watcher.scan()
     snapshot = tree_state(state_dir)
     loaded = store.load("exp-1")
-    monkeypatch.setattr(state.atomic.os, "fdopen", lambda fd, mode="rb": _FailingFile(fd, errno.EIO, 50))
+    _failing_writev(monkeypatch, errno.EIO, 50)
     with pytest.raises(OSError):
         store.save(loaded.model.model_copy(update={"model_name": "new"}))
     monkeypatch.undo()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from textual.app import App
+
 from app.app import DashboardOptions, ExpwatchApp
 from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.liveness import LocalProbe
@@ -91,3 +93,35 @@ async def test_dashboard_gpu_panel_shows_the_fleet(redis_server: RedisServer, pr
         assert [line.split()[0] for line in lines[at + 1 : at + 4]] == ["0", "1", "2"]
         assert panel.border_title == "GPUs: 2 hosts"
         assert not app.worker_failures
+
+
+class _OnePanel(App):
+    """A GPU panel of 6 rows (4 of text) over a fleet of 32 hosts."""
+
+    CSS = "GpuPanel { max-height: 6; }"
+
+    def compose(self):
+        yield GpuPanel()
+
+
+def _in_view(panel: GpuPanel) -> list[str]:
+    return [panel.render_line(y).text.strip() for y in range(panel.scrollable_content_region.height)]
+
+
+async def test_a_fleet_taller_than_the_panel_scrolls_by_key_and_draws_only_what_is_in_view():
+    fleet = tuple(HostGpus(f"gpu{n:02d}", SimulatedGpuSource(count=8).sample()) for n in range(32))
+    app = _OnePanel()
+    async with app.run_test(size=(100, 20)) as pilot:
+        panel = app.query_one(GpuPanel)
+        panel.show(None, fleet=fleet)
+        await wait_on_pilot(pilot, lambda: str(panel.border_subtitle or "").startswith("1-4 of 288"), 10, "the position on the border")
+        assert _in_view(panel)[0] == "── gpu00 (simulated)" and _in_view(panel)[1].startswith("0 ")
+        assert max(panel._strips) < 4, "only the lines in view are drawn"
+        assert panel.shown.plain.splitlines()[-1].startswith("7 "), "snapshot and tests still get every line"
+        panel.focus()
+        await pilot.press("end")
+        await wait_on_pilot(pilot, lambda: str(panel.border_subtitle or "").startswith("285-288 of 288"), 10, "the last lines in view")
+        assert _in_view(panel)[-1].startswith("7 ") and panel.shown.plain.splitlines()[279] == "── gpu31 (simulated)"
+        await pilot.press("home", "down")
+        await wait_on_pilot(pilot, lambda: str(panel.border_subtitle or "").startswith("2-5 of 288"), 10, "one line down")
+        assert _in_view(panel)[0].startswith("0 ")

@@ -89,6 +89,25 @@ async def test_a_new_study_folder_is_a_hint_and_the_next_watch_includes_it(tmp_p
     await again.close()
 
 
+async def test_a_sidecar_made_after_the_watch_began_leads_to_its_device_snapshots(tmp_path: Path):
+    """A first runner makes .expwatch, then its devices folder: each ends a watch so the next one
+    includes it, and the snapshots written there are hints (they waited for a reconcile before)."""
+    w = Watching(tmp_path)
+    await w.started()
+    sidecar = tmp_path / ".expwatch"
+    sidecar.mkdir()
+    await w.until(lambda: w.ended, "the end of the watch that saw the sidecar folder come")
+    again = Watching(tmp_path)
+    await again.started()
+    (sidecar / "devices").mkdir()
+    await again.until(lambda: again.ended, "the end of the watch that saw the devices folder come")
+    third = Watching(tmp_path)
+    await third.started()
+    (sidecar / "devices" / "cell.json").write_text("{}")
+    await third.until(lambda: str(sidecar / "devices" / "cell.json") in third.seen, "the device snapshot")
+    await third.close()
+
+
 async def test_quiet_directory_yields_empty_batches(tmp_path: Path):
     w = Watching(tmp_path)
     await w.until(lambda: w.batches >= 2, "idle batches")

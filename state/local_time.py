@@ -97,3 +97,41 @@ def naive_local(value: datetime) -> datetime:
             and _HOUR_ZONES.get((value.year, value.month, value.day, value.hour)) is zone):
         return value.replace(tzinfo=None)
     return value.astimezone().replace(tzinfo=None)
+
+
+#: "YYYY-MM-DDTHH" of a naive ISO time -> the offset ``isoformat()`` writes for every time of that
+#: wall-clock hour, where one zone serves the whole hour (``_HOUR_ZONES``); filled by ``local_iso``.
+_HOUR_SUFFIXES: dict[str, str] = {}
+_suffix_names: object = None
+
+
+def local_iso(text: str) -> tuple[str, str]:
+    """(``naive_local(t).isoformat()``, ``t.isoformat()``) for ``t = aware(datetime.fromisoformat(text))``.
+
+    ``text`` is a naive ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with minutes and seconds
+    below 60, so whether it converts at all is decided by its hour. Where one zone
+    serves that hour, converting is a no-op both ways: the texts are ``text`` (a
+    zero fraction dropped, as ``isoformat()`` drops it) and ``text`` plus the
+    hour's offset, with no ``datetime`` built. ``list --json`` writes six times a
+    file this way. Raises what ``fromisoformat`` and ``aware`` raise.
+    """
+    global _suffix_names
+    if time.tzname is not _suffix_names:
+        _HOUR_SUFFIXES.clear()
+        _suffix_names = time.tzname
+    naive = text[:19] if text.endswith(".000000") else text
+    suffix = _HOUR_SUFFIXES.get(text[:13])
+    if suffix is not None:
+        return naive, naive + suffix
+    parsed = datetime.fromisoformat(text)
+    value = aware(parsed)
+    assert value is not None
+    written = value.isoformat()
+    # The hour as written, not as converted: a time in a gap comes back in another hour.
+    zone = _HOUR_ZONES.get((parsed.year, parsed.month, parsed.day, parsed.hour))
+    if zone is not None and zone is value.tzinfo:
+        if len(_HOUR_SUFFIXES) > 65_536:
+            _HOUR_SUFFIXES.clear()
+        _HOUR_SUFFIXES[text[:13]] = written[len(naive):]
+        return naive, written
+    return naive_local(value).isoformat(), written

@@ -22,8 +22,9 @@ from typing import Any
 
 from app.commands._common import iso
 from state.decoding import decode_json, detect_format
+from state.local_time import local_timestamp
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, ProcessRow, StateFormat
-from state.scan_read import Unsure, aware_time_text, lem_v1_fields, lem_v2_fields, naive_time_text, opt_time, record_of
+from state.scan_read import Unsure, aware_time_text, lem_v1_fields, lem_v2_fields, naive_time_text, record_of
 from state.transitions import lem_incomplete_reason
 from state.verdict import StaleVerdict
 
@@ -138,7 +139,7 @@ def _lem_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
     status = f["status"]
     if status == "running":
         raise _Running
-    return ListedRow(key, status, opt_time(value["last_updated"]).timestamp(), {
+    return ListedRow(key, status, local_timestamp(value["last_updated"]), {
         "experiment_id": f["experiment_id"],
         "key": key,
         "status": status,
@@ -188,7 +189,7 @@ def _lem_v2(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
     status = f["status"]
     if status == "running":
         raise _Running
-    return ListedRow(key, status, opt_time(value["last_updated"]).timestamp(), {
+    return ListedRow(key, status, local_timestamp(value["last_updated"]), {
         "experiment_id": f["experiment_id"],
         "key": key,
         "status": status,

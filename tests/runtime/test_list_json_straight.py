@@ -25,7 +25,7 @@ from app.cli import main
 from app.commands._common import dump_json
 from app.commands._list_json import ListedRow, read_listed, record_json
 from state import scan_read
-from state.local_time import aware, local_iso, naive_local
+from state.local_time import aware, local_iso, local_timestamp, naive_local
 from state.record import FileVersion
 from tests.hardening.fuzz_strategies import hostile_bytes, near_valid_documents
 from tests.state.test_scan_read import _v1, _v2, odd_documents
@@ -125,7 +125,7 @@ def local_zone(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])
 def test_local_iso_is_the_conversion_both_ways_in_every_zone(zone: str, local_zone: Any) -> None:
-    """Across daylight-saving gaps and folds, the per-hour texts are what converting each time gives."""
+    """Across daylight-saving gaps and folds, the per-hour texts and timestamps are what converting each time gives."""
     local_zone(zone)
     start = datetime(2023, 1, 1)
     for step in range(0, 60 * 24 * 366 * 2, 13):  # two years of 13-minute steps, every hour seen
@@ -133,3 +133,4 @@ def test_local_iso_is_the_conversion_both_ways_in_every_zone(zone: str, local_zo
         text = value.isoformat() if step % 5 else value.strftime("%Y-%m-%dT%H:%M:%S.%f")  # a zero fraction written out
         converted = aware(datetime.fromisoformat(text))
         assert local_iso(text) == (naive_local(converted).isoformat(), converted.isoformat())
+        assert local_timestamp(text) == converted.timestamp()

@@ -108,26 +108,26 @@ def opt_time(value: Any) -> datetime | None:
         raise Unsure from None
 
 
-def naive_time_text(value: Any) -> str | None:
-    """What ``opt_time(value)`` is, written back as a naive local time (as the file has it, mostly)."""
+def _time_texts(value: Any) -> tuple[str, str] | None:
     text = _time_text(value)
     if text is None:
         return None
     try:
-        return local_iso(text)[0]
+        return local_iso(text)
     except (ValueError, DateOutOfRange):
         raise Unsure from None
+
+
+def naive_time_text(value: Any) -> str | None:
+    """What ``opt_time(value)`` is, written back as a naive local time (as the file has it, mostly)."""
+    texts = _time_texts(value)
+    return None if texts is None else texts[0]
 
 
 def aware_time_text(value: Any) -> str | None:
     """``opt_time(value).isoformat()``: the time with the local offset it is read with."""
-    text = _time_text(value)
-    if text is None:
-        return None
-    try:
-        return local_iso(text)[1]
-    except (ValueError, DateOutOfRange):
-        raise Unsure from None
+    texts = _time_texts(value)
+    return None if texts is None else texts[1]
 
 
 def _experiment_id(value: dict[str, Any]) -> str:

@@ -135,16 +135,48 @@ class _Running(Exception):
 def _lem_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
     if value.get("status") == "running":  # checked by the row path, once
         raise _Running
-    f, procs = lem_v1_fields(value, naive_time_text, aware_time_text)
-    status = f["status"]
-    if status == "running":
+    fields, procs = lem_v1_fields(value, naive_time_text, aware_time_text)
+    processes = [
+        {
+            "index": index,
+            "status": state,
+            "label": None,
+            "gpu_id": gpu,
+            "pid": None,
+            "runs_done": 0,
+            "runs_failed": 0,
+            "runs_total": 0,
+            "started_at": started,
+            "completed_at": completed,
+            "error": error,
+            "energy_joules": None,
+        }
+        for index, state, gpu, started, completed, error in procs
+    ]
+    status = fields["status"]
+    return _listed(key, path, value, StateFormat.LEM_V1, {**fields, "raw_status": status}, processes, lem_incomplete_reason(status))
+
+
+#: What a v2 file's row holds where v1 has a field: nothing (``ExperimentRecord``'s defaults).
+_V2_ABSENT = {"runs_done": 0, "runs_failed": 0, "runs_total": 0, "processes_done": 0, "processes_total": 0, "model_name": None}
+
+
+def _lem_v2(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
+    fields = lem_v2_fields(value, naive_time_text)
+    if fields["status"] == "running":
         raise _Running
-    return ListedRow(key, status, local_timestamp(value["last_updated"]), {
+    return _listed(key, path, value, StateFormat.LEM_V2, {**_V2_ABSENT, **fields}, [], None)
+
+
+def _listed(key: str, path: Path, value: dict[str, Any], fmt: StateFormat, f: dict[str, Any],
+            processes: list[dict[str, Any]], incomplete: str | None) -> ListedRow:
+    """``record_json``'s object for a llenergymeasure file, from its checked fields."""
+    return ListedRow(key, f["status"], local_timestamp(value["last_updated"]), {
         "experiment_id": f["experiment_id"],
         "key": key,
-        "status": status,
-        "raw_status": status,
-        "format": StateFormat.LEM_V1.value,
+        "status": f["status"],
+        "raw_status": f["raw_status"],
+        "format": fmt.value,
         "path": str(path),
         "name": None,
         "runs_done": f["runs_done"],
@@ -161,58 +193,8 @@ def _lem_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
         "log_path": None,
         "config_hash": f["config_hash"],
         "model_name": f["model_name"],
-        "incomplete_reason": lem_incomplete_reason(status),
+        "incomplete_reason": incomplete,
         "energy_joules": None,
         "finished_at": None,
-        "processes": [
-            {
-                "index": index,
-                "status": state,
-                "label": None,
-                "gpu_id": gpu,
-                "pid": None,
-                "runs_done": 0,
-                "runs_failed": 0,
-                "runs_total": 0,
-                "started_at": started,
-                "completed_at": completed,
-                "error": error,
-                "energy_joules": None,
-            }
-            for index, state, gpu, started, completed, error in procs
-        ],
-    })
-
-
-def _lem_v2(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
-    f = lem_v2_fields(value, naive_time_text)
-    status = f["status"]
-    if status == "running":
-        raise _Running
-    return ListedRow(key, status, local_timestamp(value["last_updated"]), {
-        "experiment_id": f["experiment_id"],
-        "key": key,
-        "status": status,
-        "raw_status": f["raw_status"],
-        "format": StateFormat.LEM_V2.value,
-        "path": str(path),
-        "name": None,
-        "runs_done": 0,
-        "runs_failed": 0,
-        "runs_total": 0,
-        "processes_done": 0,
-        "processes_total": 0,
-        "attempt": 1,
-        "verdict": None,
-        "started_at": f["started_at"],
-        "last_updated": f["last_updated"],
-        "times": NAIVE_TIMES,
-        "error_message": f["error_message"],
-        "log_path": None,
-        "config_hash": f["config_hash"],
-        "model_name": None,
-        "incomplete_reason": None,
-        "energy_joules": None,
-        "finished_at": None,
-        "processes": [],
+        "processes": processes,
     })

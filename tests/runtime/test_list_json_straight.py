@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,19 +107,6 @@ def test_a_whole_directory_lists_byte_for_byte_alike(tmp_path: Path, capsys: pyt
     assert _list_json(capsys, corpus.state) == straight
     rows = json.loads(straight)
     assert len(rows) > 36 and {"broken", "running", "completed"} <= {r["status"] for r in rows}
-
-
-@pytest.fixture
-def local_zone(monkeypatch: pytest.MonkeyPatch):
-    """Sets the process's time zone (``TZ`` and ``time.tzset()``); the old one is back afterwards."""
-
-    def use(zone: str) -> None:
-        monkeypatch.setenv("TZ", zone)
-        time.tzset()
-
-    yield use
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])

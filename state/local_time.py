@@ -97,3 +97,68 @@ def naive_local(value: datetime) -> datetime:
             and _HOUR_ZONES.get((value.year, value.month, value.day, value.hour)) is zone):
         return value.replace(tzinfo=None)
     return value.astimezone().replace(tzinfo=None)
+
+
+#: "YYYY-MM-DDTHH" of a naive ISO time -> (the offset ``isoformat()`` writes for every time of that
+#: wall-clock hour, the hour's start in microseconds since the epoch), where one zone serves the
+#: whole hour (``_HOUR_ZONES``); filled by ``_known_hour``.
+_HOUR_TEXTS: dict[str, tuple[str, int]] = {}
+_text_names: object = None
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _known_hour(text: str) -> tuple[str, int] | None:
+    """``text``'s hour from ``_HOUR_TEXTS`` (filled on first sight), or None where no one zone serves it.
+
+    Raises what ``fromisoformat`` and ``aware`` raise: whether a time converts at all
+    is decided by its hour, as minutes and seconds are below 60.
+    """
+    global _text_names
+    if time.tzname is not _text_names:
+        _HOUR_TEXTS.clear()
+        _text_names = time.tzname
+    known = _HOUR_TEXTS.get(text[:13])
+    if known is not None:
+        return known
+    start = datetime.fromisoformat(text).replace(minute=0, second=0, microsecond=0)
+    value = aware(start)
+    assert value is not None
+    zone = _HOUR_ZONES.get((start.year, start.month, start.day, start.hour))
+    if zone is None or zone is not value.tzinfo:
+        return None
+    if len(_HOUR_TEXTS) > 65_536:
+        _HOUR_TEXTS.clear()
+    known = _HOUR_TEXTS[text[:13]] = (value.isoformat()[19:], (value - _EPOCH) // _MICROSECOND)
+    return known
+
+
+def local_iso(text: str) -> tuple[str, str]:
+    """(``naive_local(t).isoformat()``, ``t.isoformat()``) for ``t = aware(datetime.fromisoformat(text))``.
+
+    ``text`` is a naive ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with minutes and seconds
+    below 60. Where one zone serves its hour, converting is a no-op both ways: the
+    texts are ``text`` (a zero fraction dropped, as ``isoformat()`` drops it) and
+    ``text`` plus the hour's offset, with no ``datetime`` built. ``list --json``
+    writes six times a file this way. Raises what ``fromisoformat`` and ``aware`` raise.
+    """
+    naive = text[:19] if text.endswith(".000000") else text
+    hour = _known_hour(text)
+    if hour is not None:
+        return naive, naive + hour[0]
+    value = aware(datetime.fromisoformat(text))
+    assert value is not None
+    return naive_local(value).isoformat(), value.isoformat()
+
+
+def local_timestamp(text: str) -> float:
+    """``aware(datetime.fromisoformat(text)).timestamp()`` for ``text`` as ``local_iso`` takes it,
+    counted from its hour's start where one zone serves the hour (the same float: both divide
+    whole microseconds by a million)."""
+    hour = _known_hour(text)
+    if hour is None:
+        value = aware(datetime.fromisoformat(text))
+        assert value is not None
+        return value.timestamp()
+    fraction = int(text[20:26]) if len(text) > 19 else 0
+    return (hour[1] + int(text[14:16]) * 60_000_000 + int(text[17:19]) * 1_000_000 + fraction) / 1_000_000

@@ -19,29 +19,34 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from state.decoding import decode_json, detect_format
-from state.local_time import DateOutOfRange, aware
-from state.paths import unsafe_id_reason
+from state.local_time import DateOutOfRange, aware, local_iso
+from state.paths import MAX_ID_LENGTH, unsafe_id_reason
 from state.record import ExperimentRecord, FileVersion, ProcessRow, StateFormat
 from state.transitions import LEM_PROCESS_STATUSES, ExperimentPhase, ExperimentStatus, phase_to_status
 
 
-class _Unsure(Exception):
+class Unsure(Exception):
     """This reader cannot vouch for the file: the full validation decides."""
 
 
 def read_record(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord:
     """Bytes -> summary row, or ``BrokenStateFile`` (``NotAnExperiment`` for files to skip)."""
     value = decode_json(data)
-    fmt = detect_format(value)
+    return record_of(key, path, version, detect_format(value), value)
+
+
+def record_of(key: str, path: Path, version: FileVersion, fmt: StateFormat, value: dict[str, Any]) -> ExperimentRecord:
+    """A decoded file's summary row: built here where this reader can vouch for it, else fully validated."""
     try:
         if fmt is StateFormat.LEM_V1:
             return lem_v1_record(key, path, version, value)
         if fmt is StateFormat.LEM_V2:
             return lem_v2_record(key, path, version, value)
-    except _Unsure:
+    except Unsure:
         pass
     from state.detect import validated_record  # the pydantic models: loaded on the first file that needs them
 
@@ -61,15 +66,17 @@ _STATUSES = frozenset(s.value for s in ExperimentStatus)
 _PROCESS_STATUSES = frozenset(s.value for s in LEM_PROCESS_STATUSES)
 _PHASES = frozenset(p.value for p in ExperimentPhase)
 #: How llenergymeasure writes a time (``isoformat()`` of a naive one: the fraction only when not zero).
-_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?")
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?")
 #: A process key as llenergymeasure writes it (``str(index)``); "01" or "+1" also read as 1 in full validation.
 _INDEX_KEY = re.compile(r"0|[1-9][0-9]{0,17}")
 _INT_LIMIT = 2**63
+#: An id ``unsafe_id_reason`` passes at a glance (most are): no separator, control character or leading dot.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_ID_LENGTH - 1))
 
 
 def _int(value: Any) -> int:
     if type(value) is not int or not -_INT_LIMIT < value < _INT_LIMIT:
-        raise _Unsure
+        raise Unsure
     return value
 
 
@@ -79,114 +86,166 @@ def _opt_int(value: Any) -> int | None:
 
 def _opt_str(value: Any) -> str | None:
     if value is not None and type(value) is not str:
-        raise _Unsure
+        raise Unsure
     return value
 
 
-def _opt_time(value: Any) -> datetime | None:
-    """A naive ISO time, made aware as the full path makes it; anything else is not for this reader."""
-    if value is None:
+def _time_text(value: Any) -> str | None:
+    """A time as llenergymeasure writes it (naive ISO text), or ``Unsure``; its range is checked on conversion."""
+    if value is not None and (type(value) is not str or not _ISO_TIME.fullmatch(value)):
+        raise Unsure
+    return value
+
+
+def opt_time(value: Any) -> datetime | None:
+    """A naive ISO time, made aware as the full path makes it; ``Unsure`` for anything else."""
+    text = _time_text(value)
+    if text is None:
         return None
-    if type(value) is not str or not _ISO_TIME.fullmatch(value):
-        raise _Unsure
     try:
-        return aware(datetime.fromisoformat(value))
+        return aware(datetime.fromisoformat(text))
     except (ValueError, DateOutOfRange):
-        raise _Unsure from None
+        raise Unsure from None
+
+
+def _time_texts(value: Any) -> tuple[str, str] | None:
+    text = _time_text(value)
+    if text is None:
+        return None
+    try:
+        return local_iso(text)
+    except (ValueError, DateOutOfRange):
+        raise Unsure from None
+
+
+def naive_time_text(value: Any) -> str | None:
+    """What ``opt_time(value)`` is, written back as a naive local time (as the file has it, mostly)."""
+    texts = _time_texts(value)
+    return None if texts is None else texts[0]
+
+
+def aware_time_text(value: Any) -> str | None:
+    """``opt_time(value).isoformat()``: the time with the local offset it is read with."""
+    texts = _time_texts(value)
+    return None if texts is None else texts[1]
 
 
 def _experiment_id(value: dict[str, Any]) -> str:
     ident = value.get("experiment_id")
-    if type(ident) is not str or unsafe_id_reason(ident):
-        raise _Unsure
+    if type(ident) is not str or (not _PLAIN_ID.fullmatch(ident) and unsafe_id_reason(ident)):
+        raise Unsure
     return ident
 
 
 def _string_map(value: Any) -> dict[str, str]:
     if type(value) is not dict or any(type(v) is not str for v in value.values()):
-        raise _Unsure
+        raise Unsure
     return value
 
 
-def _process_row(key: Any, entry: Any) -> tuple[int, ProcessRow]:
-    """A v1 ``process_progress`` entry (unknown fields ignored, as the model does) as (key, row)."""
+T = TypeVar("T")
+P = TypeVar("P")
+Time = Callable[[Any], T]
+"""How a reader wants a checked time: a ``datetime`` for the row, text for ``list --json``."""
+
+
+def _process(key: Any, entry: Any, time: Time[T]) -> tuple[int, tuple[int, str, int | None, T | None, T | None, str | None]]:
+    """A v1 ``process_progress`` entry (unknown fields ignored, as the model does) as
+    (key, (index, status, gpu_id, started_at, completed_at, error))."""
     if type(key) is not str or not _INDEX_KEY.fullmatch(key) or type(entry) is not dict:
-        raise _Unsure
+        raise Unsure
     status = entry.get("status", "pending")
     if type(status) is not str or status not in _PROCESS_STATUSES:
-        raise _Unsure
-    return int(key), ProcessRow(
-        index=_int(entry.get("process_index")),
-        status=status,
-        gpu_id=_opt_int(entry.get("gpu_id")),
-        started_at=_opt_time(entry.get("started_at")),
-        completed_at=_opt_time(entry.get("completed_at")),
-        error=_opt_str(entry.get("error_message")),
+        raise Unsure
+    get = entry.get
+    return int(key), (
+        _int(get("process_index")),
+        status,
+        _opt_int(get("gpu_id")),
+        time(get("started_at")),
+        time(get("completed_at")),
+        _opt_str(get("error_message")),
     )
 
 
-def lem_v1_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
-    """A llenergymeasure v1 file's row, as ``state.detect`` builds it; ``_Unsure`` when not certain."""
+def lem_v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """A llenergymeasure v1 file checked field by field: (the summary's fields, the process rows in
+    key order as ``_process`` gives them); ``Unsure`` when not certain the full validation agrees.
+
+    The one place both readers (the row and ``list --json``'s straight path) check a v1 file;
+    ``time`` converts the top-level times, ``process_time`` the processes'.
+    """
     get = value.get
     if not value.keys() <= _V1_FIELDS or get("last_updated") is None:
-        raise _Unsure
+        raise Unsure
     status = get("status", "initialised")
     if type(status) is not str or status not in _STATUSES:
-        raise _Unsure
+        raise Unsure
     progress = get("process_progress", {})
     prompt_args = get("prompt_args", {})
     if type(progress) is not dict or type(prompt_args) is not dict:
-        raise _Unsure
+        raise Unsure
     _int(get("cycle_id", 0))
     _opt_str(get("config_path"))
-    procs = tuple(row for _, row in sorted((_process_row(k, v) for k, v in progress.items()), key=_first))
+    procs = [row for _, row in sorted((_process(k, v, process_time) for k, v in progress.items()), key=_first)]
+    return {
+        "experiment_id": _experiment_id(value),
+        "status": status,
+        "processes_total": _int(get("num_processes", 1)),
+        "processes_done": sum(p[1] == "completed" for p in procs),
+        "runs_done": len(_string_map(get("completed_runs", {}))),
+        "runs_failed": len(_string_map(get("failed_runs", {}))),
+        "runs_total": _int(get("total_runs", 0)),
+        "legacy_pid": _opt_int(get("subprocess_pid")),
+        "started_at": time(get("started_at")),
+        "last_updated": time(get("last_updated")),
+        "error_message": _opt_str(get("error_message")),
+        "config_hash": _opt_str(get("config_hash")),
+        "model_name": _opt_str(get("model_name")),
+    }, procs
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
+def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
+    """A llenergymeasure v2 file checked field by field, as ``lem_v1_fields`` checks v1 (no processes)."""
+    get = value.get
+    if not value.keys() <= _V2_FIELDS or get("last_updated") is None:
+        raise Unsure
+    phase = get("phase", "initialising")
+    failed = get("failed", False)
+    if type(phase) is not str or phase not in _PHASES or type(failed) is not bool:
+        raise Unsure
+    return {
+        "experiment_id": _experiment_id(value),
+        "status": phase_to_status(phase, failed).value,
+        "raw_status": phase + (" (failed)" if failed else ""),
+        "legacy_pid": _opt_int(get("subprocess_pid")),
+        "started_at": time(get("started_at")),
+        "last_updated": time(get("last_updated")),
+        "error_message": _opt_str(get("error_message")),
+        "config_hash": _opt_str(get("config_hash")),
+    }
+
+
+def lem_v1_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
+    """A llenergymeasure v1 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
+    fields, procs = lem_v1_fields(value, opt_time, opt_time)
     return ExperimentRecord(
         key=key,
         path=path,
         format=StateFormat.LEM_V1,
-        experiment_id=_experiment_id(value),
-        status=status,
-        raw_status=status,
+        raw_status=fields["status"],
         version=version,
-        processes=procs,
-        processes_total=_int(get("num_processes", 1)),
-        processes_done=sum(p.status == "completed" for p in procs),
-        runs_done=len(_string_map(get("completed_runs", {}))),
-        runs_failed=len(_string_map(get("failed_runs", {}))),
-        runs_total=_int(get("total_runs", 0)),
-        legacy_pid=_opt_int(get("subprocess_pid")),
-        started_at=_opt_time(get("started_at")),
-        last_updated=_opt_time(get("last_updated")),
-        error_message=_opt_str(get("error_message")),
-        config_hash=_opt_str(get("config_hash")),
-        model_name=_opt_str(get("model_name")),
+        processes=tuple(
+            ProcessRow(index=i, status=s, gpu_id=g, started_at=b, completed_at=c, error=e) for i, s, g, b, c, e in procs
+        ),
+        **fields,
     )
-
-
-def _first(pair: tuple[int, ProcessRow]) -> int:
-    return pair[0]
 
 
 def lem_v2_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
-    """A llenergymeasure v2 file's row, as ``state.detect`` builds it; ``_Unsure`` when not certain."""
-    get = value.get
-    if not value.keys() <= _V2_FIELDS or get("last_updated") is None:
-        raise _Unsure
-    phase = get("phase", "initialising")
-    failed = get("failed", False)
-    if type(phase) is not str or phase not in _PHASES or type(failed) is not bool:
-        raise _Unsure
-    return ExperimentRecord(
-        key=key,
-        path=path,
-        format=StateFormat.LEM_V2,
-        experiment_id=_experiment_id(value),
-        status=phase_to_status(phase, failed).value,
-        raw_status=phase + (" (failed)" if failed else ""),
-        version=version,
-        legacy_pid=_opt_int(get("subprocess_pid")),
-        started_at=_opt_time(get("started_at")),
-        last_updated=_opt_time(get("last_updated")),
-        error_message=_opt_str(get("error_message")),
-        config_hash=_opt_str(get("config_hash")),
-    )
+    """A llenergymeasure v2 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
+    return ExperimentRecord(key=key, path=path, format=StateFormat.LEM_V2, version=version, **lem_v2_fields(value, opt_time))

@@ -136,6 +136,9 @@ class StateStore:
         #: File name -> seconds its last read and parse took, for reads slower than
         #: ``SLOW_READ_S`` only (a watcher can re-read such files less often).
         self.slow_reads: dict[str, float] = {}
+        #: What a scan makes of a file's bytes, in place of ``read_record``: ``expwatch list --json``
+        #: keeps its own rows (see ``app.commands._list_json``). Raises as ``read_record`` does.
+        self.reader: Callable[[str, Path, FileVersion, bytes], Entry] | None = None
         if not read_only:
             self.clean_stale_temp()
 
@@ -428,7 +431,7 @@ class StateStore:
         except OSError as exc:
             return BrokenRecord(key, path, f"cannot read: {exc.strerror}", sig)
         try:
-            return read_record(key, path, sig, data)
+            return (self.reader or read_record)(key, path, sig, data)
         except NotAnExperiment:
             return None
         except BrokenStateFile as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,16 @@ def private_preferences() -> Iterator[Path]:
                 os.environ.pop(CONFIG_ENV, None)
             else:
                 os.environ[CONFIG_ENV] = before
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch):
+    """Sets the process's time zone (``TZ`` and ``time.tzset()``); the old one is back afterwards."""
+
+    def use(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield use
+    monkeypatch.undo()
+    time.tzset()

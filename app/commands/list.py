@@ -7,9 +7,11 @@ import gc
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, dump_json, iso, open_sources, table
-from state.record import BrokenRecord, Entry, ExperimentRecord, ProcessRow, StateFormat
-from state.transitions import ExperimentStatus, lem_incomplete_reason
+from app.commands._common import age_of, dump_json, open_sources, table
+from app.commands._list_json import ListedRow, broken_json, read_listed, record_json
+from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
+from state.sources import DirectorySource
+from state.transitions import ExperimentStatus
 from state.verdict import StaleVerdict, is_stale
 
 NAME = "list"
@@ -44,81 +46,19 @@ def _statuses(given: list[str] | None) -> set[str] | None:
     return wanted
 
 
-def _verdict_json(verdict: StaleVerdict | None) -> dict[str, Any] | None:
-    if verdict is None:
-        return None
-    return {"liveness": verdict.liveness.value, "reason": verdict.reason, "evidence": list(verdict.evidence)}
-
-
-#: Formats whose files hold naive local times: their JSON keeps them naive, as written.
-NAIVE_TIME_FORMATS = (StateFormat.LEM_V1, StateFormat.LEM_V2)
-
-
-def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[str, Any]:
-    naive = record.format in NAIVE_TIME_FORMATS
-    return {
-        "experiment_id": record.experiment_id,
-        "key": record.key,
-        "status": record.status,
-        "raw_status": record.raw_status,
-        "format": record.format.value,
-        "path": str(record.path),
-        "name": record.name,
-        "runs_done": record.runs_done,
-        "runs_failed": record.runs_failed,
-        "runs_total": record.runs_total,
-        "processes_done": record.processes_done,
-        "processes_total": record.processes_total,
-        "attempt": record.attempt,
-        "verdict": _verdict_json(verdict),
-        "started_at": iso(record.started_at, naive=naive),
-        "last_updated": iso(record.last_updated, naive=naive),
-        "times": "naive local time, as in the file" if naive else "with the offset the file gives",
-        "error_message": record.error_message,
-        "log_path": record.log_path,
-        "config_hash": record.config_hash,
-        "model_name": record.model_name,
-        "incomplete_reason": lem_incomplete_reason(record.status) if record.format is StateFormat.LEM_V1 else None,
-        "energy_joules": record.energy_joules,
-        "finished_at": iso(record.finished_at, naive=naive),
-        "processes": [process_json(p) for p in record.processes],
-    }
-
-
-def process_json(row: ProcessRow) -> dict[str, Any]:
-    """One process row (a study: one entry, with its config summary and cycle as ``label``)."""
-    return {
-        "index": row.index,
-        "status": row.status,
-        "label": row.label,
-        "gpu_id": row.gpu_id,
-        "pid": row.pid,
-        "runs_done": row.runs_done,
-        "runs_failed": row.runs_failed,
-        "runs_total": row.runs_total,
-        "started_at": iso(row.started_at),
-        "completed_at": iso(row.completed_at),
-        "error": row.error,
-        "energy_joules": row.energy_joules,
-    }
-
-
-def broken_json(entry: BrokenRecord) -> dict[str, Any]:
-    return {
-        "experiment_id": entry.key,
-        "key": entry.key,
-        "status": "broken",
-        "format": None,
-        "path": str(entry.path),
-        "error": entry.reason,
-    }
-
-
-def _sort_key(entry: ExperimentRecord | BrokenRecord) -> tuple[int, float, str]:
+def _sort_key(entry: ExperimentRecord | BrokenRecord | ListedRow) -> tuple[int, float, str]:
     if isinstance(entry, BrokenRecord):
         return (1, 0.0, entry.key)
+    if isinstance(entry, ListedRow):
+        return (0, -entry.updated, entry.key)
     when = entry.last_updated or entry.started_at
     return (0, -(when.timestamp() if when else 0.0), entry.key)
+
+
+def _entry_json(entry: Entry | ListedRow, verdict: StaleVerdict | None) -> dict[str, Any]:
+    if isinstance(entry, ListedRow):
+        return entry.json
+    return broken_json(entry) if isinstance(entry, BrokenRecord) else record_json(entry, verdict)
 
 
 def _status_cell(record: ExperimentRecord, verdict: StaleVerdict | None) -> str:
@@ -162,6 +102,10 @@ def _list(args: argparse.Namespace) -> int:
 
     wanted = _statuses(args.status)
     sources = open_sources(args)
+    if args.json:
+        for source in sources:
+            if isinstance(source, DirectorySource):
+                source.store.reader = read_listed  # printed as read: no summary row for most files
     several = len(sources) > 1
     probe = LocalProbe()
     now = datetime.now().astimezone()
@@ -180,7 +124,7 @@ def _list(args: argparse.Namespace) -> int:
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         out = [
-            {**(broken_json(e) if isinstance(e, BrokenRecord) else record_json(e, verdict)), "source": name, "host": e.host}
+            {**_entry_json(e, verdict), "source": name, "host": e.host}
             for name, e, verdict in listed
         ]
         print(dump_json(out))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.commands._common import age_of, open_sources, open_store, store_errors, table
-from app.commands.list import record_json
+from app.commands._list_json import record_json
 from state.inspection.study import study_tracebacks
 from state.lem_study import StudyManifest
 from state.native import ExperimentDoc, RunStatus

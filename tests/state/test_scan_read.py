@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,19 +163,6 @@ def test_the_hostile_corpus_reads_alike(tmp_path: Path) -> None:
 
 
 # -- the pieces the light path stands on --------------------------------------------------------------
-@pytest.fixture
-def local_zone(monkeypatch: pytest.MonkeyPatch):
-    """Sets the process's time zone (``TZ`` and ``time.tzset()``); the old one is back afterwards."""
-
-    def use(zone: str) -> None:
-        monkeypatch.setenv("TZ", zone)
-        time.tzset()
-
-    yield use
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"])
 def test_aware_is_astimezone_in_every_zone(zone: str, local_zone: Any) -> None:
     """Across daylight-saving gaps and folds, the hour cache gives what ``astimezone()`` gives, both ways."""

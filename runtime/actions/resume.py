@@ -99,6 +99,15 @@ class ResumePlan:
     incomplete_reason: str | None = None
     """6-state files: why llenergymeasure's own ``find_incomplete`` lists it (None: it does not)."""
 
+    @classmethod
+    def of(
+        cls, loaded: Loaded, experiment_id: str, verdict: StaleVerdict, *,
+        refusal: str | None, refused_by: str | None, owner_dead: bool, **rest: Any,
+    ) -> ResumePlan:
+        """A plan of ``loaded``: its key, format and version come from the file as read."""
+        return cls(experiment_id=experiment_id, key=loaded.key, format=loaded.format, refusal=refusal,
+                   verdict=verdict, owner_dead=owner_dead, version=loaded.version, refused_by=refused_by, **rest)
+
     @property
     def allowed(self) -> bool:
         return self.refusal is None
@@ -282,27 +291,20 @@ def _plan_native(
     log_path, log_note = store.log_file(loaded.key, doc.log_path)
     if log_note:
         notes.append(log_note)
-    return ResumePlan(
-        experiment_id=doc.experiment_id,
-        key=loaded.key,
-        format=loaded.format,
-        refusal=refusal,
-        verdict=verdict,
-        owner_dead=needs_mark,
+    return ResumePlan.of(
+        loaded, doc.experiment_id, verdict, refusal=refusal, refused_by=rule, owner_dead=needs_mark,
         argv=argv,
         cwd=cwd,
         log_path=log_path,
         runs_to_run=waiting + rerun,
         runs_skipped=completed,
         runs_failed_rerun=rerun,
-        version=loaded.version,
         status=status,
         retry_failed=retry_failed,
         runs_failed_kept=failed - rerun,
         attempt=doc.attempt + 1,
         env=env,
         notes=tuple(notes),
-        refused_by=rule,
     )
 
 
@@ -349,24 +351,17 @@ def _plan_lem(
     if template is None and not os.environ.get(TEMPLATE_ENV):
         notes.append(f"command: the default for {FORMAT_WRITERS[loaded.format]} (set ${TEMPLATE_ENV} to change it)")
     total = record.runs_total
-    return ResumePlan(
-        experiment_id=model.experiment_id,
-        key=loaded.key,
-        format=loaded.format,
-        refusal=refusal,
-        verdict=verdict,
-        owner_dead=needs_mark,
+    return ResumePlan.of(
+        loaded, model.experiment_id, verdict, refusal=refusal, refused_by=rule, owner_dead=needs_mark,
         argv=argv,
         cwd=root.parent,
         log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=max(0, total - record.runs_done - (0 if retry_failed else record.runs_failed)),
         runs_skipped=record.runs_done,
         runs_failed_rerun=record.runs_failed if retry_failed else 0,
-        version=loaded.version,
         status=status,
         retry_failed=retry_failed,
         launch_record=launch_record,
-        refused_by=rule,
         incomplete_reason=incomplete,
         notes=tuple(notes),
     )
@@ -419,23 +414,16 @@ def _plan_study(
     refusal, launch_record, rule = _launch_guard(store, loaded.key, probe, refusal, rule)
     cwd = study_dir.parent.parent if study_dir.parent.parent.is_dir() else study_dir.parent
     left = sum(1 for e in model.experiments if e.status != "completed")
-    return ResumePlan(
-        experiment_id=record.experiment_id,
-        key=loaded.key,
-        format=loaded.format,
-        refusal=refusal,
-        verdict=verdict,
-        owner_dead=needs_mark,
+    return ResumePlan.of(
+        loaded, record.experiment_id, verdict, refusal=refusal, refused_by=rule, owner_dead=needs_mark,
         argv=argv,
         cwd=cwd,
         log_path=store.log_file(loaded.key, None)[0],
         runs_to_run=left,
         runs_skipped=model.completed,
         runs_failed_rerun=model.failed,
-        version=loaded.version,
         status=model.status,
         launch_record=launch_record,
-        refused_by=rule,
     )
 
 

@@ -34,7 +34,7 @@ _FOLD_BRACKETS = bytes.maketrans(b"[]", b"{}")
 _NOT_BRACKET_OR_QUOTE = bytes(i for i in range(256) if i not in b'{}[]"')
 
 
-def _nested_deeper_than(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+def nested_deeper_than(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether valid JSON ``data`` nests containers deeper than ``limit``, from its bytes alone.
 
     Escapes go first (``\\\\`` then ``\\"``), then everything but brackets and
@@ -119,7 +119,7 @@ def decode_json(data: bytes) -> Any:
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     # Nesting needs one bracket per level: only a file with many brackets needs the check.
-    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and _nested_deeper_than(data):
+    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and nested_deeper_than(data):
         raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 

@@ -22,7 +22,7 @@ from state.decoding import (  # noqa: F401 - re-exported: the names callers know
     MAX_STATE_FILE_BYTES,
     BrokenStateFile,
     NotAnExperiment,
-    _nested_deeper_than,
+    nested_deeper_than,
     decode_json,
     detect_format,
 )

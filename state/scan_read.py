@@ -62,13 +62,15 @@ _V2_FIELDS = frozenset({
     "experiment_id", "phase", "failed", "config_hash", "error_message", "started_at", "last_updated",
     "subprocess_pid",
 })
-_STATUSES = frozenset(s.value for s in ExperimentStatus)
-_PROCESS_STATUSES = frozenset(s.value for s in LEM_PROCESS_STATUSES)
-_PHASES = frozenset(p.value for p in ExperimentPhase)
+STATUSES = _STATUSES = frozenset(s.value for s in ExperimentStatus)
+PROCESS_STATUSES = _PROCESS_STATUSES = frozenset(s.value for s in LEM_PROCESS_STATUSES)
+PHASES = _PHASES = frozenset(p.value for p in ExperimentPhase)
 #: How llenergymeasure writes a time (``isoformat()`` of a naive one: the fraction only when not zero).
-_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?")
+ISO_TIME_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?"
+_ISO_TIME = re.compile(ISO_TIME_PATTERN)
 #: A process key as llenergymeasure writes it (``str(index)``); "01" or "+1" also read as 1 in full validation.
-_INDEX_KEY = re.compile(r"0|[1-9][0-9]{0,17}")
+INDEX_KEY_PATTERN = r"0|[1-9][0-9]{0,17}"
+_INDEX_KEY = re.compile(INDEX_KEY_PATTERN)
 _INT_LIMIT = 2**63
 #: An id ``unsafe_id_reason`` passes at a glance (most are): no separator, control character or leading dot.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_ID_LENGTH - 1))
@@ -130,7 +132,8 @@ def aware_time_text(value: Any) -> str | None:
     return None if texts is None else texts[1]
 
 
-def _experiment_id(value: dict[str, Any]) -> str:
+def experiment_id(value: dict[str, Any]) -> str:
+    """The file's id, where it is a string ``unsafe_id_reason`` passes; else ``Unsure``."""
     ident = value.get("experiment_id")
     if type(ident) is not str or (not _PLAIN_ID.fullmatch(ident) and unsafe_id_reason(ident)):
         raise Unsure
@@ -189,7 +192,7 @@ def lem_v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -
     _opt_str(get("config_path"))
     procs = [row for _, row in sorted((_process(k, v, process_time) for k, v in progress.items()), key=_first)]
     return {
-        "experiment_id": _experiment_id(value),
+        "experiment_id": experiment_id(value),
         "status": status,
         "processes_total": _int(get("num_processes", 1)),
         "processes_done": sum(p[1] == "completed" for p in procs),
@@ -219,7 +222,7 @@ def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
     if type(phase) is not str or phase not in _PHASES or type(failed) is not bool:
         raise Unsure
     return {
-        "experiment_id": _experiment_id(value),
+        "experiment_id": experiment_id(value),
         "status": phase_to_status(phase, failed).value,
         "raw_status": phase + (" (failed)" if failed else ""),
         "legacy_pid": _opt_int(get("subprocess_pid")),
@@ -232,7 +235,11 @@ def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
 
 def lem_v1_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
     """A llenergymeasure v1 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
-    fields, procs = lem_v1_fields(value, opt_time, opt_time)
+    return v1_row(key, path, version, *lem_v1_fields(value, opt_time, opt_time))
+
+
+def v1_row(key: str, path: Path, version: FileVersion, fields: dict[str, Any], procs: list[tuple[Any, ...]]) -> ExperimentRecord:
+    """The row of a v1 file's checked fields and process rows (times as ``datetime``)."""
     return ExperimentRecord(
         key=key,
         path=path,
@@ -248,4 +255,9 @@ def lem_v1_record(key: str, path: Path, version: FileVersion, value: dict[str, A
 
 def lem_v2_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
     """A llenergymeasure v2 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
-    return ExperimentRecord(key=key, path=path, format=StateFormat.LEM_V2, version=version, **lem_v2_fields(value, opt_time))
+    return v2_row(key, path, version, lem_v2_fields(value, opt_time))
+
+
+def v2_row(key: str, path: Path, version: FileVersion, fields: dict[str, Any]) -> ExperimentRecord:
+    """The row of a v2 file's checked fields (times as ``datetime``)."""
+    return ExperimentRecord(key=key, path=path, format=StateFormat.LEM_V2, version=version, **fields)

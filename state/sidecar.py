@@ -154,9 +154,9 @@ def sidecar_dir(root: Path, *parts: str) -> Path:
     return Path(root, SIDECAR_DIR, *parts)
 
 
-def _open_regular(path: Path | str, *, follow: bool = True) -> tuple[int, os.stat_result]:
+def _open_regular(path: Path | str, *, follow: bool = True, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
     """A descriptor of a regular file (non-blocking open: a FIFO cannot hang) and its ``fstat``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else _NOFOLLOW))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else _NOFOLLOW), dir_fd=dir_fd)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -164,24 +164,33 @@ def _open_regular(path: Path | str, *, follow: bool = True) -> tuple[int, os.sta
     return fd, st
 
 
-def read_regular(path: Path | str, limit: int, *, follow: bool = True) -> tuple[bytes, os.stat_result]:
+def read_regular(path: Path | str, limit: int, *, follow: bool = True, dir_fd: int | None = None) -> tuple[bytes, os.stat_result]:
     """At most ``limit`` + 1 bytes of a regular file (so a caller sees it is over) and its ``fstat``.
 
     Checked on the descriptor, so ``/dev/zero``, a directory or a socket is an
     ``OSError`` ("not a regular file (a device)") and a 3 GB sparse file costs
-    ``limit`` bytes. ``follow=False`` refuses a symlink (``ELOOP``).
+    ``limit`` bytes. ``follow=False`` refuses a symlink (``ELOOP``); ``dir_fd``
+    reads ``path`` relative to an open directory.
+
+    The first read asks for the size ``fstat`` gave, plus one byte (a file that grew
+    meanwhile reads on): a 1 KiB state file costs one read, and no 1 MiB buffer.
     """
-    fd, st = _open_regular(path, follow=follow)
+    fd, st = _open_regular(path, follow=follow, dir_fd=dir_fd)
     try:
         chunks = []
         remaining = limit + 1
+        ask = st.st_size + 1
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+            want = min(remaining, ask)
+            chunk = os.read(fd, want)
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-        return b"".join(chunks), st
+            if len(chunk) < want:
+                break  # a regular file reads short only at its end: no read more to see it
+            ask = 1 << 20
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks), st
     finally:
         os.close(fd)
 

@@ -168,7 +168,7 @@ def iso(when: datetime | None, *, naive: bool = False) -> str | None:
     return when.isoformat()
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_UNPRINTABLE = re.compile(r"[^\x00-\x7e]")
 
 
 def _escape_non_ascii(match: re.Match[str]) -> str:
@@ -184,13 +184,33 @@ def dump_json(value: object) -> str:
     raw), through pydantic-core's serializer: with ``indent`` set, ``json`` falls back to its
     pure-Python encoder (0.6 s for 10,000 experiments against 0.1 s). Plain JSON values only; a
     number may be spelled differently (``1e-05`` as ``0.00001``), never valued differently."""
+    return _json_bytes(value).decode("ascii")
+
+
+def print_json(value: object) -> None:
+    """``print(dump_json(value))`` straight to stdout's bytes: the text is printable ASCII already,
+    so it skips the printable-stream pass (40 ms of a 10,000-experiment ``list --json``)."""
+    data = _json_bytes(value)
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        print(data.decode("ascii"))
+        return
+    sys.stdout.flush()
+    buffer.write(data + b"\n")
+    buffer.flush()
+
+
+def _json_bytes(value: object) -> bytes:
     import pydantic_core
 
     try:
-        text = pydantic_core.to_json(value, indent=2).decode()
+        data = pydantic_core.to_json(value, indent=2)
     except pydantic_core.PydanticSerializationError:  # a lone surrogate (an undecodable file name)
-        return json.dumps(value, indent=2)
-    return text if text.isascii() else _NON_ASCII.sub(_escape_non_ascii, text)
+        data = json.dumps(value, indent=2).encode("ascii")
+    if data.isascii() and b"\x7f" not in data:
+        return data
+    # Non-ASCII, and DEL, which JSON leaves raw and a terminal need not: written as escapes.
+    return _UNPRINTABLE.sub(_escape_non_ascii, data.decode("utf-8", "surrogatepass")).encode("ascii")
 
 
 def table(rows: list[list[str]], *, markdown: bool = False) -> str:

@@ -22,9 +22,20 @@ from typing import Any
 
 from app.commands._common import iso
 from state.decoding import decode_json, detect_format
+from state.lem_bytes import aware_text, checked_lem, naive_text, v1_fields, v2_fields
 from state.local_time import local_timestamp
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, ProcessRow, StateFormat
-from state.scan_read import Unsure, aware_time_text, lem_v1_fields, lem_v2_fields, naive_time_text, record_of
+from state.scan_read import (
+    Unsure,
+    aware_time_text,
+    lem_v1_fields,
+    lem_v2_fields,
+    naive_time_text,
+    opt_time,
+    record_of,
+    v1_row,
+    v2_row,
+)
 from state.transitions import lem_incomplete_reason
 from state.verdict import StaleVerdict
 
@@ -115,27 +126,39 @@ class ListedRow:
 
 def read_listed(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord | ListedRow:
     """``StateStore.reader`` for ``list --json``: a ``ListedRow`` where the light reader vouches for the
-    file and it is not running, else the row ``read_record`` gives; raises as ``read_record`` does."""
-    value = decode_json(data)
-    fmt = detect_format(value)
+    file and it is not running (a running one's verdict is judged from its row), else the row
+    ``read_record`` gives; raises as ``read_record`` does.
+
+    Most llenergymeasure files are checked from their bytes (``state.lem_bytes``); the
+    rest are decoded and checked by hand (``state.scan_read``), as the dashboard reads them.
+    """
+    checked = checked_lem(data)
+    if checked is not None:
+        fmt, value = checked  # what decode_json and detect_format give (tests/state/test_lem_bytes.py)
+    else:
+        value = decode_json(data)
+        fmt = detect_format(value)
     try:
         if fmt is StateFormat.LEM_V1:
-            return _lem_v1(key, path, value)
-        if fmt is StateFormat.LEM_V2:
-            return _lem_v2(key, path, value)
-    except (Unsure, _Running):
+            running = value.get("status") == "running"
+            if checked is not None:
+                if running:  # judged from its row: built from the checked value, not checked again
+                    return v1_row(key, path, version, *v1_fields(value, opt_time, opt_time))
+                return _v1_listed(key, path, value, *v1_fields(value, naive_text, aware_text))
+            if not running:
+                return _v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))
+        elif fmt is StateFormat.LEM_V2:
+            fields = v2_fields(value, naive_text) if checked else lem_v2_fields(value, naive_time_text)
+            if fields["status"] != "running":
+                return _v2_listed(key, path, value, fields)
+            if checked is not None:
+                return v2_row(key, path, version, v2_fields(value, opt_time))
+    except Unsure:
         pass
     return record_of(key, path, version, fmt, value)
 
 
-class _Running(Exception):
-    """A running experiment's verdict is judged from its row: it takes the usual path."""
-
-
-def _lem_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
-    if value.get("status") == "running":  # checked by the row path, once
-        raise _Running
-    fields, procs = lem_v1_fields(value, naive_time_text, aware_time_text)
+def _v1_listed(key: str, path: Path, value: dict[str, Any], fields: dict[str, Any], procs: list[tuple[Any, ...]]) -> ListedRow:
     processes = [
         {
             "index": index,
@@ -161,10 +184,7 @@ def _lem_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
 _V2_ABSENT = {"runs_done": 0, "runs_failed": 0, "runs_total": 0, "processes_done": 0, "processes_total": 0, "model_name": None}
 
 
-def _lem_v2(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
-    fields = lem_v2_fields(value, naive_time_text)
-    if fields["status"] == "running":
-        raise _Running
+def _v2_listed(key: str, path: Path, value: dict[str, Any], fields: dict[str, Any]) -> ListedRow:
     return _listed(key, path, value, StateFormat.LEM_V2, {**_V2_ABSENT, **fields}, [], None)
 
 

@@ -7,7 +7,7 @@ import gc
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, dump_json, open_sources, table
+from app.commands._common import age_of, open_sources, print_json, table
 from app.commands._list_json import ListedRow, broken_json, read_listed, record_json
 from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.sources import DirectorySource
@@ -55,10 +55,15 @@ def _sort_key(entry: ExperimentRecord | BrokenRecord | ListedRow) -> tuple[int, 
     return (0, -(when.timestamp() if when else 0.0), entry.key)
 
 
-def _entry_json(entry: Entry | ListedRow, verdict: StaleVerdict | None) -> dict[str, Any]:
+def _entry_json(source: str, entry: Entry | ListedRow, verdict: StaleVerdict | None) -> dict[str, Any]:
+    """The object printed for ``entry``; each is made for this one listing, so completed in place."""
     if isinstance(entry, ListedRow):
-        return entry.json
-    return broken_json(entry) if isinstance(entry, BrokenRecord) else record_json(entry, verdict)
+        out = entry.json
+    else:
+        out = broken_json(entry) if isinstance(entry, BrokenRecord) else record_json(entry, verdict)
+    out["source"] = source
+    out["host"] = entry.host
+    return out
 
 
 def _status_cell(record: ExperimentRecord, verdict: StaleVerdict | None) -> str:
@@ -112,7 +117,7 @@ def _list(args: argparse.Namespace) -> int:
     listed: list[tuple[str, Entry, StaleVerdict | None]] = []
     for source in sources:
         try:
-            list(source.initial_batches())
+            source.reconcile()  # one full pass: the batches the dashboard shows as they come only cost a second one
         except HubError as exc:
             raise CommandError(str(exc), EXIT_ERROR) from None
         entries = sorted(source.entries().values(), key=_sort_key)
@@ -123,11 +128,7 @@ def _list(args: argparse.Namespace) -> int:
             entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
-        out = [
-            {**_entry_json(e, verdict), "source": name, "host": e.host}
-            for name, e, verdict in listed
-        ]
-        print(dump_json(out))
+        print_json([_entry_json(name, e, verdict) for name, e, verdict in listed])
         return 0
     hosts = any(e.host for _n, e, _v in listed)
     rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state import StateStore
-from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, _nested_deeper_than, parse_state
+from state.detect import MAX_STATE_FILE_BYTES, BrokenStateFile, nested_deeper_than, parse_state
 from state.record import BrokenRecord, ExperimentRecord
 from tests.hardening.helpers import lem_v1_text, write_lem
 
@@ -120,12 +120,12 @@ def test_depth_from_bytes_matches_the_decoded_value(value: object, limit: int, i
                                                      ascii_only: bool) -> None:
     """The byte-level depth check agrees with walking the value, whatever the strings hold."""
     data = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
-    assert _nested_deeper_than(data, limit) == (_container_depth(value) > limit)
+    assert nested_deeper_than(data, limit) == (_container_depth(value) > limit)
 
 
 def test_depth_limit_boundary() -> None:
     at_limit = lem_v1_text("d").replace('"prompt_args": {}', '"prompt_args": ' + "[" * 63 + "]" * 63).encode()
     over = lem_v1_text("d").replace('"prompt_args": {}', '"prompt_args": ' + "[" * 64 + "]" * 64).encode()
-    assert not _nested_deeper_than(at_limit) and _nested_deeper_than(over)
+    assert not nested_deeper_than(at_limit) and nested_deeper_than(over)
     with pytest.raises(BrokenStateFile, match="nested deeper than 64"):
         parse_state(over)

@@ -62,6 +62,14 @@ def test_json_output_is_the_same_json_in_ascii(value: object):
     assert text.splitlines() == [line.replace("1e-05", "0.00001") for line in json.dumps(value, indent=2).splitlines()]
 
 
+def test_json_output_escapes_what_a_terminal_would_act_on():
+    """JSON leaves DEL raw; the listing writes it as an escape, like every other unprintable character."""
+    value = [{"id": "del\x7f bell\x07 csi\x9b"}]
+    text = dump_json(value)
+    assert "\x7f" not in text and text.replace("\n", "").isprintable()
+    assert json.loads(text) == value
+
+
 def test_list_status_filter_and_table_forms(populated: Path, capsys):
     code, out, _ = cli(capsys, "list", "--json", "--status", "running,broken", "--state-dir", populated)
     assert code == 0 and {r["experiment_id"] for r in json.loads(out)} == {"native-dead", "native-live", "broken"}

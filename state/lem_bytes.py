@@ -41,12 +41,9 @@ from state.scan_read import (
     ISO_TIME_PATTERN,
     PHASES,
     PROCESS_STATUSES,
+    PLAIN_ID_PATTERN,
     STATUSES,
-    P,
-    T,
-    Time,
     Unsure,
-    experiment_id,
 )
 from state.transitions import phase_to_status
 
@@ -129,7 +126,7 @@ def _v1_tally(value: dict[str, Any]) -> tuple[int, int, int]:
         keys += k
         colons += c
     times = 1 + (get("started_at") is not None)
-    texts = [get("experiment_id"), get("config_path"), get("config_hash"), get("model_name"), get("error_message")]
+    texts = [get("config_path"), get("config_hash"), get("model_name"), get("error_message")]  # a plain id holds no colon
     progress = get("process_progress")
     if progress:
         keys += len(progress)
@@ -146,7 +143,7 @@ def _v1_tally(value: dict[str, Any]) -> tuple[int, int, int]:
 
 def _v2_tally(value: dict[str, Any]) -> tuple[int, int, int]:
     get = value.get
-    texts = (get("experiment_id"), get("config_hash"), get("error_message"))
+    texts = (get("config_hash"), get("error_message"))
     return len(value), 1 + (get("started_at") is not None), "".join(filter(None, texts)).count(":")
 
 
@@ -163,6 +160,8 @@ def _build() -> tuple[Any, Any]:
         return field(cs.nullable_schema(schema))
 
     text = cs.str_schema(strict=True)
+    # An id that is not plain goes the usual way, where unsafe_id_reason judges it.
+    plain_id = cs.str_schema(strict=True, pattern=f"^(?:{PLAIN_ID_PATTERN})$")
     whole = cs.int_schema(strict=True, ge=-(2**63) + 1, le=2**63 - 1)  # scan_read._int's range
     when = cs.str_schema(strict=True, pattern=f"^(?:{ISO_TIME_PATTERN})$")
     string_map = field(cs.dict_schema(text, text, strict=True))
@@ -180,7 +179,7 @@ def _build() -> tuple[Any, Any]:
     )
     v1 = cs.typed_dict_schema(
         {
-            "experiment_id": field(text, required=True),
+            "experiment_id": field(plain_id, required=True),
             "status": field(cs.literal_schema(sorted(STATUSES))),
             "cycle_id": field(whole),
             "config_path": nullable(text),
@@ -202,7 +201,7 @@ def _build() -> tuple[Any, Any]:
     )
     v2 = cs.typed_dict_schema(
         {
-            "experiment_id": field(text, required=True),
+            "experiment_id": field(plain_id, required=True),
             "phase": field(cs.literal_schema(sorted(PHASES)), required=True),
             "failed": field(cs.bool_schema(strict=True)),
             "config_hash": nullable(text),
@@ -226,57 +225,23 @@ def _texts(text: str) -> tuple[str, str]:
 
 
 def naive_text(text: str | None) -> str | None:
-    """A checked time as ``list --json`` writes a file's own: naive local time."""
+    """A checked time as ``list --json`` writes a file's own: naive local time; ``Unsure`` for a
+    date that is none (the pattern checks digits, not the calendar)."""
     return None if text is None else _texts(text)[0]
 
 
-def aware_text(text: str | None) -> str | None:
-    """A checked time as ``list --json`` writes a process's: with its local offset."""
-    return None if text is None else _texts(text)[1]
-
-
-def _index(item: tuple[str, Any]) -> int:
-    return int(item[0])
-
-
-def v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """What ``scan_read.lem_v1_fields`` gives for a value ``checked_lem`` passed, without checking
-    again; the times converted by ``time`` and ``process_time`` (``Unsure`` for a date that is none)."""
-    get = value.get
-    procs = [
-        (e["process_index"], e.get("status", "pending"), e.get("gpu_id"), process_time(e.get("started_at")),
-         process_time(e.get("completed_at")), e.get("error_message"))
-        for _, e in sorted((get("process_progress") or {}).items(), key=_index)
-    ]
-    return {
-        "experiment_id": experiment_id(value),
-        "status": get("status", "initialised"),
-        "processes_total": get("num_processes", 1),
-        "processes_done": sum(p[1] == "completed" for p in procs),
-        "runs_done": len(get("completed_runs") or ()),
-        "runs_failed": len(get("failed_runs") or ()),
-        "runs_total": get("total_runs", 0),
-        "legacy_pid": get("subprocess_pid"),
-        "started_at": time(get("started_at")),
-        "last_updated": time(value["last_updated"]),
-        "error_message": get("error_message"),
-        "config_hash": get("config_hash"),
-        "model_name": get("model_name"),
-    }, procs
-
-
-def v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
-    """What ``scan_read.lem_v2_fields`` gives for a value ``checked_lem`` passed."""
+def v2_fields(value: dict[str, Any]) -> dict[str, Any]:
+    """What ``scan_read.lem_v2_fields(value, naive_time_text)`` gives for a value ``checked_lem`` passed."""
     get = value.get
     phase = value["phase"]
     failed = get("failed", False)
     return {
-        "experiment_id": experiment_id(value),
+        "experiment_id": value["experiment_id"],  # plain: the validator checked it
         "status": phase_to_status(phase, failed).value,
         "raw_status": phase + (" (failed)" if failed else ""),
         "legacy_pid": get("subprocess_pid"),
-        "started_at": time(get("started_at")),
-        "last_updated": time(value["last_updated"]),
+        "started_at": naive_text(get("started_at")),
+        "last_updated": naive_text(value["last_updated"]),
         "error_message": get("error_message"),
         "config_hash": get("config_hash"),
     }

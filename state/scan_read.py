@@ -73,7 +73,8 @@ INDEX_KEY_PATTERN = r"0|[1-9][0-9]{0,17}"
 _INDEX_KEY = re.compile(INDEX_KEY_PATTERN)
 _INT_LIMIT = 2**63
 #: An id ``unsafe_id_reason`` passes at a glance (most are): no separator, control character or leading dot.
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_ID_LENGTH - 1))
+PLAIN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_ID_LENGTH - 1)
+_PLAIN_ID = re.compile(PLAIN_ID_PATTERN)
 
 
 def _int(value: Any) -> int:
@@ -235,11 +236,7 @@ def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
 
 def lem_v1_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
     """A llenergymeasure v1 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
-    return v1_row(key, path, version, *lem_v1_fields(value, opt_time, opt_time))
-
-
-def v1_row(key: str, path: Path, version: FileVersion, fields: dict[str, Any], procs: list[tuple[Any, ...]]) -> ExperimentRecord:
-    """The row of a v1 file's checked fields and process rows (times as ``datetime``)."""
+    fields, procs = lem_v1_fields(value, opt_time, opt_time)
     return ExperimentRecord(
         key=key,
         path=path,
@@ -255,9 +252,4 @@ def v1_row(key: str, path: Path, version: FileVersion, fields: dict[str, Any], p
 
 def lem_v2_record(key: str, path: Path, version: FileVersion, value: dict[str, Any]) -> ExperimentRecord:
     """A llenergymeasure v2 file's row, as ``state.detect`` builds it; ``Unsure`` when not certain."""
-    return v2_row(key, path, version, lem_v2_fields(value, opt_time))
-
-
-def v2_row(key: str, path: Path, version: FileVersion, fields: dict[str, Any]) -> ExperimentRecord:
-    """The row of a v2 file's checked fields (times as ``datetime``)."""
-    return ExperimentRecord(key=key, path=path, format=StateFormat.LEM_V2, version=version, **fields)
+    return ExperimentRecord(key=key, path=path, format=StateFormat.LEM_V2, version=version, **lem_v2_fields(value, opt_time))

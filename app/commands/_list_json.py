@@ -4,14 +4,15 @@
 ``list --json`` over 10,000 llenergymeasure files spent 18.6 µs a file building
 that row (frozen dataclasses, six time conversions) and 8 µs more turning it
 into the object, against a floor of 11 µs to read and parse the file. For the
-files the scan's light reader vouches for, ``read_listed`` goes from the
-decoded dict to the output object directly: the same checks
-(``state.scan_read.lem_v1_fields`` and ``lem_v2_fields``), the times written as
-text without a ``datetime`` where their hour allows (``state.local_time.local_iso``).
-Everything else (other formats, files the light reader is unsure of, running
-experiments, whose verdict needs the row) takes the usual path and gives a row.
-Either way the printed bytes are the same; tests/runtime/test_list_json_straight.py
-compares the two paths on generated and hostile files.
+files the scan's readers vouch for, ``read_listed`` goes from the checked value
+to the output object directly: from the bytes where ``state.lem_bytes`` checks
+them, else from the hand checks (``state.scan_read.lem_v1_fields`` and
+``lem_v2_fields``); the times written as text without a ``datetime`` where their
+hour allows (``state.local_time.local_iso``). A running one also carries the few
+fields its verdict is judged from. Everything else (other formats, files neither
+reader is sure of) takes the usual path and gives a row. Either way the printed
+bytes are the same; tests/runtime/test_list_json_straight.py compares the paths
+on generated and hostile files.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 
 from app.commands._common import iso
 from state.decoding import decode_json, detect_format
-from state.lem_bytes import aware_text, checked_lem, naive_text, v1_fields, v2_fields
-from state.local_time import local_timestamp
+from state.lem_bytes import checked_lem, v2_fields
+from state.local_time import DateOutOfRange, local_iso, local_timestamp
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, ProcessRow, StateFormat
 from state.scan_read import (
     Unsure,
@@ -33,8 +34,6 @@ from state.scan_read import (
     naive_time_text,
     opt_time,
     record_of,
-    v1_row,
-    v2_row,
 )
 from state.transitions import lem_incomplete_reason
 from state.verdict import StaleVerdict
@@ -45,7 +44,7 @@ NAIVE_TIMES = "naive local time, as in the file"
 AWARE_TIMES = "with the offset the file gives"
 
 
-def _verdict_json(verdict: StaleVerdict | None) -> dict[str, Any] | None:
+def verdict_json(verdict: StaleVerdict | None) -> dict[str, Any] | None:
     if verdict is None:
         return None
     return {"liveness": verdict.liveness.value, "reason": verdict.reason, "evidence": list(verdict.evidence)}
@@ -67,7 +66,7 @@ def record_json(record: ExperimentRecord, verdict: StaleVerdict | None) -> dict[
         "processes_done": record.processes_done,
         "processes_total": record.processes_total,
         "attempt": record.attempt,
-        "verdict": _verdict_json(verdict),
+        "verdict": verdict_json(verdict),
         "started_at": iso(record.started_at, naive=naive),
         "last_updated": iso(record.last_updated, naive=naive),
         "times": NAIVE_TIMES if naive else AWARE_TIMES,
@@ -111,7 +110,7 @@ def broken_json(entry: BrokenRecord) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ListedRow:
     """An entry ``list --json`` prints as it is: its output object, and what the listing sorts and filters by."""
 
@@ -120,14 +119,16 @@ class ListedRow:
     updated: float
     """``last_updated`` as a timestamp (the files that take this path always have one)."""
     json: dict[str, Any]
+    judged: ExperimentRecord | None = None
+    """A running one's row with what its verdict is judged from (its owner pid and times), else None."""
     host = None
     broken = False
 
 
 def read_listed(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord | ListedRow:
     """``StateStore.reader`` for ``list --json``: a ``ListedRow`` where the light reader vouches for the
-    file and it is not running (a running one's verdict is judged from its row), else the row
-    ``read_record`` gives; raises as ``read_record`` does.
+    file (a running one's with the row its verdict is judged from), else the row ``read_record``
+    gives; raises as ``read_record`` does.
 
     Most llenergymeasure files are checked from their bytes (``state.lem_bytes``); the
     rest are decoded and checked by hand (``state.scan_read``), as the dashboard reads them.
@@ -140,19 +141,17 @@ def read_listed(key: str, path: Path, version: FileVersion, data: bytes) -> Expe
         fmt = detect_format(value)
     try:
         if fmt is StateFormat.LEM_V1:
-            running = value.get("status") == "running"
             if checked is not None:
-                if running:  # judged from its row: built from the checked value, not checked again
-                    return v1_row(key, path, version, *v1_fields(value, opt_time, opt_time))
-                return _v1_listed(key, path, value, *v1_fields(value, naive_text, aware_text))
-            if not running:
-                return _v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))
+                row = _checked_v1(key, path, value)
+            else:
+                row = _v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))
         elif fmt is StateFormat.LEM_V2:
-            fields = v2_fields(value, naive_text) if checked else lem_v2_fields(value, naive_time_text)
-            if fields["status"] != "running":
-                return _v2_listed(key, path, value, fields)
-            if checked is not None:
-                return v2_row(key, path, version, v2_fields(value, opt_time))
+            row = _v2_listed(key, path, value, v2_fields(value) if checked else lem_v2_fields(value, naive_time_text))
+        else:
+            return record_of(key, path, version, fmt, value)
+        if row.status == "running":
+            row.judged = _judged(key, path, version, fmt, row.json["experiment_id"], value)
+        return row
     except Unsure:
         pass
     return record_of(key, path, version, fmt, value)
@@ -178,6 +177,100 @@ def _v1_listed(key: str, path: Path, value: dict[str, Any], fields: dict[str, An
     ]
     status = fields["status"]
     return _listed(key, path, value, StateFormat.LEM_V1, {**fields, "raw_status": status}, processes, lem_incomplete_reason(status))
+
+
+def _judged(key: str, path: Path, version: FileVersion, fmt: StateFormat, ident: str, value: dict[str, Any]) -> ExperimentRecord:
+    """The row a running llenergymeasure file's verdict is judged from: ``judge_record`` reads its
+    recorded pid and times alone (``judge_legacy_pid``). Its other fields are left at their defaults:
+    the printed object comes from the file, and building the whole row cost 25 µs a file against 5."""
+    return ExperimentRecord(
+        key=key,
+        path=path,
+        format=fmt,
+        experiment_id=ident,
+        status="running",
+        version=version,
+        legacy_pid=value.get("subprocess_pid"),
+        started_at=opt_time(value.get("started_at")),
+        last_updated=opt_time(value["last_updated"]),
+    )
+
+
+def _checked_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
+    """``_v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))`` for a
+    value ``checked_lem`` passed, in one pass: no field is checked again (7 µs a file against 18)."""
+    get = value.get
+    status = get("status", "initialised")
+    last = value["last_updated"]
+    started = get("started_at")
+    processes = []
+    done = 0
+    try:
+        progress = get("process_progress")
+        if progress:
+            items = progress.items()
+            if len(progress) > 1 and list(progress) != _IN_ORDER[: len(progress)]:
+                items = sorted(items, key=_index)
+            for _, entry in items:
+                state = entry.get("status", "pending")
+                done += state == "completed"
+                began = entry.get("started_at")
+                ended = entry.get("completed_at")
+                processes.append({
+                    "index": entry["process_index"],
+                    "status": state,
+                    "label": None,
+                    "gpu_id": entry.get("gpu_id"),
+                    "pid": None,
+                    "runs_done": 0,
+                    "runs_failed": 0,
+                    "runs_total": 0,
+                    "started_at": began and local_iso(began)[1],
+                    "completed_at": ended and local_iso(ended)[1],
+                    "error": entry.get("error_message"),
+                    "energy_joules": None,
+                })
+        updated = local_timestamp(last)
+        last_text = local_iso(last)[0]
+        started_text = started and local_iso(started)[0]
+    except (ValueError, DateOutOfRange):
+        raise Unsure from None
+    return ListedRow(key, status, updated, {
+        "experiment_id": value["experiment_id"],  # plain: the validator checked it
+        "key": key,
+        "status": status,
+        "raw_status": status,
+        "format": _V1,
+        "path": str(path),
+        "name": None,
+        "runs_done": len(get("completed_runs") or ()),
+        "runs_failed": len(get("failed_runs") or ()),
+        "runs_total": get("total_runs", 0),
+        "processes_done": done,
+        "processes_total": get("num_processes", 1),
+        "attempt": 1,
+        "verdict": None,
+        "started_at": started_text,
+        "last_updated": last_text,
+        "times": NAIVE_TIMES,
+        "error_message": get("error_message"),
+        "log_path": None,
+        "config_hash": get("config_hash"),
+        "model_name": get("model_name"),
+        "incomplete_reason": lem_incomplete_reason(status),
+        "energy_joules": None,
+        "finished_at": None,
+        "processes": processes,
+    })
+
+
+_V1 = StateFormat.LEM_V1.value
+#: Process keys as llenergymeasure writes them, in order: most files need no sort.
+_IN_ORDER = [str(i) for i in range(64)]
+
+
+def _index(item: tuple[str, Any]) -> int:
+    return int(item[0])
 
 
 #: What a v2 file's row holds where v1 has a field: nothing (``ExperimentRecord``'s defaults).

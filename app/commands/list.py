@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, open_sources, print_json, table
-from app.commands._list_json import ListedRow, broken_json, read_listed, record_json
+from app.commands._list_json import ListedRow, broken_json, read_listed, record_json, verdict_json
 from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.sources import DirectorySource
 from state.transitions import ExperimentStatus
@@ -59,6 +59,8 @@ def _entry_json(source: str, entry: Entry | ListedRow, verdict: StaleVerdict | N
     """The object printed for ``entry``; each is made for this one listing, so completed in place."""
     if isinstance(entry, ListedRow):
         out = entry.json
+        if verdict is not None:
+            out["verdict"] = verdict_json(verdict)
     else:
         out = broken_json(entry) if isinstance(entry, BrokenRecord) else record_json(entry, verdict)
     out["source"] = source
@@ -123,7 +125,7 @@ def _list(args: argparse.Namespace) -> int:
         entries = sorted(source.entries().values(), key=_sort_key)
         if wanted is not None:
             entries = [e for e in entries if e.status in wanted or ("stale" in wanted and e.status == "running")]
-        verdicts = source.judge(entries, probe, now)
+        verdicts = source.judge([e.judged or e if isinstance(e, ListedRow) else e for e in entries], probe, now)
         if wanted is not None and "stale" in wanted:
             entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]

@@ -60,8 +60,13 @@ def test_what_llenergymeasure_writes_prints_alike_and_goes_straight(doc: dict[st
     data = json.dumps(doc, indent=2).encode()
     assert_same(data)
     entry = read_listed("k", PATH, VERSION, data)
-    running = scan_read.read_record("k", PATH, VERSION, data).status == "running"
-    assert isinstance(entry, ListedRow) != running  # a running one keeps its row, for its verdict
+    row = scan_read.read_record("k", PATH, VERSION, data)
+    assert isinstance(entry, ListedRow)  # the straight path is taken
+    if row.status != "running":
+        assert entry.judged is None
+    else:  # its verdict is judged from what judge_record reads of a llenergymeasure row: the same
+        assert (entry.judged.legacy_pid, entry.judged.started_at, entry.judged.last_updated) == (row.legacy_pid, row.started_at, row.last_updated)
+        assert (entry.judged.key, entry.judged.format, entry.judged.owner, entry.judged.workers) == (row.key, row.format, row.owner, row.workers)
 
 
 @CI

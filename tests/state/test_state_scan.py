@@ -179,3 +179,14 @@ def test_same_number_of_files_after_a_delete_and_an_add(state_dir: Path) -> None
     (state_dir / "exp-000.json").unlink()
     write_lem(state_dir, lem_v1("exp-999"))
     assert store.scan() == ScanDelta(added=("exp-999",), removed=("exp-000",))
+
+
+@pytest.mark.parametrize("name", ["a.json", "exp-000001.json", ".hidden.json", "caf\u00e9.json", "sp ace.json", "\udcff.json"])
+def test_child_path_is_root_joined_with_the_name(tmp_path: Path, name: str) -> None:
+    """The scan's quick path building gives the very path ``root / name`` gives, on this Python."""
+    from state.store import child_path
+
+    for root in (tmp_path, Path("relative/dir"), Path("/")):
+        built = child_path(root, name)
+        assert built == root / name and str(built) == str(root / name) and type(built) is type(root / name)
+        assert built.name == name and built.parent == root

@@ -151,6 +151,17 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self._focused_once = False
 
     # -- start and stop ---------------------------------------------------------------------
+    def get_driver_class(self) -> type[Any]:
+        """Textual's Linux driver with an input thread that sleeps while no key comes (app/input_driver.py)."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from app.input_driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return driver
+
     def get_default_screen(self) -> Screen[Any]:
         return self.main
 

@@ -144,6 +144,7 @@ class MainScreen(Screen[None]):
         self._show_failure()
         # After the first layout (the panel fits its text to its width), the latest sample then.
         self.call_after_refresh(self._show_latest_gpus)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def on_unmount(self) -> None:
         self.ready = False
@@ -303,6 +304,12 @@ class MainScreen(Screen[None]):
     def _show_devices(self) -> None:
         snapshots, errors = self.board.all_devices()
         self.query_one(DevicePanel).show(snapshots, errors, self.clock())
+
+    def _theme_changed(self, _theme: object) -> None:
+        """The panels' lines carry the theme's colours: draw them again (a GPU sample that shows
+        nothing new is never posted, so none would come to do it)."""
+        self._show_devices()
+        self._show_latest_gpus()
 
     def _show_latest_gpus(self) -> None:
         if self.expwatch.latest_gpus is not None:

@@ -37,7 +37,6 @@ from app.messages import GpuSampled
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
 
-CLOCK_SECONDS = 1.0
 ORDER_SECONDS = 0.25
 
 KEY_HELP = (
@@ -134,7 +133,6 @@ class MainScreen(Screen[None]):
         if not self.gpus:
             self.query_one(GpuPanel).display = False
         self.table.focus()
-        self.set_interval(CLOCK_SECONDS, self._clock_tick)
         # Paused while nothing waits for it (one wake-up fewer 4 times a second when idle).
         self._order_timer = self.set_interval(ORDER_SECONDS, self._order_tick, pause=True)
         # Rows that arrived before the screen was up are drawn now.
@@ -296,10 +294,6 @@ class MainScreen(Screen[None]):
         if self.sources_status:
             note = f"{note}  {self.sources_status}".strip()
         self.query_one(StatusHeader).show_counts(self.board.visible_counts, note)
-
-    def _clock_tick(self) -> None:
-        self.table.refresh_if_changed()
-        self.query_one(ProcessTable).refresh_if_changed()
 
     def _show_devices(self) -> None:
         snapshots, errors = self.board.all_devices()

@@ -183,7 +183,9 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
             self._initial_scan(source)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
-        self.set_interval(STATUS_SECONDS, self._source_status_tick)
+        if any(hasattr(source, "status") for source in self.sources):
+            # Only sources that report their own health (a hub) are asked: no wake for the others.
+            self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
                 if not isinstance(source, DirectorySource) and hasattr(source, "follow"):

@@ -46,6 +46,7 @@ from app.remote_actions import RemoteActionFlows
 from app.preferences import Preferences, changed_since, save_preferences
 from app.messages import GpuSampled, SourceChanged, SourceScanned
 from app.screens.main import SORT_OF_COLUMN, MainScreen
+from widgets.gpu_panel import SPARK_SAMPLES
 
 if TYPE_CHECKING:
     from state.telemetry import GpuSnapshot, HostGpus
@@ -64,6 +65,10 @@ RECORDS_SECONDS = 0.25
 FIRST_FRAME_WAIT = 1.0
 #: How often sources that report their own health (a hub: unreachable since...) are asked.
 STATUS_SECONDS = 1.0
+
+
+#: Every sample's time, when comparing what two samples show (the panel does not show it).
+_SHOWN_TIME = datetime(1970, 1, 1)
 
 
 def _local_now() -> datetime:
@@ -151,6 +156,17 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self._focused_once = False
 
     # -- start and stop ---------------------------------------------------------------------
+    def get_driver_class(self) -> type[Any]:
+        """Textual's Linux driver with an input thread that sleeps while no key comes (app/input_driver.py)."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from app.input_driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return driver
+
     def get_default_screen(self) -> Screen[Any]:
         return self.main
 
@@ -167,7 +183,9 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
             self._initial_scan(source)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
-        self.set_interval(STATUS_SECONDS, self._source_status_tick)
+        if any(hasattr(source, "status") for source in self.sources):
+            # Only sources that report their own health (a hub) are asked: no wake for the others.
+            self.set_interval(STATUS_SECONDS, self._source_status_tick)
         if self.options.watch and self.options.poll is None:
             for source in self.sources:
                 if not isinstance(source, DirectorySource) and hasattr(source, "follow"):
@@ -511,6 +529,7 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
 
         source = self._gpu_source or make_gpu_source(self.options.simulate_gpus)
         procs = ProcessSampler()
+        posted: list[tuple[object, ...]] = []
 
         def publish(snapshot: GpuSnapshot) -> None:
             records = self._records_for_threads
@@ -520,7 +539,13 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
             attributions = attribute_gpu_processes(
                 snapshot, records, start_times=start_times, host=here.host, boot_id=here.boot_id
             )
-            history = {g.index: sampler.history(g.index, "utilization_gpu") for g in snapshot.gpus}
+            history = {g.index: sampler.history(g.index, "utilization_gpu")[-SPARK_SAMPLES:] for g in snapshot.gpus}
+            # What the panel shows of it (the time it was taken is not): a sample that would show the
+            # same (no GPUs here, or idle ones) wakes nothing on the event loop.
+            shown = (replace(snapshot, taken_at=_SHOWN_TIME), history, attributions)
+            if posted and posted[0] == shown:
+                return
+            posted[:] = [shown]
             self.post_message(GpuSampled(snapshot, history, attributions))
 
         sampler = GpuSampler(source, interval=self.options.refresh, on_snapshot=publish)

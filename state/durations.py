@@ -27,6 +27,22 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+def seconds_to_change(seconds: float | None, rate: float) -> float | None:
+    """How long until ``duration(seconds)`` reads differently while ``seconds`` grows by ``rate``
+    every second of the clock (None: it never does, by the clock alone)."""
+    if seconds is None or seconds != seconds or rate <= 0:
+        return None
+    if seconds < 0:
+        left = 1 - seconds  # written "0s" until it reaches a whole second
+    elif seconds < 3600:
+        left = 1 - seconds % 1
+    elif seconds < 86400:
+        left = 60 - seconds % 60
+    else:
+        left = 3600 - seconds % 3600
+    return left / rate
+
+
 def age(now: datetime, then: datetime | None, *, missing: str = MISSING) -> str:
     """How long ago ``then`` was at ``now`` (``missing`` when it was never recorded)."""
     if then is None:
@@ -34,4 +50,4 @@ def age(now: datetime, then: datetime | None, *, missing: str = MISSING) -> str:
     return duration((now - then).total_seconds())
 
 
-__all__ = ["MISSING", "age", "duration"]
+__all__ = ["MISSING", "age", "duration", "seconds_to_change"]

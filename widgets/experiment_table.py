@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 
 from rich.text import Text
@@ -39,6 +39,7 @@ SHORT_WORDS = {"circuit_breaker": "circuit_brk"}
 MEASURED_ROWS = 5_000
 #: The most a flex column asks for, however long its longest text.
 MAX_WANTED = 48
+ONE_SECOND = timedelta(seconds=1)
 
 
 class ExperimentTable(VirtualTable[BoardRow]):
@@ -51,7 +52,8 @@ class ExperimentTable(VirtualTable[BoardRow]):
     ) -> None:
         columns = ((HOST_COLUMN if hosts else SOURCE_COLUMN), *COLUMNS) if show_source or hosts else COLUMNS
         super().__init__(
-            columns, self._cells, clock_cells=self._clock_texts, empty_text="no experiments in this directory (yet)", id=id
+            columns, self._cells, clock_cells=self._clock_texts, clock_change=self._clock_change,
+            empty_text="no experiments in this directory (yet)", id=id,
         )
         self.clock = clock
         self.show_source = show_source or hosts
@@ -97,12 +99,19 @@ class ExperimentTable(VirtualTable[BoardRow]):
         if isinstance(entry, BrokenRecord):
             return ()
         now = self._now
-        return (
-            fmt.clock_time(now, entry.started_at),
-            fmt.duration(elapsed_seconds(entry, now, row.verdict)),
-            "–" if is_stale(entry.status, row.verdict) else fmt.duration(eta_seconds(entry, now)),
-            fmt.age(now, entry.last_updated),
-        )
+        return (fmt.clock_time(now, entry.started_at), *(fmt.duration(s) for s in _clock_lengths(row, now)))
+
+    def _clock_change(self, row: BoardRow) -> float | None:
+        """Seconds until one of ``_clock_texts`` reads differently (None: not by the clock alone)."""
+        entry = row.entry
+        if isinstance(entry, BrokenRecord):
+            return None
+        now = self._now
+        due = fmt.durations_change(_clock_lengths(row, now), _clock_lengths(row, now + ONE_SECOND))
+        if entry.started_at is not None:
+            midnight = fmt.clock_time_change(now)
+            due = midnight if due is None else min(due, midnight)
+        return due
 
     def _cells(self, row: BoardRow) -> list[str | Text]:
         cells = self._record_cells(row)
@@ -142,6 +151,16 @@ class ExperimentTable(VirtualTable[BoardRow]):
             age,
             Text(owner, style=owner_style),
         ]
+
+
+def _clock_lengths(row: BoardRow, now: datetime) -> tuple[float | None, float | None, float | None]:
+    """Elapsed, ETA (none while stale) and age in seconds at ``now``."""
+    entry = row.entry
+    return (
+        elapsed_seconds(entry, now, row.verdict),
+        None if is_stale(entry.status, row.verdict) else eta_seconds(entry, now),
+        (now - entry.last_updated).total_seconds() if entry.last_updated is not None else None,
+    )
 
 
 def _own_word(entry: ExperimentRecord) -> str | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 from rich.color import Color, ColorParseError
 from rich.text import Text
 
-from state.durations import age, duration
+from state.durations import age, duration, seconds_to_change
 from state.verdict import Liveness, StaleVerdict, is_stale
 
 #: Line glyphs, not full blocks: bars on adjacent rows stay apart where a font fills the whole
@@ -60,6 +60,21 @@ def clock_time(now: datetime, then: datetime | None) -> str:
     if local.date() == now.date():
         return local.strftime("%H:%M")
     return local.strftime("%m-%d")
+
+
+def clock_time_change(now: datetime) -> float:
+    """Seconds until a ``clock_time`` may read differently: at the next midnight (today's times
+    are written as hours, other days' as dates)."""
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0.0, (midnight - now).total_seconds())
+
+
+def durations_change(now: Iterable[float | None], later: Iterable[float | None]) -> float | None:
+    """Seconds until one of several ``duration`` texts reads differently, given their lengths now
+    and one second later (ages, elapsed times and ETAs grow linearly with the clock, each at its
+    own rate); None when none moves."""
+    dues = [seconds_to_change(a, b - a) for a, b in zip(now, later) if a is not None and b is not None]
+    return min((d for d in dues if d is not None), default=None)
 
 
 def bar(fraction: float | None, width: int) -> str:
@@ -141,6 +156,6 @@ def host_header(name: str) -> Text:
 
 
 __all__ = [
-    "STATUS_LOOK", "age", "bar", "clock_time", "duration", "energy", "host_header", "nbytes", "number", "sparkline",
+    "STATUS_LOOK", "age", "bar", "clock_time", "clock_time_change", "duration", "durations_change", "energy", "host_header", "nbytes", "number", "sparkline",
     "status_text", "theme_colours", "verdict_text",
 ]

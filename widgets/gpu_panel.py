@@ -27,6 +27,8 @@ FIXED_CELLS = 34
 FRAME_CELLS = 8
 WIDE_SPARK = 10
 MAX_NAME = 20
+#: The most samples of a GPU's history the panel draws (its widest sparkline).
+SPARK_SAMPLES = WIDE_SPARK
 
 
 class GpuPanel(TextPanel):

@@ -9,7 +9,7 @@ the heartbeat age, which only one open file carries (see ``state.inspection.proc
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.text import Text
 
@@ -51,7 +51,8 @@ class ProcessTable(VirtualTable[ProcessRow]):
         id: str | None = None,
     ) -> None:
         super().__init__(
-            DETAIL_COLUMNS if detail else COLUMNS, self._cells, empty_text="no per-process progress recorded", id=id
+            DETAIL_COLUMNS if detail else COLUMNS, self._cells, clock_cells=self._clock_texts,
+            clock_change=self._clock_change, empty_text="no per-process progress recorded", id=id,
         )
         self.clock = clock
         self.can_focus = focusable
@@ -79,16 +80,32 @@ class ProcessTable(VirtualTable[ProcessRow]):
         else:
             self.replace_rows(rows, sorted(rows))
 
+    def _shown_status(self, p: ProcessRow) -> str:
+        record = self.record
+        return p.status if record is None else shown_process_status(p, experiment_status=record.status, verdict=self.verdict)
+
+    def _clock_lengths(self, p: ProcessRow, now: datetime) -> tuple[float | None, float | None]:
+        """Elapsed and the heartbeat's age, in seconds at ``now``."""
+        record = self.record
+        if record is None:
+            elapsed = ((p.completed_at or now) - p.started_at).total_seconds() if p.started_at else None
+        else:
+            elapsed = process_elapsed(p, self._shown_status(p), record, now)
+        return elapsed, (now - p.heartbeat_at).total_seconds() if p.heartbeat_at is not None else None
+
+    def _clock_texts(self, p: ProcessRow) -> tuple[str, ...]:
+        """The cells that change while the row's data does not."""
+        return tuple(fmt.duration(s) for s in self._clock_lengths(p, self.clock()))
+
+    def _clock_change(self, p: ProcessRow) -> float | None:
+        now = self.clock()
+        return fmt.durations_change(self._clock_lengths(p, now), self._clock_lengths(p, now + timedelta(seconds=1)))
+
     def _cells(self, p: ProcessRow) -> list[str | Text]:
         now = self.clock()
         colours = fmt.theme_colours(self.app.theme_variables)
-        record = self.record
-        if record is None:
-            shown = p.status
-            elapsed = ((p.completed_at or now) - p.started_at).total_seconds() if p.started_at else None
-        else:
-            shown = shown_process_status(p, experiment_status=record.status, verdict=self.verdict)
-            elapsed = process_elapsed(p, shown, record, now)
+        shown = self._shown_status(p)
+        elapsed, heartbeat = self._clock_lengths(p, now)
         runs = f"{p.runs_done}/{p.runs_failed}/{p.runs_total}" if p.runs_total else "–"
         step = p.current_step or ""
         if p.current_run and shown == "running":
@@ -105,7 +122,7 @@ class ProcessTable(VirtualTable[ProcessRow]):
             "runs": runs,
             "step": printable(step),
             "elapsed": fmt.duration(elapsed),
-            "heartbeat": fmt.age(now, p.heartbeat_at),
+            "heartbeat": fmt.duration(heartbeat),
             "error": Text(printable(p.error or ""), style=colours["$error"]),
         }
         return [cells[c.key] for c in self.columns]

@@ -16,6 +16,7 @@ cursor stays on the first row until someone moves it.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+import time
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,11 +30,17 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from widgets.safe_text import safe_text
 
 RowT = TypeVar("RowT")
 Cell = str | Text
+#: The longest a table with clock-driven cells waits before comparing them again: a wall clock
+#: that jumped (a machine back from suspend) shows within it.
+CLOCK_MAX_SECONDS = 60.0
+#: How long after a text is due to change it is read, so that it has.
+CLOCK_LATE_SECONDS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +155,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         render_cells: Callable[[RowT], Sequence[Cell]],
         *,
         clock_cells: Callable[[RowT], tuple[str, ...]] | None = None,
+        clock_change: Callable[[RowT], float | None] | None = None,
         empty_text: str = "nothing to show",
         column_gap: int = 1,
         name: str | None = None,
@@ -160,6 +168,12 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         #: The texts of a row that change with the clock alone (ages, elapsed), when the table
         #: knows them: a clock tick then compares those instead of rendering every cell.
         self._clock_cells = clock_cells
+        #: Seconds until a row's clock texts read differently (None: not by the clock alone): the
+        #: table then looks at its visible rows again just when the first of them changes, and not
+        #: at all while none can (an idle screen of finished experiments wakes once a minute at most).
+        self._clock_change = clock_change
+        self._clock_timer: Timer | None = None
+        self._clock_at = float("inf")
         self.empty_text = empty_text
         self.column_gap = column_gap
         self._rows: dict[Hashable, RowT] = {}
@@ -290,6 +304,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         """
         top = round(self.scroll_y)
         repainted = 0
+        soonest: float | None = None
         for index in range(top, min(len(self._order), top + self._body_height)):
             key = self._order[index]
             row = self._rows.get(key)
@@ -299,7 +314,33 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             if self._drawn.get(key) != cells:
                 self.refresh_line(index + 1)
                 repainted += 1
+            elif self._clock_change is not None and (due := self._clock_change(row)) is not None:
+                soonest = due if soonest is None else min(soonest, due)
+        self._look_again_in(soonest)
         return repainted
+
+    @property
+    def clock_look_in(self) -> float | None:
+        """Seconds until the table compares its clock-driven cells again (None: no look is due)."""
+        return None if self._clock_timer is None else max(0.0, self._clock_at - time.monotonic())
+
+    def _look_again_in(self, due: float | None) -> None:
+        """Compare the clock-driven cells again ``due`` seconds from now, unless a look comes sooner."""
+        if due is None or self._clock_change is None:
+            return
+        now = time.monotonic()
+        at = now + min(due, CLOCK_MAX_SECONDS) + CLOCK_LATE_SECONDS
+        if at >= self._clock_at and self._clock_timer is not None:
+            return
+        if self._clock_timer is not None:
+            self._clock_timer.stop()
+        self._clock_at = at
+        self._clock_timer = self.set_timer(at - now, self._clock_tick)
+
+    def _clock_tick(self) -> None:
+        self._clock_timer = None
+        self._clock_at = float("inf")
+        self.refresh_if_changed()
 
     def refresh_key(self, key: Hashable) -> None:
         index = self._index.get(key)
@@ -533,6 +574,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             return Strip.blank(width, base)
         cells = self._render_cells(row)
         self._drawn[key] = self._clock_cells(row) if self._clock_cells else tuple(_plain_text(c) for c in cells)
+        if self._clock_change is not None:
+            self._look_again_in(self._clock_change(row))
         if index == self.cursor_index:
             style = base + self.get_component_rich_style("virtual-table--cursor")
             return self._line([_plain(c) for c in cells], style)

@@ -37,7 +37,6 @@ from app.messages import GpuSampled
 if TYPE_CHECKING:
     from app.app import ExpwatchApp
 
-CLOCK_SECONDS = 1.0
 ORDER_SECONDS = 0.25
 
 KEY_HELP = (
@@ -134,7 +133,6 @@ class MainScreen(Screen[None]):
         if not self.gpus:
             self.query_one(GpuPanel).display = False
         self.table.focus()
-        self.set_interval(CLOCK_SECONDS, self._clock_tick)
         # Paused while nothing waits for it (one wake-up fewer 4 times a second when idle).
         self._order_timer = self.set_interval(ORDER_SECONDS, self._order_tick, pause=True)
         # Rows that arrived before the screen was up are drawn now.
@@ -144,6 +142,7 @@ class MainScreen(Screen[None]):
         self._show_failure()
         # After the first layout (the panel fits its text to its width), the latest sample then.
         self.call_after_refresh(self._show_latest_gpus)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def on_unmount(self) -> None:
         self.ready = False
@@ -296,13 +295,15 @@ class MainScreen(Screen[None]):
             note = f"{note}  {self.sources_status}".strip()
         self.query_one(StatusHeader).show_counts(self.board.visible_counts, note)
 
-    def _clock_tick(self) -> None:
-        self.table.refresh_if_changed()
-        self.query_one(ProcessTable).refresh_if_changed()
-
     def _show_devices(self) -> None:
         snapshots, errors = self.board.all_devices()
         self.query_one(DevicePanel).show(snapshots, errors, self.clock())
+
+    def _theme_changed(self, _theme: object) -> None:
+        """The panels' lines carry the theme's colours: draw them again (a GPU sample that shows
+        nothing new is never posted, so none would come to do it)."""
+        self._show_devices()
+        self._show_latest_gpus()
 
     def _show_latest_gpus(self) -> None:
         if self.expwatch.latest_gpus is not None:

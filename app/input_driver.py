@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import threading
 from codecs import getincrementaldecoder
 
@@ -21,6 +22,8 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
+#: The exit code when the terminal goes away: what a SIGHUP gives (128 + 1).
+HANGUP_EXIT = 128 + signal.SIGHUP
 #: Textual's own step, used where its parser no longer says when it waits.
 POLL_SECONDS = 0.1
 _UNKNOWN = object()
@@ -82,10 +85,21 @@ class QuietLinuxDriver(LinuxDriver):
         #: last time (None: until input or the exit): tests count wakes, never time them.
         self.input_waits = 0
         self.last_timeout: float | None = None
+        self.terminal_gone = False
 
     def close(self) -> None:
         super().close()
         self.exit_event.close()
+
+    def _terminal_gone(self) -> None:
+        """The terminal hung up (an SSH connection dropped without a SIGHUP reaching us, a closed
+        pty): nothing can be shown or typed any more, so the dashboard ends, with 128 + SIGHUP.
+        Textual's loop went on selecting a descriptor at its end: a core at 90-100 % for ever."""
+        self.terminal_gone = True
+        try:
+            self._app.call_from_thread(self._app.exit, None, HANGUP_EXIT)
+        except RuntimeError:
+            pass  # the app is already ending
 
     def run_input_thread(self) -> None:
         """Textual's loop (read, feed the parser, tick its timeouts), with the timeout it needs."""
@@ -103,7 +117,14 @@ class QuietLinuxDriver(LinuxDriver):
                 self.last_timeout = timeout = input_timeout(parser)
                 ready = selector.select(timeout)
                 if any(key.fd == fileno for key, _mask in ready):
-                    data = decode(os.read(fileno, 1024 * 4))
+                    try:
+                        raw = os.read(fileno, 1024 * 4)
+                    except OSError:  # EIO: the terminal is gone
+                        raw = b""
+                    if not raw:
+                        self._terminal_gone()
+                        break
+                    data = decode(raw)
                     if data:
                         for message in parser.feed(data):
                             self.process_message(message)
@@ -118,4 +139,4 @@ class QuietLinuxDriver(LinuxDriver):
                 pass
 
 
-__all__ = ["QuietLinuxDriver", "input_timeout"]
+__all__ = ["HANGUP_EXIT", "QuietLinuxDriver", "input_timeout"]

@@ -12,8 +12,6 @@ from datetime import datetime
 from pathlib import Path
 
 from app.cli import CommandError, resolve_sources, resolve_state_dir
-from runtime.runner.args import parse_gpus
-from runtime.runner.errors import RunnerError
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
 from state.atomic import LockTimeout
 from state.paths import UnsafePathError
@@ -85,6 +83,9 @@ count = _int_at_least(0, "a whole number of 0 or more")
 
 
 def gpu_ids(text: str) -> tuple[int, ...]:
+    from runtime.runner.args import parse_gpus  # the runner's argument types: only the commands with --gpus
+    from runtime.runner.errors import RunnerError
+
     try:
         return parse_gpus(text)
     except RunnerError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from app.commands._common import iso
@@ -125,7 +126,22 @@ class ListedRow:
     broken = False
 
 
-def read_listed(key: str, path: Path, version: FileVersion, data: bytes) -> ExperimentRecord | ListedRow:
+def listed_reader(root: Path) -> Callable[[str, Path, FileVersion, bytes], ExperimentRecord | ListedRow]:
+    """``read_listed`` for the files directly in ``root``, each object's path written from a prefix
+    made once (``str()`` of 10,000 paths was 4 % of a cold ``list --json``)."""
+    prefix = path_prefix(root)
+    return lambda key, path, version, data: read_listed(key, path, version, data, prefix)
+
+
+def path_prefix(root: Path) -> str:
+    """What ``str(root / name)`` writes before ``name``, for a plain file name."""
+    text = str(root)
+    if text == ".":
+        return ""
+    return text if text.endswith("/") else text + "/"
+
+
+def read_listed(key: str, path: Path, version: FileVersion, data: bytes, prefix: str | None = None) -> ExperimentRecord | ListedRow:
     """``StateStore.reader`` for ``list --json``: a ``ListedRow`` where the light reader vouches for the
     file (a running one's with the row its verdict is judged from), else the row ``read_record``
     gives; raises as ``read_record`` does.
@@ -142,7 +158,7 @@ def read_listed(key: str, path: Path, version: FileVersion, data: bytes) -> Expe
     try:
         if fmt is StateFormat.LEM_V1:
             if checked is not None:
-                row = _checked_v1(key, path, value)
+                row = _checked_v1(key, path if prefix is None else prefix + key + ".json", value)
             else:
                 row = _v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))
         elif fmt is StateFormat.LEM_V2:
@@ -196,7 +212,7 @@ def _judged(key: str, path: Path, version: FileVersion, fmt: StateFormat, ident:
     )
 
 
-def _checked_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
+def _checked_v1(key: str, path: Path | str, value: dict[str, Any]) -> ListedRow:
     """``_v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))`` for a
     value ``checked_lem`` passed, in one pass: no field is checked again (7 µs a file against 18)."""
     get = value.get
@@ -241,7 +257,7 @@ def _checked_v1(key: str, path: Path, value: dict[str, Any]) -> ListedRow:
         "status": status,
         "raw_status": status,
         "format": _V1,
-        "path": str(path),
+        "path": path if type(path) is str else str(path),
         "name": None,
         "runs_done": len(get("completed_runs") or ()),
         "runs_failed": len(get("failed_runs") or ()),

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.commands._common import age_of, open_sources, print_json, table
-from app.commands._list_json import ListedRow, broken_json, read_listed, record_json, verdict_json
+from app.commands._list_json import ListedRow, broken_json, listed_reader, record_json, verdict_json
 from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.sources import DirectorySource
 from state.transitions import ExperimentStatus
@@ -112,7 +112,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         for source in sources:
             if isinstance(source, DirectorySource):
-                source.store.reader = read_listed  # printed as read: no summary row for most files
+                source.store.reader = listed_reader(source.store.root)  # printed as read: no summary row for most files
     several = len(sources) > 1
     probe = LocalProbe()
     now = datetime.now().astimezone()

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import app.commands.list as list_command
 from app.cli import main
 from app.commands._common import dump_json
-from app.commands._list_json import ListedRow, read_listed, record_json
+from app.commands._list_json import ListedRow, path_prefix, read_listed, record_json
 from state import scan_read
 from state.local_time import aware, local_iso, local_timestamp, naive_local
 from state.record import FileVersion
@@ -108,7 +108,7 @@ def test_a_whole_directory_lists_byte_for_byte_alike(tmp_path: Path, capsys: pyt
                  "last_updated": (base + timedelta(minutes=i % 7)).isoformat()}
         (corpus.state / f"v2-{i}.json").write_text(json.dumps(phase))
     straight = _list_json(capsys, corpus.state)
-    monkeypatch.setattr(list_command, "read_listed", None)  # every DirectorySource reads rows again
+    monkeypatch.setattr(list_command, "listed_reader", lambda root: None)  # every DirectorySource reads rows again
     assert _list_json(capsys, corpus.state) == straight
     rows = json.loads(straight)
     assert len(rows) > 36 and {"broken", "running", "completed"} <= {r["status"] for r in rows}
@@ -125,3 +125,9 @@ def test_local_iso_is_the_conversion_both_ways_in_every_zone(zone: str, local_zo
         converted = aware(datetime.fromisoformat(text))
         assert local_iso(text) == (naive_local(converted).isoformat(), converted.isoformat())
         assert local_timestamp(text) == converted.timestamp()
+
+
+@pytest.mark.parametrize("root", ["/", ".", "a/b", "/x/y", "./a", "a//b/", "/x/../y"])
+def test_the_path_prefix_writes_what_str_of_the_joined_path_writes(root: str) -> None:
+    for name in ("k.json", "exp-1.json", "caf\u00e9.json", "\udcff.json"):
+        assert path_prefix(Path(root)) + name == str(Path(root) / name)

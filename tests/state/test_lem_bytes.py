@@ -86,6 +86,11 @@ def with_a_key_twice(draw: st.DrawFn) -> tuple[bytes, bytes]:
     return once.encode(), spaced(doc, pads, (target, key, again), tight).encode()
 
 
+def test_escaped_quotes_and_colons_in_strings_are_taken():
+    doc = {**BASE, "error_message": 'KeyError: "a": b\\', "prompt_args": {"q:": ":x:", "n": [":", {"k:": "v"}]}}
+    assert assert_sound(json.dumps(doc).encode()) == (StateFormat.LEM_V1, doc)
+
+
 def test_what_llenergymeasure_writes_is_taken():
     for data in (json.dumps(BASE, indent=2), json.dumps(BASE), json.dumps(BASE, indent=4, sort_keys=True)):
         assert assert_sound(data.encode()) == (StateFormat.LEM_V1, BASE)
@@ -102,6 +107,8 @@ def test_what_llenergymeasure_writes_is_taken():
     '{"experiment_id": "a", "last_updated": "2025-03-01T12:00:00", "error_message": ":x", "error_message" : "y"}',
     '{"experiment_id": "a", "last_updated": "2025-03-01T12:00:00", "process_progress": {"0": {"process_index": 0, "odd": 1, "odd": 2}}}',
     '{"experiment_id": "a", "phase": "done", "phase": "done", "last_updated": "2025-03-01T12:00:00"}',
+    '{"experiment_id": "a", "last_updated": "2025-03-01T12:00:00", "error_message": "x\\": y", "error_message": "z"}',
+    '{"experiment_id": "a", "last_updated": "2025-03-01T12:00:00", "error_message": "\\u003a", "error_message": "z"}',
 ])
 def test_a_key_named_twice_is_never_taken(text: str):
     assert checked_lem(text.encode()) is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import gc
 import importlib
 import os
@@ -173,6 +172,8 @@ def _looks_like_a_source(word: str) -> bool:
 
 
 def _unknown_command(parser: ExpwatchParser, word: str, known: list[str]) -> int:
+    import difflib  # only for a mistyped command
+
     close = difflib.get_close_matches(word, known, n=1)
     hint = f" (did you mean `expwatch {close[0]}`?)" if close else ""
     parser.print_usage(sys.stderr)

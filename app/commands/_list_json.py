@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -129,8 +130,7 @@ class ListedRow:
 def listed_reader(root: Path) -> Callable[[str, Path, FileVersion, bytes], ExperimentRecord | ListedRow]:
     """``read_listed`` for the files directly in ``root``, each object's path written from a prefix
     made once (``str()`` of 10,000 paths was 4 % of a cold ``list --json``)."""
-    prefix = path_prefix(root)
-    return lambda key, path, version, data: read_listed(key, path, version, data, prefix)
+    return functools.partial(read_listed, prefix=path_prefix(root))
 
 
 def path_prefix(root: Path) -> str:

@@ -387,7 +387,7 @@ class StateStore:
         a file gone or unreadable) goes through ``_refresh_one``, which says what it is.
         A cold scan of 10,000 files paid an ``lstat`` and a path-built open for each.
         """
-        key = key_of_name(name)
+        key = name[:-5]  # key_of_name of a plain "<key>.json"
         started = time.perf_counter()
         try:
             data, st = read_regular(name, MAX_STATE_FILE_BYTES, follow=False, dir_fd=dir_fd)

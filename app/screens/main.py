@@ -112,14 +112,17 @@ class MainScreen(Screen[None]):
         self._order_cost = 0.0
         self._order_done_at = 0.0
         self._order_timer: Timer | None = None
+        #: The filter box, once the first ``/`` mounted it.
+        self._filter_box: Input | None = None
 
     @property
     def expwatch(self) -> ExpwatchApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        # The filter box is mounted on first use (``action_filter``): hidden from the start, it
+        # still cost the first frame its compose, its CSS and a focus change.
         yield StatusHeader(self.location, read_only=self.read_only, id="header")
-        yield Input(placeholder="filter: id, name or status (esc to clear)", id="filter")
         with Vertical(id="main"):
             yield ExperimentTable(clock=self.clock, show_source=self.board.several_sources, hosts=self.expwatch.shows_hosts, id="experiments")
             yield ProcessTable(clock=self.clock, id="processes")
@@ -129,7 +132,6 @@ class MainScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
         if not self.gpus:
             self.query_one(GpuPanel).display = False
         self.table.focus()
@@ -184,7 +186,7 @@ class MainScreen(Screen[None]):
     @property
     def _main_height(self) -> int:
         """The height under the header and the filter, above the footer (the table's and the panels')."""
-        above = sum(w.outer_size.height for w in (self.query_one(StatusHeader), self.query_one("#filter")) if w.display)
+        above = sum(w.outer_size.height for w in (self.query_one(StatusHeader), self._filter_box) if w is not None and w.display)
         return self.size.height - above - self.query_one(Footer).outer_size.height
 
     @property
@@ -369,16 +371,20 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(HelpScreen(KEY_HELP, self.read_only))
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+    async def action_filter(self) -> None:
+        box = self._filter_box
+        if box is None:
+            box = self._filter_box = Input(placeholder="filter: id, name or status (esc to clear)", id="filter")
+            await self.mount(box, after=self.query_one(StatusHeader))
         box.display = True
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display or self.board.filter_text:
-            box.value = ""
-            box.display = False
+        box = self._filter_box
+        if (box is not None and box.display) or self.board.filter_text:
+            if box is not None:
+                box.value = ""
+                box.display = False
             self.board.set_filter("")
             self._apply_order()
             self.table.focus()

@@ -190,3 +190,22 @@ def test_child_path_is_root_joined_with_the_name(tmp_path: Path, name: str) -> N
         built = child_path(root, name)
         assert built == root / name and str(built) == str(root / name) and type(built) is type(root / name)
         assert built.name == name and built.parent == root
+
+
+def test_candidate_names_are_those_the_name_rules_accept(tmp_path: Path) -> None:
+    """``candidate_names`` applies the rules of ``state.paths`` in bulk: the same names, sorted."""
+    from state.paths import is_candidate_state_file, is_candidate_study_dir, study_manifest_name
+
+    for name in ("b.json", "a.json", ".hidden.json", "campaign_manifest.json", "notes.txt", "x.json.tmp"):
+        (tmp_path / name).write_text("{}")
+    for folder, manifest in (("study_1", True), ("study_2", False), ("_study-artefacts", True), (".dot", True), ("d.json", True)):
+        (tmp_path / folder).mkdir()
+        if manifest:
+            (tmp_path / folder / "manifest.json").write_text("{}")
+    listed = os.listdir(tmp_path)
+    expected = sorted(
+        [n for n in listed if is_candidate_state_file(n)]
+        + [study_manifest_name(n) for n in listed if is_candidate_study_dir(n) and (tmp_path / n / "manifest.json").exists()]
+    )
+    assert StateStore(tmp_path, read_only=True).candidate_names() == expected
+    assert expected == ["a.json", "b.json", "d.json", "study_1/manifest.json"]

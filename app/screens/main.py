@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from state.board import ALL_SORTS, SORTS, Board, BoardRow, Redraw
 from state.record import ExperimentRecord
@@ -29,6 +29,7 @@ from state.text import printable
 from widgets.device_panel import DevicePanel
 from widgets.experiment_table import ExperimentTable
 from widgets.gpu_panel import GpuPanel
+from widgets.key_footer import KeyFooter
 from widgets.process_table import ProcessTable
 from widgets.status_header import StatusHeader
 
@@ -129,7 +130,7 @@ class MainScreen(Screen[None]):
             with Horizontal(id="panels"):
                 yield GpuPanel(id="gpus")
                 yield DevicePanel(id="devices")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if not self.gpus:
@@ -187,7 +188,7 @@ class MainScreen(Screen[None]):
     def _main_height(self) -> int:
         """The height under the header and the filter, above the footer (the table's and the panels')."""
         above = sum(w.outer_size.height for w in (self.query_one(StatusHeader), self._filter_box) if w is not None and w.display)
-        return self.size.height - above - self.query_one(Footer).outer_size.height
+        return self.size.height - above - self.query_one(KeyFooter).outer_size.height
 
     @property
     def table(self) -> ExperimentTable:

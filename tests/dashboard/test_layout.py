@@ -7,12 +7,12 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.widgets import SelectionList
-from textual.widgets._footer import FooterKey
 
 from app.screens.columns import ColumnPicker
 from state.telemetry import GpuSnapshot
 from widgets.experiment_table import ExperimentTable
 from widgets.gpu_panel import GpuPanel, render_gpus
+from widgets.key_footer import KeyFooter
 from widgets.process_table import ProcessTable
 from widgets.status_header import fit_path
 
@@ -100,7 +100,7 @@ async def test_few_experiments_let_the_panels_show_every_line_and_the_table_keep
         screen = app.screen_stack[0]
         t, panels = table(app), screen.query_one("#panels")
         gpus = screen.query_one(GpuPanel)
-        footer_top = screen.query_one("Footer").region.y
+        footer_top = screen.query_one("KeyFooter").region.y
         await wait_for(pilot, lambda: gpus.outer_size.height >= 16 + 2, what="every GPU line shown")
         assert panels.region.bottom == footer_top
         assert t.outer_size.height > t.row_count + 1, "the height the panels do not need is the table's"
@@ -122,7 +122,7 @@ async def test_few_experiments_at_80x24_leave_no_gap_above_the_footer(state_dir:
         screen = app.screen_stack[0]
         panels = screen.query_one("#panels")
         assert screen.has_class("-short") and screen.has_class("-roomy")
-        assert panels.region.bottom == screen.query_one("Footer").region.y
+        assert panels.region.bottom == screen.query_one("KeyFooter").region.y
 
 
 async def test_click_a_header_to_sort_and_again_to_reverse(state_dir: Path):
@@ -188,10 +188,25 @@ async def test_the_footer_fits_80_columns_and_keeps_the_keys_that_matter(state_d
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.scan_complete, what="scan")
         await pilot.pause()
-        keys = list(app.screen.query(FooterKey))
-        shown = {k.key for k in keys if k.region.width and k.region.right <= 80}
+        keys = app.screen.query_one(KeyFooter).keys
+        shown = {k.key for k in keys if k.end > k.start and k.end <= 80}
         assert {"slash", "enter", "R", "S", "C", "question_mark", "q"} <= shown
-        assert all(k.region.right <= 80 for k in keys)
+        assert all(k.end <= 80 for k in keys)
+
+
+async def test_a_click_on_a_footer_key_presses_it_and_the_key_under_the_mouse_is_highlighted(state_dir: Path):
+    app = make_app(state_dir, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete, what="scan")
+        await pilot.pause()
+        footer = app.screen.query_one(KeyFooter)
+        help_key = next(k for k in footer.keys if k.key == "question_mark")
+        plain = footer.render_line(0)
+        await pilot.hover(KeyFooter, offset=(help_key.start + 1, 0))
+        await wait_for(pilot, lambda: footer.render_line(0) != plain, what="the key under the mouse highlighted")
+        assert footer.render_line(0).text == plain.text
+        await pilot.click(KeyFooter, offset=(help_key.start, 0))
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen", what="help from the footer")
 
 
 def test_the_header_path_says_the_short_thing_that_fits():

@@ -9,7 +9,8 @@
 
 Every figure is the median of the repeats, wall time, with the process's CPU time
 (user + system) beside it: on a shared machine the CPU ratio moves less with the
-load than the wall ratio. Generated files live in a temp dir, removed afterwards.
+load than the wall ratio. The programs compared are run in turn, one of each per
+round, so that the machine's drift weighs on each alike. Generated files live in a temp dir, removed afterwards.
 
     .venv/bin/python benchmarks/bench_cli.py [--quick] [--files 10000 100000] [--reps 5]
 """
@@ -44,19 +45,31 @@ FLOOR_RATIO_GOAL = 2.5
 SHARED_RATIO_GOAL = 1.2
 
 
+def _run_once(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one new Python process running ``argv``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed (exit {os.waitstatus_to_exitcode(status)})")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
 def timed(argv: list[str], reps: int) -> tuple[float, float]:
     """(median wall seconds, median CPU seconds) of a new Python process running ``argv``."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    walls, cpus = [], []
+    return timed_together([argv], reps)[0]
+
+
+def timed_together(argvs: list[list[str]], reps: int) -> list[tuple[float, float]]:
+    """``timed`` for each of ``argvs``, their runs taken in turn (one of each per round): a machine
+    whose speed drifts during the run (a shared VM's does, by a third) weighs on each alike."""
+    runs: list[list[tuple[float, float]]] = [[] for _ in argvs]
     for _ in range(reps):
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        walls.append(time.perf_counter() - started)
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(argv)} failed (exit {os.waitstatus_to_exitcode(status)})")
-    return statistics.median(walls), statistics.median(cpus)
+        for argv, done in zip(argvs, runs):
+            done.append(_run_once(argv))
+    return [(statistics.median(w for w, _ in done), statistics.median(c for _, c in done)) for done in runs]
 
 
 def fmt(seconds: float) -> str:
@@ -78,8 +91,7 @@ def compared(name: str, measured: tuple[float, float], floor: tuple[float, float
 def startup(reps: int) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="expwatch-empty-") as empty:
         timed([*EXPWATCH, "list", "--source", empty], 1)  # bytecode compiled, page cache warm
-        bare = timed(["-c", "pass"], reps)
-        listed = timed([*EXPWATCH, "list", "--source", empty], reps)
+        bare, listed = timed_together([["-c", "pass"], [*EXPWATCH, "list", "--source", empty]], reps)
     met = "yes" if listed[0] <= STARTUP_GOAL_S else "no"
     return [
         ("`expwatch list`, empty directory", fmt(listed[0]), fmt(listed[1]), f"<= {fmt(STARTUP_GOAL_S)}", met),
@@ -98,9 +110,11 @@ def cold_list(files: int, reps: int) -> list[Row]:
         generate_lem_files(shared, files, shared_hash=True)
         for root in (distinct, shared):
             timed([*EXPWATCH, "list", "--json", "--source", str(root)], 1)  # page cache warm
-        floor = timed(["-c", FLOOR, str(distinct)], reps)
-        listed = timed([*EXPWATCH, "list", "--json", "--source", str(distinct)], reps)
-        same_hash = timed([*EXPWATCH, "list", "--json", "--source", str(shared)], reps)
+        floor, listed, same_hash = timed_together([
+            ["-c", FLOOR, str(distinct)],
+            [*EXPWATCH, "list", "--json", "--source", str(distinct)],
+            [*EXPWATCH, "list", "--json", "--source", str(shared)],
+        ], reps)
         rows += compared(f"`list --json`, {k} files, cold process", listed, floor, "floor: read + json.loads each, one process", FLOOR_RATIO_GOAL)
         rows += compared(f"`list --json`, {k} files, one shared config hash", same_hash, listed, "the distinct-hash case", SHARED_RATIO_GOAL)
     finally:

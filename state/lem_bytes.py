@@ -59,21 +59,17 @@ def checked_lem(data: bytes) -> tuple[StateFormat, dict[str, Any]] | None:
     try:
         value = (v2 if v2_file else v1).validate_json(data)
         keys, times, text_colons = _v2_tally(value) if v2_file else _v1_tally(value)
-    except (ValueError, _Unsure):
+    except (ValueError, Unsure):
         return None
     if data.count(b":") != keys + 2 * times + text_colons:
         return None  # a key named twice: the usual decoding says which
     return (StateFormat.LEM_V2 if v2_file else StateFormat.LEM_V1), value
 
 
-class _Unsure(Exception):
-    """A free-form value this path does not vouch for: the usual decoding reads the file."""
-
-
 def _free(value: Any, depth: int) -> tuple[int, int]:
     """(keys, colons inside strings) of a free-form value (a prompt argument), at every depth.
 
-    ``_Unsure`` for NaN or an infinity (jiter reads ``NaN`` and ``Infinity``, which
+    ``Unsure`` for NaN or an infinity (jiter reads ``NaN`` and ``Infinity``, which
     ``decode_json`` refuses) and for nesting that may pass ``MAX_JSON_DEPTH`` (``depth``:
     the containers around it).
     """
@@ -82,12 +78,12 @@ def _free(value: Any, depth: int) -> tuple[int, int]:
         return 0, value.count(":")
     if kind is float:
         if value - value != 0.0:
-            raise _Unsure
+            raise Unsure
         return 0, 0
     if kind is not dict and kind is not list:
         return 0, 0
     if depth >= MAX_JSON_DEPTH:
-        raise _Unsure
+        raise Unsure
     keys = colons = 0
     if kind is dict:
         keys = len(value)

@@ -62,9 +62,9 @@ _V2_FIELDS = frozenset({
     "experiment_id", "phase", "failed", "config_hash", "error_message", "started_at", "last_updated",
     "subprocess_pid",
 })
-STATUSES = _STATUSES = frozenset(s.value for s in ExperimentStatus)
-PROCESS_STATUSES = _PROCESS_STATUSES = frozenset(s.value for s in LEM_PROCESS_STATUSES)
-PHASES = _PHASES = frozenset(p.value for p in ExperimentPhase)
+STATUSES = frozenset(s.value for s in ExperimentStatus)
+PROCESS_STATUSES = frozenset(s.value for s in LEM_PROCESS_STATUSES)
+PHASES = frozenset(p.value for p in ExperimentPhase)
 #: How llenergymeasure writes a time (``isoformat()`` of a naive one: the fraction only when not zero).
 ISO_TIME_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?"
 _ISO_TIME = re.compile(ISO_TIME_PATTERN)
@@ -133,8 +133,7 @@ def aware_time_text(value: Any) -> str | None:
     return None if texts is None else texts[1]
 
 
-def experiment_id(value: dict[str, Any]) -> str:
-    """The file's id, where it is a string ``unsafe_id_reason`` passes; else ``Unsure``."""
+def _experiment_id(value: dict[str, Any]) -> str:
     ident = value.get("experiment_id")
     if type(ident) is not str or (not _PLAIN_ID.fullmatch(ident) and unsafe_id_reason(ident)):
         raise Unsure
@@ -159,7 +158,7 @@ def _process(key: Any, entry: Any, time: Time[T]) -> tuple[int, tuple[int, str, 
     if type(key) is not str or not _INDEX_KEY.fullmatch(key) or type(entry) is not dict:
         raise Unsure
     status = entry.get("status", "pending")
-    if type(status) is not str or status not in _PROCESS_STATUSES:
+    if type(status) is not str or status not in PROCESS_STATUSES:
         raise Unsure
     get = entry.get
     return int(key), (
@@ -183,7 +182,7 @@ def lem_v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -
     if not value.keys() <= _V1_FIELDS or get("last_updated") is None:
         raise Unsure
     status = get("status", "initialised")
-    if type(status) is not str or status not in _STATUSES:
+    if type(status) is not str or status not in STATUSES:
         raise Unsure
     progress = get("process_progress", {})
     prompt_args = get("prompt_args", {})
@@ -193,7 +192,7 @@ def lem_v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -
     _opt_str(get("config_path"))
     procs = [row for _, row in sorted((_process(k, v, process_time) for k, v in progress.items()), key=_first)]
     return {
-        "experiment_id": experiment_id(value),
+        "experiment_id": _experiment_id(value),
         "status": status,
         "processes_total": _int(get("num_processes", 1)),
         "processes_done": sum(p[1] == "completed" for p in procs),
@@ -220,10 +219,10 @@ def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
         raise Unsure
     phase = get("phase", "initialising")
     failed = get("failed", False)
-    if type(phase) is not str or phase not in _PHASES or type(failed) is not bool:
+    if type(phase) is not str or phase not in PHASES or type(failed) is not bool:
         raise Unsure
     return {
-        "experiment_id": experiment_id(value),
+        "experiment_id": _experiment_id(value),
         "status": phase_to_status(phase, failed).value,
         "raw_status": phase + (" (failed)" if failed else ""),
         "legacy_pid": _opt_int(get("subprocess_pid")),

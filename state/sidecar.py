@@ -175,11 +175,8 @@ def read_regular(path: Path | str, limit: int, *, follow: bool = True, dir_fd: i
     The first read asks for the size ``fstat`` gave, plus one byte (a file that grew
     meanwhile reads on): a 1 KiB state file costs one read, and no 1 MiB buffer.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else _NOFOLLOW), dir_fd=dir_fd)
+    fd, st = _open_regular(path, follow=follow, dir_fd=dir_fd)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # as _open_regular, inline: a scan calls this 10,000 times
-            raise OSError(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", str(path))
         chunks = []
         remaining = limit + 1
         ask = st.st_size + 1

@@ -174,25 +174,27 @@ def read_listed(key: str, path: Path, version: FileVersion, data: bytes, prefix:
 
 
 def _v1_listed(key: str, path: Path, value: dict[str, Any], fields: dict[str, Any], procs: list[tuple[Any, ...]]) -> ListedRow:
-    processes = [
-        {
-            "index": index,
-            "status": state,
-            "label": None,
-            "gpu_id": gpu,
-            "pid": None,
-            "runs_done": 0,
-            "runs_failed": 0,
-            "runs_total": 0,
-            "started_at": started,
-            "completed_at": completed,
-            "error": error,
-            "energy_joules": None,
-        }
-        for index, state, gpu, started, completed, error in procs
-    ]
     status = fields["status"]
+    processes = [_process_json(*proc) for proc in procs]
     return _listed(key, path, value, StateFormat.LEM_V1, {**fields, "raw_status": status}, processes, lem_incomplete_reason(status))
+
+
+def _process_json(index: int, state: str, gpu: int | None, started: str | None, completed: str | None, error: str | None) -> dict[str, Any]:
+    """``process_json``'s object for a llenergymeasure v1 process entry, its times already written."""
+    return {
+        "index": index,
+        "status": state,
+        "label": None,
+        "gpu_id": gpu,
+        "pid": None,
+        "runs_done": 0,
+        "runs_failed": 0,
+        "runs_total": 0,
+        "started_at": started,
+        "completed_at": completed,
+        "error": error,
+        "energy_joules": None,
+    }
 
 
 def _judged(key: str, path: Path, version: FileVersion, fmt: StateFormat, ident: str, value: dict[str, Any]) -> ExperimentRecord:
@@ -214,10 +216,9 @@ def _judged(key: str, path: Path, version: FileVersion, fmt: StateFormat, ident:
 
 def _checked_v1(key: str, path: Path | str, value: dict[str, Any]) -> ListedRow:
     """``_v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))`` for a
-    value ``checked_lem`` passed, in one pass: no field is checked again (7 µs a file against 18)."""
+    value ``checked_lem`` passed: no field is checked again (8 µs a file against 18)."""
     get = value.get
     status = get("status", "initialised")
-    last = value["last_updated"]
     started = get("started_at")
     processes = []
     done = 0
@@ -232,55 +233,30 @@ def _checked_v1(key: str, path: Path | str, value: dict[str, Any]) -> ListedRow:
                 done += state == "completed"
                 began = entry.get("started_at")
                 ended = entry.get("completed_at")
-                processes.append({
-                    "index": entry["process_index"],
-                    "status": state,
-                    "label": None,
-                    "gpu_id": entry.get("gpu_id"),
-                    "pid": None,
-                    "runs_done": 0,
-                    "runs_failed": 0,
-                    "runs_total": 0,
-                    "started_at": began and local_iso(began)[1],
-                    "completed_at": ended and local_iso(ended)[1],
-                    "error": entry.get("error_message"),
-                    "energy_joules": None,
-                })
-        updated = local_timestamp(last)
-        last_text = local_iso(last)[0]
-        started_text = started and local_iso(started)[0]
+                processes.append(_process_json(
+                    entry["process_index"], state, entry.get("gpu_id"), began and local_iso(began)[1],
+                    ended and local_iso(ended)[1], entry.get("error_message"),
+                ))
+        fields = {
+            "experiment_id": value["experiment_id"],  # plain: the validator checked it
+            "status": status,
+            "raw_status": status,
+            "runs_done": len(get("completed_runs") or ()),
+            "runs_failed": len(get("failed_runs") or ()),
+            "runs_total": get("total_runs", 0),
+            "processes_done": done,
+            "processes_total": get("num_processes", 1),
+            "started_at": started and local_iso(started)[0],
+            "last_updated": local_iso(value["last_updated"])[0],
+            "error_message": get("error_message"),
+            "config_hash": get("config_hash"),
+            "model_name": get("model_name"),
+        }
+        return _listed(key, path, value, StateFormat.LEM_V1, fields, processes, lem_incomplete_reason(status))
     except (ValueError, DateOutOfRange):
         raise Unsure from None
-    return ListedRow(key, status, updated, {
-        "experiment_id": value["experiment_id"],  # plain: the validator checked it
-        "key": key,
-        "status": status,
-        "raw_status": status,
-        "format": _V1,
-        "path": path if type(path) is str else str(path),
-        "name": None,
-        "runs_done": len(get("completed_runs") or ()),
-        "runs_failed": len(get("failed_runs") or ()),
-        "runs_total": get("total_runs", 0),
-        "processes_done": done,
-        "processes_total": get("num_processes", 1),
-        "attempt": 1,
-        "verdict": None,
-        "started_at": started_text,
-        "last_updated": last_text,
-        "times": NAIVE_TIMES,
-        "error_message": get("error_message"),
-        "log_path": None,
-        "config_hash": get("config_hash"),
-        "model_name": get("model_name"),
-        "incomplete_reason": lem_incomplete_reason(status),
-        "energy_joules": None,
-        "finished_at": None,
-        "processes": processes,
-    })
 
 
-_V1 = StateFormat.LEM_V1.value
 #: Process keys as llenergymeasure writes them, in order: most files need no sort.
 _IN_ORDER = [str(i) for i in range(64)]
 
@@ -297,7 +273,7 @@ def _v2_listed(key: str, path: Path, value: dict[str, Any], fields: dict[str, An
     return _listed(key, path, value, StateFormat.LEM_V2, {**_V2_ABSENT, **fields}, [], None)
 
 
-def _listed(key: str, path: Path, value: dict[str, Any], fmt: StateFormat, f: dict[str, Any],
+def _listed(key: str, path: Path | str, value: dict[str, Any], fmt: StateFormat, f: dict[str, Any],
             processes: list[dict[str, Any]], incomplete: str | None) -> ListedRow:
     """``record_json``'s object for a llenergymeasure file, from its checked fields."""
     return ListedRow(key, f["status"], local_timestamp(value["last_updated"]), {
@@ -306,7 +282,7 @@ def _listed(key: str, path: Path, value: dict[str, Any], fmt: StateFormat, f: di
         "status": f["status"],
         "raw_status": f["raw_status"],
         "format": fmt.value,
-        "path": str(path),
+        "path": path if type(path) is str else str(path),
         "name": None,
         "runs_done": f["runs_done"],
         "runs_failed": f["runs_failed"],

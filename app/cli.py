@@ -13,7 +13,6 @@ import contextlib
 import gc
 import importlib
 import os
-import pkgutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,9 +98,11 @@ def resolve_state_dir(args: argparse.Namespace) -> Path:
 def command_names() -> dict[str, str]:
     """Each command's name (the module's, ``_`` written ``-``) to its module, found without importing any."""
     names = {}
-    for info in pkgutil.iter_modules(app.commands.__path__):
-        if not info.name.startswith("_"):
-            names[info.name.replace("_", "-")] = f"app.commands.{info.name}"
+    for folder in app.commands.__path__:  # the modules' files, listed (pkgutil costs 1-2 ms to load)
+        for file in os.listdir(folder):
+            stem, dot, ext = file.partition(".")
+            if ext == "py" and stem.isidentifier() and not stem.startswith("_"):
+                names[stem.replace("_", "-")] = f"app.commands.{stem}"
     return dict(sorted(names.items()))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +36,8 @@ def boot_id() -> str | None:
 
 
 def host_facts() -> HostFacts:
-    return HostFacts(host=socket.gethostname(), boot_id=boot_id())
+    # os.uname().nodename is what socket.gethostname() returns, without loading socket (4 ms of `list`).
+    return HostFacts(host=os.uname().nodename, boot_id=boot_id())
 
 
 def _stat_fields(pid: int) -> tuple[str, int] | None:

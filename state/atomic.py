@@ -7,7 +7,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -59,6 +58,8 @@ def atomic_write_bytes(
             mode = 0o666 & ~umask
     # The temp name adds a random part: cut the prefix so a long target name still fits.
     prefix = path.name.encode()[:200].decode(errors="ignore")
+    import tempfile  # here: it loads shutil, random and bz2, 6 ms of every start-up that writes nothing
+
     fd, tmp_name = tempfile.mkstemp(prefix=f"{prefix}.", suffix=".tmp", dir=tmp_dir)
     try:
         try:

@@ -319,6 +319,11 @@ class StateStore:
             changed: list[str] = []
             removed: list[str] = []
             outcomes = {"added": added, "changed": changed, "removed": removed}
+            if not sigs and todo:
+                # The first scan has nothing to compare with: every plain file is new and read in one
+                # loop (a cold ``list`` is this alone); study manifests then go the usual way.
+                self._read_new(dir_fd, [name for name, _ in todo if "/" not in name], added)
+                todo = [item for item in todo if "/" in item[0]]
             for name, st in todo:
                 if st is None and "/" not in name:
                     outcome = self._refresh_at(dir_fd, name)
@@ -416,6 +421,42 @@ class StateStore:
         if cost > SLOW_READ_S:
             self.slow_reads[name] = cost
         return self._set(key, entry, sig, name)
+
+    def _read_new(self, dir_fd: int, names: list[str], added: list[str]) -> None:
+        """``_refresh_at`` for each of ``names``, none seen before and none a study manifest, adding
+        each key read to ``added``: one loop, where ``_refresh_at`` and ``_set`` cost a cold scan
+        of 10,000 files 3.5 µs a file over its reads (a call each, the outcome looked up)."""
+        entries = self.entries
+        sigs = self._sigs
+        decoded = self._decoded
+        root = self.root
+        clock = time.perf_counter
+        for name in names:
+            key = name[:-5]  # key_of_name of a plain "<key>.json"
+            if key in entries:
+                if self._refresh_at(dir_fd, name) is not None:
+                    added.append(key)
+                continue
+            started = clock()
+            try:
+                data, st = read_regular(name, MAX_STATE_FILE_BYTES, follow=False, dir_fd=dir_fd)
+            except OSError:
+                data = None
+            if data is None or len(data) > MAX_STATE_FILE_BYTES:
+                if self._refresh_one(name, None) is not None:
+                    added.append(key)
+                continue
+            sig = FileVersion(st.st_ino, st.st_mtime_ns, st.st_size)
+            entry = decoded(key, child_path(root, name), sig, data)
+            cost = clock() - started
+            if cost > SLOW_READ_S:
+                self.slow_reads[name] = cost
+            sigs[name] = sig
+            if entry is not None:
+                entries[key] = entry
+                added.append(key)
+                if isinstance(entry, ExperimentRecord) and entry.config_hash:
+                    self._index(key, entry.config_hash)
 
     def _refresh_one(self, name: str, lst: os.stat_result | None) -> str | None:
         """Re-check one file given its ``lstat`` (None: stat it here); re-read it if it changed.

@@ -188,16 +188,33 @@ def dump_json(value: object) -> str:
     return _json_bytes(value).decode("ascii")
 
 
+#: Items of a long list written per ``orjson`` call by ``print_json``.
+JSON_CHUNK = 512
+
+
 def print_json(value: object) -> None:
     """``print(dump_json(value))`` straight to stdout's bytes: the text is printable ASCII already,
-    so it skips the printable-stream pass (40 ms of a 10,000-experiment ``list --json``)."""
-    data = _json_bytes(value)
+    so it skips the printable-stream pass (40 ms of a 10,000-experiment ``list --json``).
+
+    A long list is written ``JSON_CHUNK`` items at a time, the same bytes as one call gives:
+    a 10,000-experiment listing is 15 MB of text, and each fresh megabyte costs the process
+    256 page faults (about 1 ms here); in chunks the same memory serves every write.
+    """
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:
-        print(data.decode("ascii"))
+        print(dump_json(value))
         return
     sys.stdout.flush()
-    buffer.write(data + b"\n")
+    if type(value) is list and len(value) > JSON_CHUNK:
+        # An indented list is "[", then "\n  " before each item, "," between them, "\n]" at the end.
+        buffer.write(b"[")
+        for start in range(0, len(value), JSON_CHUNK):
+            part = _json_bytes(value[start : start + JSON_CHUNK])
+            buffer.write(part[1:-2] if start == 0 else b"," + part[1:-2])
+        buffer.write(b"\n]\n")
+    else:
+        buffer.write(_json_bytes(value))
+        buffer.write(b"\n")
     buffer.flush()
 
 

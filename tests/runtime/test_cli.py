@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.commands import _common
 from app.commands._common import dump_json
 from runtime.exit_codes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from runtime.liveness import identity_of
@@ -68,6 +69,17 @@ def test_json_output_escapes_what_a_terminal_would_act_on():
     text = dump_json(value)
     assert "\x7f" not in text and text.replace("\n", "").isprintable()
     assert json.loads(text) == value
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 6, 7, 10])
+def test_a_long_list_is_printed_in_chunks_as_the_same_bytes(count: int, capsys, monkeypatch):
+    """``print_json`` writes a long list a few items per call; the text is what one call gives, whatever
+    each chunk needs (an escape in one, the ``json`` fallback for a lone surrogate in another)."""
+    monkeypatch.setattr(_common, "JSON_CHUNK", 3)
+    odd = [{"id": "caf\u00e9 \x7f"}, {"path": "/state/\udcff.json"}, [], {}, None, {"nested": [1, {"a": []}]}]
+    value = [odd[i % len(odd)] | {"i": i} if isinstance(odd[i % len(odd)], dict) else odd[i % len(odd)] for i in range(count)]
+    _common.print_json(value)
+    assert capsys.readouterr().out == dump_json(value) + "\n"
 
 
 def test_list_status_filter_and_table_forms(populated: Path, capsys):

@@ -12,7 +12,7 @@ Every figure is the median of the repeats, wall time, with the process's CPU tim
 load than the wall ratio. The programs compared are run in turn, one of each per
 round, so that the machine's drift weighs on each alike. Generated files live in a temp dir, removed afterwards.
 
-    .venv/bin/python benchmarks/bench_cli.py [--quick] [--files 10000 100000] [--reps 5]
+    .venv/bin/python benchmarks/bench_cli.py [--quick] [--files 10000 100000] [--reps 9]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_dashboard import compile_bytecode  # noqa: E402
 from bench_scale import generate_lem_files  # noqa: E402
 
 EXPWATCH = ["-c", "import sys; from app.cli import main; sys.exit(main())"]
@@ -127,9 +128,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 files only, 3 repeats")
     parser.add_argument("--files", type=int, nargs="+", default=None, help="directory sizes (default 10000 100000)")
-    parser.add_argument("--reps", type=int, default=None, help="repeats per figure (default 5; --quick 3)")
+    parser.add_argument("--reps", type=int, default=None, help="repeats per figure (default 9; --quick 3)")
     args = parser.parse_args()
-    reps = args.reps or (3 if args.quick else 5)
+    reps = args.reps or (3 if args.quick else 9)
+    compile_bytecode(ROOT)  # a shell with PYTHONDONTWRITEBYTECODE would compile every changed module at every start
     sizes = args.files or ([10_000] if args.quick else [10_000, 100_000])
     rows = startup(max(reps, 5))
     for files in sizes:

@@ -269,8 +269,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter idle window")
     parser.add_argument("--first-frame-only", action="store_true", help="only the first frame at 10k, beside the bare app")
     parser.add_argument("--against", type=Path, metavar="DIR", help="another expwatch checkout, timed interleaved")
+    parser.add_argument("--repeats", type=int, default=None, help="starts per first-frame figure (default 9; --quick 2)")
     args = parser.parse_args()
-    repeats = 2 if args.quick else 5
+    repeats = args.repeats or (2 if args.quick else 9)
     idle = 10.0 if args.quick else 30.0
     rows = []
     bare_first_frame(1)  # page cache warm

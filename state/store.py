@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from state.atomic import LockTimeout, atomic_write_bytes, exclusive_lock
 from state.decoding import MAX_STATE_FILE_BYTES, BrokenStateFile, NotAnExperiment
-from state.journal import AuditJournal, JournalAppender
 from state.paths import (
     SIDECAR_DIR,
     UnsafePathError,
@@ -51,6 +50,7 @@ from state.scan_read import read_record
 from state.transitions import ExperimentStatus
 
 if TYPE_CHECKING:
+    from state.journal import AuditJournal, JournalAppender
     from state.detect import StateModel
     from state.native import ExperimentDoc
 
@@ -149,6 +149,8 @@ class StateStore:
 
     @property
     def journal(self) -> AuditJournal:
+        from state.journal import AuditJournal  # only actions write it: a scan never loads it
+
         return AuditJournal(self.sidecar_dir / "journal.jsonl", root=self.root)
 
     @property

@@ -15,12 +15,14 @@ Prints a table of medians. Run: .venv/bin/python benchmarks/bench_dashboard.py [
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import glob
 import os
 import pty
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from state.lem import LemExperimentState  # noqa: E402
-from state.native import ExperimentDoc, ProcessInfo  # noqa: E402
 
 COLS, ROWS = 120, 40
 #: expwatch as the worktree has it (the console script may point at another checkout's install).
@@ -74,6 +75,17 @@ def make_dir(n: int) -> Path:
     return root
 
 
+#: Terminals not closed yet: killed, with their process groups, when the benchmark exits early.
+_OPEN: set["Terminal"] = set()
+
+
+@atexit.register
+def _kill_open_terminals() -> None:
+    for term in list(_OPEN):
+        with contextlib.suppress(OSError):
+            os.killpg(term.proc.pid, signal.SIGKILL)
+
+
 class Terminal:
     """expwatch running on a pty; reads everything it writes."""
 
@@ -98,6 +110,7 @@ class Terminal:
             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         )
         os.close(slave)
+        _OPEN.add(self)
         self.buffer = bytearray()
         self.total = 0
 
@@ -142,6 +155,7 @@ class Terminal:
             self.proc.kill()
             self.proc.wait()
         os.close(self.master)
+        _OPEN.discard(self)
 
 
 def compile_bytecode(checkout: Path) -> None:

@@ -187,3 +187,42 @@ def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
     assert "temporary folders are removed" in err and "Traceback" not in err
     assert _left_running([int(p.split(":")[0]) for p in started], time.time()) == []
     assert list(short_tmp.iterdir()) == []
+
+
+#: A fleet demo stopped while its main thread holds the import lock, as an exception raised by
+#: a signal handler inside an import used to leave it: the stop must not need another thread.
+_STOP_UNDER_IMPORT_LOCK = """
+import _imp, sys
+from pathlib import Path
+from runtime.demo import Launch
+from runtime.demo_fleet import DemoHost, FleetDemo
+
+def sleeper(fleet, env):
+    return [Launch("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])]
+
+demo = FleetDemo(Path(sys.argv[1]), hosts=(DemoHost("a", 1, sleeper), DemoHost("b", 1, sleeper)))
+demo.prepare()
+demo.start()
+_imp.acquire_lock()
+try:
+    stopped = demo.stop(grace=1.0)
+finally:
+    _imp.release_lock()
+print("stopped", " ".join(map(str, stopped)))
+"""
+
+
+@needs_redis
+@pytest.mark.slow
+def test_the_fleet_demo_stops_while_the_import_lock_is_held(short_tmp: Path):
+    env = dict(os.environ, TMPDIR=str(short_tmp))
+    result = subprocess.run(
+        [sys.executable, "-c", _STOP_UNDER_IMPORT_LOCK, str(short_tmp / "demo")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    ended = time.time()
+    assert result.returncode == 0, result.stderr
+    pids = [int(p) for p in result.stdout.split("stopped", 1)[1].split()]
+    assert len(pids) == 2 + 2 + 1, result.stdout  # the sleepers, the agents, the server
+    assert _left_running(pids, ended) == []
+    assert [p.name for p in short_tmp.iterdir()] == ["demo"], "the hub's temporary folder is removed"

@@ -24,6 +24,7 @@ from pathlib import Path
 from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.launcher import reap_in_background
 from runtime.liveness import host_facts, probe
+from runtime.parent_death import guarded
 from state.lem import LemExperimentState, ProcessProgress
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.store import StateStore
@@ -199,7 +200,7 @@ class DemoFleet:
             env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
             log = open(self.root / f"{launch.experiment_id}.out", "ab")  # noqa: SIM115 - owned by the child
             launch.proc = subprocess.Popen(
-                launch.argv, cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                guarded(launch.argv), cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             log.close()

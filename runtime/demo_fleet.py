@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runtime.demo import REAP_S, DemoFleet, Launch, describe_entry, reap_within
 from runtime.launcher import reap_in_background
+from runtime.parent_death import guarded
 
 INSTALL_HINT = "redis-server is not installed; the fleet demo needs one: sudo apt-get install redis-server"
 #: How long the server may take to answer its first PING.
@@ -93,7 +94,7 @@ class PrivateRedis:
             "--dir", str(self.directory), "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         reap_in_background(self.process)
         from state.hub.connection import HubAddress, HubError
         from state.hub.schema import Hub
@@ -205,7 +206,7 @@ class FleetDemo:
         env = dict(os.environ, EXPWATCH_HUB=self.url, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
         argv = [sys.executable, "-m", "app.cli", "agent", str(fleet.state_dir), "--host-name", host.name, "--demo-gpus", str(host.gpus)]
         with open(fleet.root / "agent.out", "ab") as log:
-            proc = subprocess.Popen(argv, cwd=fleet.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(guarded(argv), cwd=fleet.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         reap_in_background(proc)
         return proc
 

@@ -7,6 +7,7 @@ what other suites running at the same time have.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -226,3 +227,31 @@ def test_the_fleet_demo_stops_while_the_import_lock_is_held(short_tmp: Path):
     assert len(pids) == 2 + 2 + 1, result.stdout  # the sleepers, the agents, the server
     assert _left_running(pids, ended) == []
     assert [p.name for p in short_tmp.iterdir()] == ["demo"], "the hub's temporary folder is removed"
+
+
+@needs_redis
+@pytest.mark.slow
+def test_sigkill_of_the_fleet_demo_still_ends_what_it_started(short_tmp: Path):
+    """SIGKILL runs none of the demo's cleanup: its hub, agents and runners end through their parent-death signal."""
+    env = dict(os.environ, TMPDIR=str(short_tmp))
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", "--fleet", "--headless", "--seconds", "600"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started = _processes_mentioning(str(short_tmp))
+        assert len(started) >= 1 + 3 + 8, started
+    finally:
+        demo.kill()
+        demo.wait()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(str(short_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _processes_mentioning(str(short_tmp))
+    for line in left:  # the test's own cleanup, so that a failure leaves nothing behind either
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(line.split(":")[0]), signal.SIGKILL)
+    assert left == []

@@ -164,20 +164,29 @@ async def test_fleet_dashboard_on_the_running_demo_shows_hosts_and_their_gpus(sh
     assert list(short_tmp.iterdir()) == []
 
 
-@needs_redis
-@pytest.mark.slow
-def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
+def _start_fleet_demo(short_tmp: Path, output: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """The headless fleet demo for 600 s, once its server, agents and runners have all started."""
     env = dict(os.environ, TMPDIR=str(short_tmp))
     demo = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "demo", "--fleet", "--headless", "--seconds", "600"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=output, stderr=output, text=True,
     )
+    deadline = time.monotonic() + 120
+    while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline and demo.poll() is None:
+        time.sleep(0.2)
+    started = _processes_mentioning(str(short_tmp))
+    if len(started) < 1 + 3 + 8:
+        demo.kill()
+        demo.wait()
+        raise AssertionError(f"the demo started only {started}")
+    return demo, started
+
+
+@needs_redis
+@pytest.mark.slow
+def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
+    demo, started = _start_fleet_demo(short_tmp, subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        started = _processes_mentioning(str(short_tmp))
-        assert len(started) >= 1 + 3 + 8, started
         demo.send_signal(signal.SIGTERM)
         out, err = demo.communicate(timeout=120)
     finally:
@@ -233,20 +242,9 @@ def test_the_fleet_demo_stops_while_the_import_lock_is_held(short_tmp: Path):
 @pytest.mark.slow
 def test_sigkill_of_the_fleet_demo_still_ends_what_it_started(short_tmp: Path):
     """SIGKILL runs none of the demo's cleanup: its hub, agents and runners end through their parent-death signal."""
-    env = dict(os.environ, TMPDIR=str(short_tmp))
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", "--fleet", "--headless", "--seconds", "600"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        started = _processes_mentioning(str(short_tmp))
-        assert len(started) >= 1 + 3 + 8, started
-    finally:
-        demo.kill()
-        demo.wait()
+    demo, _ = _start_fleet_demo(short_tmp, subprocess.DEVNULL)
+    demo.kill()
+    demo.wait()
     deadline = time.monotonic() + 60
     while _processes_mentioning(str(short_tmp)) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -1,8 +1,9 @@
 """SIGTERM and SIGHUP end a demo session as q does: the dashboard exits, then cleanup runs whole.
 
 A demo starts processes (runners, agents, a hub) that must not outlive it,
-whether the session ends by q, Ctrl+C, ``kill`` or a closed terminal. Only
-SIGKILL, which nothing can catch, leaves them behind.
+whether the session ends by q, Ctrl+C, ``kill`` or a closed terminal. SIGKILL,
+which nothing can catch, runs none of this: there the children's parent-death
+signal (``runtime.parent_death``, Linux) stops them.
 
 The handler only notes the signal (and asks a running dashboard to exit); it
 never raises. An exception thrown from a signal handler surfaces at whatever

@@ -9,6 +9,7 @@ state directory (a resume from the dashboard starts a detached runner).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from runtime.gpu.simulated import SimulatedGpuSource
 from runtime.launcher import reap_in_background
 from runtime.liveness import host_facts, probe
+from runtime.parent_death import guarded
 from state.lem import LemExperimentState, ProcessProgress
 from state.record import BrokenRecord, Entry, ExperimentRecord
 from state.store import StateStore
@@ -30,6 +32,8 @@ from state.telemetry import GpuSnapshot
 from state.verdict import judge_owner
 
 DEMO_GPUS = 2
+#: After the SIGKILLs, how long the runners are given to be reaped, all together.
+REAP_S = 2.0
 
 _STUDY_HEAD = '''"""expwatch demo study: steps that sleep and record fields."""
 import random
@@ -196,7 +200,7 @@ class DemoFleet:
             env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
             log = open(self.root / f"{launch.experiment_id}.out", "ab")  # noqa: SIM115 - owned by the child
             launch.proc = subprocess.Popen(
-                launch.argv, cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                guarded(launch.argv), cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             log.close()
@@ -241,12 +245,24 @@ class DemoFleet:
 
     def stop(self, grace: float = 5.0) -> list[int]:
         """End everything the demo started; returns the pids that had to be signalled."""
+        targets = self.terminate()
+        self.finish(targets, time.monotonic() + grace)
+        return sorted(targets)
+
+    def terminate(self) -> set[int]:
+        """SIGTERM to every runner still there (its process group) and to the owners the state names alive.
+
+        ``stop`` in two halves: a caller with several fleets signals them all, then waits
+        for each against one shared deadline (``finish``), on its own thread."""
         self._stop.set()
         targets = {l.proc.pid for l in self.launches if l.proc is not None and l.proc.poll() is None}
         targets.update(self._state_owner_pids())
         for pid in targets:
             _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
+        return targets
+
+    def finish(self, targets: set[int], deadline: float) -> None:
+        """Wait for ``targets`` until ``deadline``, SIGKILL those left, reap the runners: bounded by ``deadline`` + ``REAP_S``."""
         while time.monotonic() < deadline and any(_alive(p) for p in targets):
             for launch in self.launches:
                 if launch.proc is not None:
@@ -255,13 +271,15 @@ class DemoFleet:
         for pid in targets:
             if _alive(pid):
                 _signal_group(pid, signal.SIGKILL)
-        for launch in self.launches:
-            if launch.proc is not None:
-                try:
-                    launch.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-        return sorted(targets)
+        reap_within([l.proc for l in self.launches if l.proc is not None], REAP_S)
+
+
+def reap_within(procs: list[subprocess.Popen[bytes]], seconds: float) -> None:
+    """Wait for ``procs`` (signalled already) ``seconds`` in all; one still there is left to its reaper thread."""
+    deadline = time.monotonic() + seconds
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _alive(pid: int) -> bool:

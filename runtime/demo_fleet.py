@@ -23,13 +23,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from runtime.demo import DemoFleet, Launch, describe_entry
+from runtime.demo import REAP_S, DemoFleet, Launch, describe_entry, reap_within
 from runtime.launcher import reap_in_background
+from runtime.parent_death import guarded
 
 INSTALL_HINT = "redis-server is not installed; the fleet demo needs one: sudo apt-get install redis-server"
 #: How long the server may take to answer its first PING.
@@ -94,7 +94,7 @@ class PrivateRedis:
             "--dir", str(self.directory), "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         reap_in_background(self.process)
         from state.hub.connection import HubAddress, HubError
         from state.hub.schema import Hub
@@ -128,17 +128,22 @@ class PrivateRedis:
 
 
 def _terminate(procs: list[subprocess.Popen[bytes] | None], grace: float) -> list[int]:
-    """SIGTERM to all at once, SIGKILL to those still there after ``grace``; the pids that were running."""
+    """SIGTERM to all at once, SIGKILL to those still there after ``grace``; the pids that were running.
+
+    Every wait shares one deadline (``grace``, then ``REAP_S`` for the killed), so the stop of
+    many processes takes no longer than that of one."""
     running = [p for p in procs if p is not None and p.poll() is None]
     for proc in running:
         proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
+    left = []
     for proc in running:
         try:
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            left.append(proc)
+    reap_within(left, REAP_S)
     return [p.pid for p in running]
 
 
@@ -201,7 +206,7 @@ class FleetDemo:
         env = dict(os.environ, EXPWATCH_HUB=self.url, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
         argv = [sys.executable, "-m", "app.cli", "agent", str(fleet.state_dir), "--host-name", host.name, "--demo-gpus", str(host.gpus)]
         with open(fleet.root / "agent.out", "ab") as log:
-            proc = subprocess.Popen(argv, cwd=fleet.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(guarded(argv), cwd=fleet.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         reap_in_background(proc)
         return proc
 
@@ -211,9 +216,18 @@ class FleetDemo:
         return [p.pid for p in procs if p is not None]
 
     def stop(self, grace: float = 5.0) -> list[int]:
-        """Runners (and what was resumed from them), then agents, then the server; then the temp dirs. The pids signalled."""
-        with ThreadPoolExecutor(max_workers=len(self.fleets) or 1, thread_name_prefix="expwatch-demo-stop") as pool:
-            stopped = [pid for pids in pool.map(lambda fleet: fleet.stop(grace), self.fleets.values()) for pid in pids]
+        """Runners (and what was resumed from them), then agents, then the server; then the temp dirs. The pids signalled.
+
+        All on the calling thread: every host's runners are signalled, then waited for
+        against one deadline. (Threads here once waited forever: a demo signalled in the
+        middle of an import could leave the import lock held, and their first import of
+        a module blocked, with the main thread joining them and every signal ignored.)
+        """
+        targets = {name: fleet.terminate() for name, fleet in self.fleets.items()}
+        deadline = time.monotonic() + grace
+        for name, fleet in self.fleets.items():
+            fleet.finish(targets[name], deadline)
+        stopped = sorted(pid for pids in targets.values() for pid in pids)
         stopped += _terminate(list(self.agents.values()), grace)
         stopped += self.redis.stop(grace)
         for path in self._made:

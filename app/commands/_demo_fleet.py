@@ -20,7 +20,7 @@ from runtime.exit_codes import EXIT_USAGE
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    from runtime.demo_fleet import FleetDemo, RedisMissing
+    from runtime.demo_fleet import FleetDemo, RedisMissing, fleet_summary
 
     try:
         demo = FleetDemo(args.directory)
@@ -30,17 +30,11 @@ def run_fleet(args: argparse.Namespace) -> int:
         try:
             demo.prepare()
             print(f"expwatch fleet demo in {demo.root}\nhosts {', '.join(h.name for h in demo.hosts)}; hub {demo.url}", flush=True)
-            with ending.deferred():
-                demo.start()
-            from app.app import DashboardOptions, ExpwatchApp
-            from runtime.demo_fleet import fleet_summary
-
+            demo.start()  # a signal meanwhile is noted: every process started is recorded for the cleanup
             present(
-                args, demo.events, "hosts:", lambda: fleet_summary(demo.url),
+                args, ending, demo.events, "hosts:", lambda: fleet_summary(demo.url),
                 shoot=lambda path: _screenshot(demo, path),
-                open_dashboard=lambda: ending.run(
-                    ExpwatchApp(DashboardOptions(sources=(demo.url,), read_only=args.read_only, local_gpus=False))
-                ),
+                open_dashboard=lambda: _dashboard(demo, ending, read_only=args.read_only),
             )
         finally:
             with ending.shielded():
@@ -49,6 +43,13 @@ def run_fleet(args: argparse.Namespace) -> int:
                 kept = f"its files stay in {demo.root}" if args.directory else "its temporary folders are removed"
                 print(f"fleet demo stopped ({len(stopped)} process(es) ended); {kept}", file=sys.stderr, flush=True)
     return ending.exit_code
+
+
+def _dashboard(demo: Any, ending: SignalEnding, *, read_only: bool) -> None:
+    """The fleet view on the demo's hub (imported only when shown: a signalled demo goes straight to its cleanup)."""
+    from app.app import DashboardOptions, ExpwatchApp
+
+    ending.run(ExpwatchApp(DashboardOptions(sources=(demo.url,), read_only=read_only, local_gpus=False)))
 
 
 def _screenshot(demo: Any, path: Path) -> None:

@@ -1,15 +1,27 @@
 """SIGTERM and SIGHUP end a demo session as q does: the dashboard exits, then cleanup runs whole.
 
 A demo starts processes (runners, agents, a hub) that must not outlive it,
-whether the session ends by q, Ctrl+C, ``kill`` or a closed terminal. Only
-SIGKILL, which nothing can catch, leaves them behind.
+whether the session ends by q, Ctrl+C, ``kill`` or a closed terminal. SIGKILL,
+which nothing can catch, runs none of this: there the children's parent-death
+signal (``runtime.parent_death``, Linux) stops them.
+
+The handler only notes the signal (and asks a running dashboard to exit); it
+never raises. An exception thrown from a signal handler surfaces at whatever
+bytecode the main thread is on, the middle of an import included, where it can
+leave the interpreter's import lock held: any later import on another thread
+then waits forever (a fleet demo signalled while it imported the dashboard once
+never exited). The session's steps ask ``ended`` instead, and its one long
+wait, ``wait``, is cut short by the signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import select
 import signal
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -17,58 +29,72 @@ from typing import Any
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class _Signalled(Exception):
-    """Raised by the handler outside the dashboard: the wait (or the start) stops, cleanup runs."""
-
-
 class SignalEnding:
-    """Installed for the session (``with``); ``run`` shows the dashboard, ``shielded`` guards the cleanup."""
+    """Installed for the session (``with``); ``wait`` and ``run`` end early on a signal, ``shielded`` guards the cleanup."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self._dashboard: Any = None
         self._previous: dict[int, Any] = {}
-        self._deferring = False
+        self._previous_wakeup = -1
+        self._wake: tuple[int, int] | None = None
 
     def _ending(self, signum: int, frame: object) -> None:
         self.received.append(signum)
-        if self._deferring:
-            return
         if self._dashboard is not None:
-            with contextlib.suppress(RuntimeError):
+            try:
                 # Signals run on the main thread, where the dashboard's event loop runs.
                 asyncio.get_running_loop().call_soon_threadsafe(self._dashboard.exit)
-                return
-        raise _Signalled(signum)
+            except RuntimeError:  # its loop is not running yet: it exits as soon as it starts
+                self._dashboard.exit()
 
     def __enter__(self) -> SignalEnding:
+        self._wake = os.pipe()
+        for fd in self._wake:
+            os.set_blocking(fd, False)
+        # The interpreter writes to this pipe whichever thread the kernel hands the signal to,
+        # so ``wait`` wakes even when the main thread is not the one interrupted.
+        self._previous_wakeup = signal.set_wakeup_fd(self._wake[1], warn_on_full_buffer=False)
         self._previous = {s: signal.signal(s, self._ending) for s in ENDING_SIGNALS}
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
-        return kind is _Signalled
+        signal.set_wakeup_fd(self._previous_wakeup)
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
+
+    @property
+    def ended(self) -> bool:
+        """An ending signal came: the session stops at its next step."""
+        return bool(self.received)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until an ending signal comes, whichever is first; True when a signal ended it."""
+        assert self._wake is not None, "wait inside the with block"
+        deadline = time.monotonic() + max(0.0, seconds)
+        while not self.received:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            readable, _, _ = select.select([self._wake[0]], [], [], left)
+            if readable:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake[0], 512):
+                        pass
+        return True
 
     def run(self, app: Any) -> None:
-        """Run the dashboard; an ending signal makes it exit as q would."""
+        """Run the dashboard, unless a signal came first; an ending signal makes it exit as q would."""
         self._dashboard = app
         try:
-            app.run()
+            if not self.received:
+                app.run()
         finally:
             self._dashboard = None
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """While starting processes: a signal is noted and ends the session once the block is done,
-        so no process is started without being recorded for the cleanup."""
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-        if self.received:
-            raise _Signalled(self.received[0])
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:

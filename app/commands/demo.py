@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.commands._ending import SignalEnding
 
 NAME = "demo"
 HELP = "start real runner processes on demo studies and open the dashboard on them"
@@ -41,15 +43,9 @@ def _summary(state_dir: Path) -> list[str]:
     ]
 
 
-def wait(seconds: float) -> None:
-    """Let the demo run ``seconds`` (in short sleeps, so a signal's handler runs at once)."""
-    deadline = time.monotonic() + max(0.0, seconds)
-    while time.monotonic() < deadline:
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-
-
 def present(
     args: argparse.Namespace,
+    ending: SignalEnding,
     events: list[str],
     heading: str,
     summary: Callable[[], list[str]],
@@ -57,13 +53,19 @@ def present(
     shoot: Callable[[Path], None],
     open_dashboard: Callable[[], None],
 ) -> None:
-    """What a demo shows once started: an SVG (--screenshot), a summary (--headless), or the dashboard."""
+    """What a demo shows once started: an SVG (--screenshot), a summary (--headless), or the dashboard.
+
+    A signal that ends the session cuts the wait short and skips what was to follow it."""
+    if ending.ended:
+        return
     if args.screenshot:
-        wait(args.seconds)
+        if ending.wait(args.seconds):
+            return
         shoot(args.screenshot)
         print(f"saved {args.screenshot}")
     elif args.headless:
-        wait(args.seconds)
+        if ending.wait(args.seconds):
+            return
         for event in events:
             print(f"  {event}")
         print(heading)
@@ -116,10 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
     with SignalEnding() as ending:
         try:
-            with ending.deferred():
-                fleet.start()
+            fleet.start()  # a signal meanwhile is noted: every process started is recorded for the cleanup
             present(
-                args, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
+                args, ending, fleet.events, "experiments:", lambda: _summary(fleet.state_dir),
                 shoot=lambda path: _screenshot(fleet, path),
                 open_dashboard=lambda: ending.run(ExpwatchApp(
                     DashboardOptions(sources=(fleet.state_dir,), read_only=args.read_only, simulate_gpus=DEMO_GPUS),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ from collections import deque
 from typing import Any
 
 from runtime.exit_codes import EXIT_ERROR, EXIT_TERMINATED
+from runtime.parent_death import set_parent_death_signal
 from runtime.runner import protocol
 from runtime.runner.args import WorkerArgs
 from runtime.runner.shared import SharedMap, SharedStateUnavailable
@@ -45,10 +45,7 @@ class WorkerTerminated(BaseException):
 
 def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux for SIGTERM when the coordinator dies, so no orphan keeps running runs."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    set_parent_death_signal(signal.SIGTERM)
     if parent_pid and os.getppid() != parent_pid:
         os._exit(EXIT_TERMINATED)
 

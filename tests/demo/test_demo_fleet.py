@@ -7,6 +7,7 @@ what other suites running at the same time have.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -163,20 +164,29 @@ async def test_fleet_dashboard_on_the_running_demo_shows_hosts_and_their_gpus(sh
     assert list(short_tmp.iterdir()) == []
 
 
-@needs_redis
-@pytest.mark.slow
-def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
+def _start_fleet_demo(short_tmp: Path, output: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """The headless fleet demo for 600 s, once its server, agents and runners have all started."""
     env = dict(os.environ, TMPDIR=str(short_tmp))
     demo = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "demo", "--fleet", "--headless", "--seconds", "600"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=output, stderr=output, text=True,
     )
+    deadline = time.monotonic() + 120
+    while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline and demo.poll() is None:
+        time.sleep(0.2)
+    started = _processes_mentioning(str(short_tmp))
+    if len(started) < 1 + 3 + 8:
+        demo.kill()
+        demo.wait()
+        raise AssertionError(f"the demo started only {started}")
+    return demo, started
+
+
+@needs_redis
+@pytest.mark.slow
+def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
+    demo, started = _start_fleet_demo(short_tmp, subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        started = _processes_mentioning(str(short_tmp))
-        assert len(started) >= 1 + 3 + 8, started
         demo.send_signal(signal.SIGTERM)
         out, err = demo.communicate(timeout=120)
     finally:
@@ -187,3 +197,59 @@ def test_sigterm_stops_everything_the_fleet_demo_started(short_tmp: Path):
     assert "temporary folders are removed" in err and "Traceback" not in err
     assert _left_running([int(p.split(":")[0]) for p in started], time.time()) == []
     assert list(short_tmp.iterdir()) == []
+
+
+#: A fleet demo stopped while its main thread holds the import lock, as an exception raised by
+#: a signal handler inside an import used to leave it: the stop must not need another thread.
+_STOP_UNDER_IMPORT_LOCK = """
+import _imp, sys
+from pathlib import Path
+from runtime.demo import Launch
+from runtime.demo_fleet import DemoHost, FleetDemo
+
+def sleeper(fleet, env):
+    return [Launch("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])]
+
+demo = FleetDemo(Path(sys.argv[1]), hosts=(DemoHost("a", 1, sleeper), DemoHost("b", 1, sleeper)))
+demo.prepare()
+demo.start()
+_imp.acquire_lock()
+try:
+    stopped = demo.stop(grace=1.0)
+finally:
+    _imp.release_lock()
+print("stopped", " ".join(map(str, stopped)))
+"""
+
+
+@needs_redis
+@pytest.mark.slow
+def test_the_fleet_demo_stops_while_the_import_lock_is_held(short_tmp: Path):
+    env = dict(os.environ, TMPDIR=str(short_tmp))
+    result = subprocess.run(
+        [sys.executable, "-c", _STOP_UNDER_IMPORT_LOCK, str(short_tmp / "demo")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    ended = time.time()
+    assert result.returncode == 0, result.stderr
+    pids = [int(p) for p in result.stdout.split("stopped", 1)[1].split()]
+    assert len(pids) == 2 + 2 + 1, result.stdout  # the sleepers, the agents, the server
+    assert _left_running(pids, ended) == []
+    assert [p.name for p in short_tmp.iterdir()] == ["demo"], "the hub's temporary folder is removed"
+
+
+@needs_redis
+@pytest.mark.slow
+def test_sigkill_of_the_fleet_demo_still_ends_what_it_started(short_tmp: Path):
+    """SIGKILL runs none of the demo's cleanup: its hub, agents and runners end through their parent-death signal."""
+    demo, _ = _start_fleet_demo(short_tmp, subprocess.DEVNULL)
+    demo.kill()
+    demo.wait()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(str(short_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _processes_mentioning(str(short_tmp))
+    for line in left:  # the test's own cleanup, so that a failure leaves nothing behind either
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(line.split(":")[0]), signal.SIGKILL)
+    assert left == []

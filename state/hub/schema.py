@@ -11,9 +11,15 @@ All keys of a fleet live under one prefix ``P`` (``?prefix=`` in the URL):
   read with ``XREAD BLOCK`` from the reader's last id; never pub/sub, which loses
   whatever is sent while a reader is away.
 - ``P:host:<host>``: the agent's lease, a key with a server-side TTL (Redis's clock, not
-  the hosts'), naming the agent instance that holds it (taken and renewed only by that
-  instance, so one host name has one agent); ``P:hosts``: host -> the time (Redis's, ms) of its last renewal, so a
-  reader can say for how long a host has been silent.
+  the hosts'), whose value is a JSON object naming the agent ``instance`` that holds it
+  (taken and renewed only by that instance, so one host name has one agent) and, for
+  people and for a successor, its process: ``pid``, ``hostname``, ``boot_id``, ``pid_ns``
+  (its PID namespace), ``start_ticks``/``start_time`` (when the process started), ``uid``
+  and ``sources``. An agent restarted after its predecessor died without releasing the
+  lease may take it over (``take_over_lease``: a compare-and-set on the exact value it judged,
+  so of two restarted agents one wins); whether the holder is gone is judged on the host
+  (``runtime.lease_holder``), never here. ``P:hosts``: host -> the time (Redis's, ms) of
+  its last renewal, so a reader can say for how long a host has been silent.
 - ``P:devices:<host>``, ``P:gpus:<host>``: the host's latest lab-device and GPU
   snapshots, each with the lease's TTL (a silent host's telemetry vanishes with it).
 - ``P:kv:<host>:<experiment id>``: an experiment's shared run state (``run.shared``,
@@ -91,6 +97,15 @@ if cur then return {1} end
 return {0}
 """
 
+_TAKE_OVER_LEASE = """
+local t = redis.call('TIME')
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[2] then return {-1, cur, redis.call('PTTL', KEYS[1])} end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], t[1] * 1000 + math.floor(t[2] / 1000))
+return {1}
+"""
+
 _RELEASE_LEASE = _LEASE_INSTANCE + """
 local cur = redis.call('GET', KEYS[1])
 if cur and instance_of(cur) == instance_of(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
@@ -143,10 +158,16 @@ class HubEvent:
 
 
 class LeaseHeld(Exception):
-    """Another agent instance holds the host's live lease: this one must not serve the host."""
+    """Another agent instance holds the host's live lease: this one must not serve the host.
 
-    def __init__(self, host: str, holder: bytes | None, ttl_ms: int) -> None:
+    ``holder`` is the lease's value as read (what a takeover must find unchanged); ``why``
+    says why it was not taken over, and ``alive`` whether its holder is known to live (else
+    it only may).
+    """
+
+    def __init__(self, host: str, holder: bytes | None, ttl_ms: int, *, why: str | None = None, alive: bool = True) -> None:
         self.host = host
+        self.holder = holder
         self.ttl_ms = ttl_ms
         try:
             doc = json.loads(holder) if holder and len(holder) <= MAX_LEASE_BYTES else {}
@@ -155,8 +176,10 @@ class LeaseHeld(Exception):
         doc = doc if isinstance(doc, dict) else {}
         pid, hostname = doc.get("pid"), doc.get("hostname")
         who = f"pid {pid if isinstance(pid, int) else '?'} on {printable(hostname) if isinstance(hostname, str) else '?'}"
-        lapses = f"; its lease lapses in {max(0, ttl_ms) / 1000:.1f} s if it is gone" if ttl_ms > 0 else ""
-        super().__init__(f"host {host} already has a live agent ({who}){lapses}")
+        head = f"host {host} already has a live agent ({who})" if alive else f"host {host}'s lease is held by {who}, not taken over"
+        lapses = "; its lease lapses in {:.1f} s if it is gone" if alive else "; it lapses in {:.1f} s unless its holder renews it"
+        lapses = lapses.format(max(0, ttl_ms) / 1000) if ttl_ms > 0 else ""
+        super().__init__(f"{head}{f': {printable(why)}' if why else ''}{lapses}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +285,18 @@ class Hub:
         if int(found[0]) < 0:
             raise LeaseHeld(host, found[1], int(found[2]))
         return bool(int(found[0]))
+
+    def take_over_lease(self, host: str, held: bytes, info: str, ttl_s: float) -> None:
+        """Replace ``host``'s lease by ``info`` only if its value is still exactly ``held`` (or it lapsed since).
+
+        The caller has judged ``held``'s holder gone; any other value (another agent that took
+        it over first, or the holder's own renewal) raises ``LeaseHeld`` naming it.
+        """
+        script = self.script("take_over", _TAKE_OVER_LEASE)
+        keys = [self.lease_key(host), self.hosts_key]
+        found = self.call(lambda c: script(keys=keys, args=[host, held, info, int(ttl_s * 1000)]))
+        if int(found[0]) < 0:
+            raise LeaseHeld(host, found[1], int(found[2]))
 
     def release_lease(self, host: str, info: str) -> bool:
         """Drop ``host``'s lease if the instance in ``info`` still holds it (never another agent's)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from state.hub.codec import decode_entry, decode_verdict, encode_entry, encode_verdict, host_name_from, valid_host_name
 from state.hub.connection import HubAddress, HubError, redact
-from state.hub.schema import Hub, record_version
+from state.hub.schema import Hub, LeaseHeld, record_version
 from state.record import BrokenRecord, ExperimentRecord
 from state.sources import DirectorySource
 from state.verdict import Liveness, StaleVerdict
@@ -142,3 +143,50 @@ def test_document_survives_a_publish(redis_server: RedisServer, tmp_path: Path):
     hub.publish("gpu1", "lab", "exp", version=record_version(1), summary="{}", verdict="", doc=(tmp_path / "exp.json").read_bytes())
     doc = redis_server.client().hget(hub.record_key("gpu1", "lab", "exp"), "doc")
     assert json.loads(doc)["experiment_id"] == "exp"
+
+
+def test_a_lease_is_taken_over_only_from_the_value_judged(redis_server: RedisServer):
+    hub = Hub(redis_server.url)
+    dead = b'{"instance":"dead","pid":4343}'
+    redis_server.client().set(hub.lease_key("gpu1"), dead, px=60_000)
+    with pytest.raises(LeaseHeld) as caught:
+        hub.take_over_lease("gpu1", b'{"instance":"dead","pid":4344}', '{"instance":"new"}', 60)
+    assert caught.value.holder == dead and 0 < caught.value.ttl_ms <= 60_000
+    assert redis_server.client().get(hub.lease_key("gpu1")) == dead, "a value other than the judged one is left as it is"
+    hub.take_over_lease("gpu1", dead, '{"instance":"new"}', 60)
+    assert redis_server.client().get(hub.lease_key("gpu1")) == b'{"instance":"new"}'
+    assert hub.renew_lease("gpu1", '{"instance":"new"}', 60), "the new holder renews it as its own"
+    assert [l.host for l in hub.leases() if l.alive] == ["gpu1"]
+
+
+def test_two_racing_takeovers_have_one_winner(redis_server: RedisServer):
+    dead = b'{"instance":"dead"}'
+    contenders = [Hub(redis_server.url), Hub(redis_server.url)]
+    for round_ in range(20):
+        redis_server.client().set(contenders[0].lease_key("gpu1"), dead, px=60_000)
+        start = threading.Barrier(2)
+        outcomes: dict[int, str] = {}
+
+        def contend(i: int) -> None:
+            start.wait()
+            try:
+                contenders[i].take_over_lease("gpu1", dead, json.dumps({"instance": f"agent{i}"}), 60)
+                outcomes[i] = "won"
+            except LeaseHeld as exc:
+                outcomes[i] = json.loads(exc.holder)["instance"]
+
+        threads = [threading.Thread(target=contend, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        winners = [i for i, outcome in outcomes.items() if outcome == "won"]
+        assert len(outcomes) == 2 and len(winners) == 1, (round_, outcomes)
+        assert outcomes[1 - winners[0]] == f"agent{winners[0]}", "the loser meets the winner's live lease"
+        assert json.loads(redis_server.client().get(contenders[0].lease_key("gpu1")))["instance"] == f"agent{winners[0]}"
+
+
+def test_the_refusal_says_why_and_when_the_lease_lapses():
+    held = LeaseHeld("gpu1", b'{"pid": 12, "hostname": "box"}', 41_500, why="the lease records no boot id", alive=False)
+    assert str(held) == "host gpu1's lease is held by pid 12 on box, not taken over: the lease records no boot id; it lapses in 41.5 s unless its holder renews it"
+    assert str(LeaseHeld("gpu1", b"{}", 0)) == "host gpu1 already has a live agent (pid ? on ?)"

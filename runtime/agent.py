@@ -15,6 +15,10 @@ nothing lives only in the hub.
 One agent serves a host name: the lease names this agent's instance and the hub
 renews it only for that instance, so a second agent started for the same host
 stops at once (``LeaseHeld``, ``conflict``) instead of sharing the host's work.
+The lease also records this agent's process (``runtime.lease_holder``): an agent
+restarted after its predecessor died holding the lease (SIGKILL, a crash) takes the
+lease over at once when that process is proven gone from this machine, instead of
+waiting for the lease to lapse.
 
 All hub and store work runs in threads, one call at a time (a lock): the event
 loop only waits on watch events and timers.
@@ -26,9 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +41,7 @@ from typing import Any
 from runtime.agent_actions import ActionServer
 from runtime.gpu import GpuSampler
 from runtime.gpu.source import GpuSource
+from runtime.lease_holder import judge_holder, parse_holder, this_holder
 from runtime.liveness import LocalProbe
 from runtime.procs import ProcessSampler
 from runtime.watcher import watch_directory
@@ -116,6 +119,8 @@ class HubAgent:
         self.last_error: str | None = None
         #: Names this agent in its lease: another instance for the same host is refused while the lease lives.
         self.instance = secrets.token_hex(8)
+        #: This process as the lease records it (a successor judges it by these facts).
+        self.holder = this_holder()
         #: Why this agent stopped itself: another live instance holds the host's lease (None: it does not).
         self.conflict: str | None = None
         #: Why this agent stopped itself: one of its parts ended on an error (None: none did).
@@ -140,10 +145,10 @@ class HubAgent:
     def claim(self) -> None:
         """Take the host's lease before anything else, when the hub answers (it is retried in ``run`` when not).
 
-        Raises ``LeaseHeld`` when another live agent instance serves this host name.
+        Raises ``LeaseHeld`` when another agent instance, not proven gone, holds this host name.
         """
         with contextlib.suppress(HubError):
-            self.hub.renew_lease(self.host, self._lease_info(), self.lease_s)
+            self._hold_lease()
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self._locked, self._initial_scan)
@@ -306,7 +311,7 @@ class HubAgent:
             if not self.connected:
                 self.hub.ping()
                 self._resync()
-            elif not self.hub.renew_lease(self.host, self._lease_info(), self.lease_s):
+            elif not self._hold_lease():
                 self.on_status(f"hub {self.hub.address.shown} lost this host's lease (restarted or expired): republishing")
                 self._resync()
             elif self._devices:
@@ -328,7 +333,7 @@ class HubAgent:
 
     def _resync(self) -> None:
         """Everything this agent holds, published again; what the hub holds beyond it, removed."""
-        self.hub.renew_lease(self.host, self._lease_info(), self.lease_s)
+        self._hold_lease()
         ours: set[str] = set()
         self._verdicts.clear()
         now = self.clock()
@@ -377,9 +382,28 @@ class HubAgent:
         self._leased.clear()  # no longer sure to hold the lease: no actions until it is renewed
         self.hub.close()
 
+    def _hold_lease(self) -> bool:
+        """Take or renew the host's lease; False when this agent did not hold it (none, or a dead agent's).
+
+        Another instance's lease is taken over only when its holder is proven gone from this
+        machine, and only if the lease still holds exactly what was judged (of two agents
+        restarted at once, one wins); else ``LeaseHeld``, saying why it was not taken.
+        """
+        info = self._lease_info()
+        try:
+            return self.hub.renew_lease(self.host, info, self.lease_s)
+        except LeaseHeld as held:
+            holder = parse_holder(held.holder)
+            verdict = judge_holder(holder, me=self.holder, probe=self.probe.probe)
+            if not verdict.is_dead or holder is None or held.holder is None:
+                raise LeaseHeld(self.host, held.holder, held.ttl_ms, why=verdict.reason, alive=verdict.is_alive) from None
+            self.hub.take_over_lease(self.host, held.holder, info, self.lease_s)
+        self.on_status(f"took over the lease of pid {holder.pid} on this host: that process is gone ({verdict.reason})")
+        return False
+
     def _lease_info(self) -> str:
-        """What the lease says of its holder: the instance (compared by the hub), and for people, where it runs."""
-        info = {"instance": self.instance, "pid": os.getpid(), "hostname": socket.gethostname(), "sources": [s.name for s in self.sources]}
+        """What the lease says of its holder: the instance (compared by the hub), and where and which process it is."""
+        info = {"instance": self.instance, **self.holder.as_json(), "sources": [s.name for s in self.sources]}
         return json.dumps(info, separators=(",", ":"))
 
     def _release(self) -> None:

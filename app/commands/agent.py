@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         agent.claim()
     except LeaseHeld as exc:
-        raise CommandError(f"{exc}: not starting a second agent for it (stop that one, or pass another --host-name)", EXIT_CONFLICT) from None
+        raise CommandError(f"{exc}; not starting a second agent for it (stop that one, or pass another --host-name)", EXIT_CONFLICT) from None
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -11,14 +11,19 @@ from pathlib import Path
 import pytest
 
 from runtime.exit_codes import EXIT_CONFLICT
+from runtime.lease_holder import judge_holder, parse_holder, this_holder
+from runtime.liveness import probe
 from state.hub.actions import GROUP, ActionAnswer, ActionRequest, HubActions, decode_answer, encode, new_id
 from state.hub.schema import Hub
 from tests.dashboard.conftest import DEAD_PID, native_doc, write_raw
-from tests.hub.fleet import start_agent
+from tests.hub.fleet import finished_experiment, start_agent
 from tests.hub.redis_server import RedisServer
 from tests.runtime.helpers import expwatch, journal, wait_for
 
 pytestmark = pytest.mark.slow
+
+#: A lease long enough that an agent serving within it can only have taken the old one over.
+LONG_LEASE_S = 60
 
 
 def _lease(server: RedisServer, host: str) -> dict | None:
@@ -36,6 +41,7 @@ def test_a_second_agent_for_a_live_host_name_is_refused(redis_server: RedisServe
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
     assert "gpu7 already has a live agent" in lines[0] and f"pid {first.pid} on {socket.gethostname()}" in lines[0]
+    assert f"pid {first.pid} is running (its start time is the lease's)" in lines[0], "it says why the lease is not taken over"
     assert first.poll() is None and _lease(redis_server, "gpu7")["pid"] == first.pid, "the live agent keeps its lease"
 
     first.send_signal(signal.SIGKILL)
@@ -95,3 +101,64 @@ def test_requests_a_killed_agent_left_pending_are_answered_once(redis_server: Re
     wait_for(lambda: client.xpending(stream, GROUP)["pending"] == 0, 20, "nothing left pending")
     assert [e["to"] for e in journal(remote) if e["experiment"] == "orphan"] == ["interrupted"], "executed once"
     assert "interrupted" in (remote / "orphan.json").read_text()
+
+
+def _record(server: RedisServer, host: str, key: str) -> bytes | None:
+    hub = Hub(server.url)
+    return server.client().hget(hub.record_key(host, "lab", key), "summary")
+
+
+def test_an_agent_restarted_after_a_sigkill_takes_its_lease_over_at_once(
+    redis_server: RedisServer, processes: list[subprocess.Popen], tmp_path: Path
+):
+    state = tmp_path / "lab"
+    state.mkdir()
+    finished_experiment(state, "before")
+    first = start_agent(redis_server.url, state, "gpu7", tmp_path / "first.log", "--no-gpus", lease=LONG_LEASE_S)
+    processes.append(first)
+    wait_for(lambda: _record(redis_server, "gpu7", "before"), 40, "the first agent to publish")
+    old = _lease(redis_server, "gpu7")
+    assert old["pid"] == first.pid and old["boot_id"] and old["pid_ns"] and old["start_ticks"]
+
+    first.send_signal(signal.SIGKILL)  # dies holding a lease that would live on for most of a minute
+    first.wait(timeout=10)
+    finished_experiment(state, "after")
+    second = start_agent(redis_server.url, state, "gpu7", tmp_path / "second.log", "--no-gpus", lease=LONG_LEASE_S)
+    processes.append(second)
+    wait_for(lambda: _record(redis_server, "gpu7", "after"), 40, "the restarted agent to publish (long before the old lease lapses)")
+    new = _lease(redis_server, "gpu7")
+    assert new["pid"] == second.pid and new["instance"] != old["instance"]
+    assert second.poll() is None
+    log = (tmp_path / "second.log").read_text()
+    assert f"took over the lease of pid {first.pid} on this host: that process is gone (pid {first.pid}: no such process)" in log
+
+
+def _crafted_lease(**changed: object) -> dict:
+    """A lease as a dead agent of this machine would have left it, with ``changed`` facts."""
+    return {"instance": "dead", **this_holder().as_json(), "pid": DEAD_PID, "sources": ["lab"], **changed}
+
+
+NOT_TAKEN = {
+    "another hostname": ({"hostname": "elsewhere"}, "it was taken on elsewhere, not on this host"),
+    "another boot": ({"boot_id": "00000000-0000-0000-0000-000000000000"}, "boot id differs"),
+    "an older agent's": ({"boot_id": None, "pid_ns": None, "start_ticks": None, "start_time": None, "uid": None}, "an older agent took it"),
+}
+
+
+@pytest.mark.parametrize("case", NOT_TAKEN)
+def test_a_lease_not_proven_this_machines_dead_agent_is_refused(redis_server: RedisServer, tmp_path: Path, case: str):
+    changed, why = NOT_TAKEN[case]
+    lease = {k: v for k, v in _crafted_lease(**changed).items() if v is not None}
+    value = json.dumps(lease)
+    assert judge_holder(parse_holder(json.dumps(_crafted_lease()).encode()), me=this_holder(), probe=probe).is_dead, (
+        "the same lease without the change would be taken over"
+    )
+    client = redis_server.client()
+    client.set(Hub(redis_server.url).lease_key("gpu7"), value, px=LONG_LEASE_S * 1000)
+
+    refused = expwatch("agent", tmp_path, "--hub", redis_server.url, "--host-name", "gpu7", "--no-gpus", "--lease", "60")
+    assert refused.returncode == EXIT_CONFLICT, refused.stderr
+    line = refused.stderr.strip()
+    assert "\n" not in line and f"host gpu7's lease is held by pid {DEAD_PID} on {lease['hostname']}, not taken over" in line
+    assert why in line and "it lapses in" in line and "unless its holder renews it" in line
+    assert client.get(Hub(redis_server.url).lease_key("gpu7")).decode() == value, "the lease is left as it was"

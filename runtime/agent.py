@@ -312,7 +312,7 @@ class HubAgent:
                 self.hub.ping()
                 self._resync()
             elif not self._hold_lease():
-                self.on_status(f"hub {self.hub.address.shown} lost this host's lease (restarted or expired): republishing")
+                self.on_status(f"hub {self.hub.address.shown} did not hold this agent's lease (restarted, expired or taken over): republishing")
                 self._resync()
             elif self._devices:
                 self._publish_devices()
@@ -392,12 +392,13 @@ class HubAgent:
         info = self._lease_info()
         try:
             return self.hub.renew_lease(self.host, info, self.lease_s)
-        except LeaseHeld as held:
-            holder = parse_holder(held.holder)
-            verdict = judge_holder(holder, me=self.holder, probe=self.probe.probe)
-            if not verdict.is_dead or holder is None or held.holder is None:
-                raise LeaseHeld(self.host, held.holder, held.ttl_ms, why=verdict.reason, alive=verdict.is_alive) from None
-            self.hub.take_over_lease(self.host, held.holder, info, self.lease_s)
+        except LeaseHeld as exc:
+            held = exc
+        holder = parse_holder(held.holder)
+        verdict = judge_holder(holder, me=self.holder, probe=self.probe.probe)
+        if holder is None or held.holder is None or not verdict.is_dead:
+            raise LeaseHeld(self.host, held.holder, held.ttl_ms, why=verdict.reason, alive=verdict.is_alive) from None
+        self.hub.take_over_lease(self.host, held.holder, info, self.lease_s)
         self.on_status(f"took over the lease of pid {holder.pid} on this host: that process is gone ({verdict.reason})")
         return False
 

@@ -62,7 +62,7 @@ _LOW = -INT_LIMIT
 _EMPTY: dict[str, Any] = {}
 _PROCESS_FIELDS = frozenset({"process_index", "status", "gpu_id", "started_at", "completed_at", "error_message"})
 #: Process keys as llenergymeasure writes them, in order: most files need no key matched.
-IN_ORDER = [str(i) for i in range(64)]
+_IN_ORDER = [str(i) for i in range(64)]
 
 
 #: A v1 process entry as ``checked_lem`` passed it: (index, status, gpu_id, started_at,
@@ -125,7 +125,7 @@ def _v1_processes(value: dict[str, Any]) -> list[Process] | None:
     if type(progress) is not dict:
         return None
     items = progress.items()
-    if progress and list(progress) != IN_ORDER[: len(progress)]:
+    if progress and list(progress) != _IN_ORDER[: len(progress)]:
         for key in progress:
             if _index_key(key) is None:
                 return None

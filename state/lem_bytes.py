@@ -11,7 +11,7 @@ that the listing does not read them again. A pydantic-core validator did this be
 with duplicate keys found by counting colons: per file the two cost the same (check and
 printed object 17.7 µs against 18.1, in turn in one process), but loading it (import and
 schemas) cost a new process 29.5 ms against 4.2 here; a cold ``list --json`` over 10,000
-files went from 2.72x to 2.59x its read + ``json.loads`` floor (docs/performance.md).
+files takes 0.95x-1.03x as long as before, median 0.98x over five runs (docs/performance.md).
 
 jiter and ``json.loads`` read JSON apart in a few places, so this path takes only
 bytes where the two agree (tests/state/test_lem_bytes.py holds jiter to

@@ -53,12 +53,13 @@ def record_of(key: str, path: Path, version: FileVersion, fmt: StateFormat, valu
     return validated_record(key, path, version, fmt, value)
 
 
-_V1_FIELDS = frozenset({
+#: The fields a v1 file may hold (its model forbids any other).
+V1_FIELDS = frozenset({
     "experiment_id", "status", "cycle_id", "config_path", "config_hash", "model_name", "prompt_args",
     "num_processes", "subprocess_pid", "process_progress", "started_at", "last_updated", "error_message",
     "completed_runs", "failed_runs", "total_runs",
 })
-_V2_FIELDS = frozenset({
+V2_FIELDS = frozenset({
     "experiment_id", "phase", "failed", "config_hash", "error_message", "started_at", "last_updated",
     "subprocess_pid",
 })
@@ -71,14 +72,15 @@ _ISO_TIME = re.compile(ISO_TIME_PATTERN)
 #: A process key as llenergymeasure writes it (``str(index)``); "01" or "+1" also read as 1 in full validation.
 INDEX_KEY_PATTERN = r"0|[1-9][0-9]{0,17}"
 _INDEX_KEY = re.compile(INDEX_KEY_PATTERN)
-_INT_LIMIT = 2**63
+#: Integers the models take: 64-bit signed, less its lowest value.
+INT_LIMIT = 2**63
 #: An id ``unsafe_id_reason`` passes at a glance (most are): no separator, control character or leading dot.
 PLAIN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,%d}" % (MAX_ID_LENGTH - 1)
 _PLAIN_ID = re.compile(PLAIN_ID_PATTERN)
 
 
 def _int(value: Any) -> int:
-    if type(value) is not int or not -_INT_LIMIT < value < _INT_LIMIT:
+    if type(value) is not int or not -INT_LIMIT < value < INT_LIMIT:
         raise Unsure
     return value
 
@@ -179,7 +181,7 @@ def lem_v1_fields(value: dict[str, Any], time: Time[T], process_time: Time[P]) -
     ``time`` converts the top-level times, ``process_time`` the processes'.
     """
     get = value.get
-    if not value.keys() <= _V1_FIELDS or get("last_updated") is None:
+    if not value.keys() <= V1_FIELDS or get("last_updated") is None:
         raise Unsure
     status = get("status", "initialised")
     if type(status) is not str or status not in STATUSES:
@@ -215,7 +217,7 @@ def _first(pair: tuple[int, Any]) -> int:
 def lem_v2_fields(value: dict[str, Any], time: Time[T]) -> dict[str, Any]:
     """A llenergymeasure v2 file checked field by field, as ``lem_v1_fields`` checks v1 (no processes)."""
     get = value.get
-    if not value.keys() <= _V2_FIELDS or get("last_updated") is None:
+    if not value.keys() <= V2_FIELDS or get("last_updated") is None:
         raise Unsure
     phase = get("phase", "initialising")
     failed = get("failed", False)

@@ -25,7 +25,7 @@ from typing import Any
 
 from app.commands._common import iso
 from state.decoding import decode_json, detect_format
-from state.lem_bytes import checked_lem, v2_fields
+from state.lem_bytes import Process, checked_lem, v2_fields
 from state.local_time import DateOutOfRange, local_iso, local_timestamp
 from state.record import BrokenRecord, ExperimentRecord, FileVersion, ProcessRow, StateFormat
 from state.scan_read import (
@@ -151,14 +151,14 @@ def read_listed(key: str, path: Path, version: FileVersion, data: bytes, prefix:
     """
     checked = checked_lem(data)
     if checked is not None:
-        fmt, value = checked  # what decode_json and detect_format give (tests/state/test_lem_bytes.py)
+        fmt, value, procs = checked  # what decode_json and detect_format give (tests/state/test_lem_bytes.py)
     else:
         value = decode_json(data)
         fmt = detect_format(value)
     try:
         if fmt is StateFormat.LEM_V1:
             if checked is not None:
-                row = _checked_v1(key, path if prefix is None else prefix + key + ".json", value)
+                row = _checked_v1(key, path if prefix is None else prefix + key + ".json", value, procs)
             else:
                 row = _v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))
         elif fmt is StateFormat.LEM_V2:
@@ -214,31 +214,22 @@ def _judged(key: str, path: Path, version: FileVersion, fmt: StateFormat, ident:
     )
 
 
-def _checked_v1(key: str, path: Path | str, value: dict[str, Any]) -> ListedRow:
+def _checked_v1(key: str, path: Path | str, value: dict[str, Any], procs: list[Process]) -> ListedRow:
     """``_v1_listed(key, path, value, *lem_v1_fields(value, naive_time_text, aware_time_text))`` for a
-    value ``checked_lem`` passed: no field is checked again (8 µs a file against 18)."""
+    value ``checked_lem`` passed, with the process entries it read: no field is checked again."""
     get = value.get
     status = get("status", "initialised")
     started = get("started_at")
     processes = []
     done = 0
     try:
-        progress = get("process_progress")
-        if progress:
-            items = progress.items()
-            if len(progress) > 1 and list(progress) != _IN_ORDER[: len(progress)]:
-                items = sorted(items, key=_index)
-            for _, entry in items:
-                state = entry.get("status", "pending")
-                done += state == "completed"
-                began = entry.get("started_at")
-                ended = entry.get("completed_at")
-                processes.append(_process_json(
-                    entry["process_index"], state, entry.get("gpu_id"), began and local_iso(began)[1],
-                    ended and local_iso(ended)[1], entry.get("error_message"),
-                ))
+        for index, state, gpu, began, ended, error in procs:
+            done += state == "completed"
+            processes.append(_process_json(
+                index, state, gpu, began and local_iso(began)[1], ended and local_iso(ended)[1], error,
+            ))
         fields = {
-            "experiment_id": value["experiment_id"],  # plain: the validator checked it
+            "experiment_id": value["experiment_id"],  # plain: checked_lem checked it
             "status": status,
             "raw_status": status,
             "runs_done": len(get("completed_runs") or ()),
@@ -255,14 +246,6 @@ def _checked_v1(key: str, path: Path | str, value: dict[str, Any]) -> ListedRow:
         return _listed(key, path, value, StateFormat.LEM_V1, fields, processes, lem_incomplete_reason(status))
     except (ValueError, DateOutOfRange):
         raise Unsure from None
-
-
-#: Process keys as llenergymeasure writes them, in order: most files need no sort.
-_IN_ORDER = [str(i) for i in range(64)]
-
-
-def _index(item: tuple[str, Any]) -> int:
-    return int(item[0])
 
 
 #: What a v2 file's row holds where v1 has a field: nothing (``ExperimentRecord``'s defaults).

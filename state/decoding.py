@@ -9,6 +9,7 @@ full validation (``state.detect``) both start here, so they judge the bytes alik
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from state.record import StateFormat
@@ -118,6 +119,9 @@ def decode_json(data: bytes) -> Any:
         raise BrokenStateFile(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except ValueError:
+        # Python reads an integer of at most sys.get_int_max_str_digits() digits (4300 by default).
+        raise BrokenStateFile(f"a JSON number longer than {sys.get_int_max_str_digits()} digits") from None
     # Nesting needs one bracket per level: only a file with many brackets needs the check.
     if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH and nested_deeper_than(data):
         raise BrokenStateFile(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")

@@ -146,6 +146,7 @@ CORPUS = [
     Bad("nan", content(v1().replace(b'"prompt_args": {}', b'"prompt_args": {"temperature": NaN}')), "non-standard JSON value NaN", exact=True),
     Bad("infinity", content(v1().replace(b'"total_runs": 0', b'"total_runs": Infinity')), "non-standard JSON value Infinity", exact=True),
     Bad("duplicate-key", content(v1().replace(b'"cycle_id": 0', b'"status": "completed", "cycle_id": 0')), "duplicate key 'status'", exact=True),
+    Bad("huge-number", content(v1().replace(b'"total_runs": 0', b'"total_runs": ' + b"9" * 5000)), "a JSON number longer than 4300 digits", exact=True),
 ]
 
 

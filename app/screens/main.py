@@ -105,7 +105,7 @@ class MainScreen(Screen[None]):
         self.scanning = True
         self.loaded = False
         #: Composed and mounted: its widgets can be drawn (messages may come before).
-        self.ready = False
+        self._ready = False
         self.failure: str | None = None
         #: What the sources say of their health (a hub away, or back empty), with the age of the picture kept.
         self.sources_status = ""
@@ -139,7 +139,7 @@ class MainScreen(Screen[None]):
         # Paused while nothing waits for it (one wake-up fewer 4 times a second when idle).
         self._order_timer = self.set_interval(ORDER_SECONDS, self._order_tick, pause=True)
         # Rows that arrived before the screen was up are drawn now.
-        self.ready = True
+        self._ready = True
         self.loaded = self.loaded or len(self.board) > 0
         self.redraw_all()
         self._show_failure()
@@ -148,7 +148,13 @@ class MainScreen(Screen[None]):
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def on_unmount(self) -> None:
-        self.ready = False
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """Mounted and not being taken down: the app's shutdown stops it running before it removes this
+        screen's widgets, and a message handled meanwhile (a late scan's rows) must not look for them."""
+        return self._ready and self.app.is_running
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 30, "-short")

@@ -17,31 +17,12 @@ The judgement is a pure function of the lease, this process's own facts and a pr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from runtime.liveness import host_facts, pid_namespace, probe
-from state.hub.schema import MAX_LEASE_BYTES
+from state.hub.schema import LeaseHolder, parse_holder
 from state.verdict import START_TIME_TOLERANCE_S, Liveness, ProcessEvidence, StaleVerdict
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseHolder:
-    """What a lease value says of the agent process holding it (None: not recorded, or not usable)."""
-
-    pid: int | None = None
-    hostname: str | None = None
-    boot_id: str | None = None
-    pid_ns: str | None = None
-    start_ticks: int | None = None
-    start_time: float | None = None
-    uid: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def this_holder() -> LeaseHolder:
@@ -51,30 +32,6 @@ def this_holder() -> LeaseHolder:
     return LeaseHolder(
         pid=pid, hostname=facts.host, boot_id=facts.boot_id, pid_ns=pid_namespace(),
         start_ticks=evidence.start_ticks, start_time=evidence.start_time, uid=os.getuid(),
-    )
-
-
-def _typed(doc: dict[str, Any], name: str, kind: type) -> Any:
-    value = doc.get(name)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-
-def parse_holder(raw: bytes | None) -> LeaseHolder | None:
-    """The holder a lease value names; None when the value is not a JSON object. A wrong-typed field reads as absent."""
-    if raw is None or len(raw) > MAX_LEASE_BYTES:
-        return None
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    return LeaseHolder(
-        pid=_typed(doc, "pid", int), hostname=_typed(doc, "hostname", str), boot_id=_typed(doc, "boot_id", str),
-        pid_ns=_typed(doc, "pid_ns", str), start_ticks=_typed(doc, "start_ticks", int), start_time=_typed(doc, "start_time", float),
-        uid=_typed(doc, "uid", int),
     )
 
 

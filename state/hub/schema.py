@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from state.hub.connection import HubAddress, HubError, describe_error
@@ -157,6 +157,46 @@ class HubEvent:
     redis_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """What a lease value says of the agent process holding it (None: not recorded, or not usable)."""
+
+    pid: int | None = None
+    hostname: str | None = None
+    boot_id: str | None = None
+    pid_ns: str | None = None
+    start_ticks: int | None = None
+    start_time: float | None = None
+    uid: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _typed(doc: dict[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def parse_holder(raw: bytes | None) -> LeaseHolder | None:
+    """The holder a lease value names; None when the value is not a JSON object. A wrong-typed field reads as absent."""
+    if raw is None or len(raw) > MAX_LEASE_BYTES:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    return LeaseHolder(
+        pid=_typed(doc, "pid", int), hostname=_typed(doc, "hostname", str), boot_id=_typed(doc, "boot_id", str),
+        pid_ns=_typed(doc, "pid_ns", str), start_ticks=_typed(doc, "start_ticks", int), start_time=_typed(doc, "start_time", float),
+        uid=_typed(doc, "uid", int),
+    )
+
+
 class LeaseHeld(Exception):
     """Another agent instance holds the host's live lease: this one must not serve the host.
 
@@ -169,13 +209,8 @@ class LeaseHeld(Exception):
         self.host = host
         self.holder = holder
         self.ttl_ms = ttl_ms
-        try:
-            doc = json.loads(holder) if holder and len(holder) <= MAX_LEASE_BYTES else {}
-        except (ValueError, RecursionError):
-            doc = {}
-        doc = doc if isinstance(doc, dict) else {}
-        pid, hostname = doc.get("pid"), doc.get("hostname")
-        who = f"pid {pid if isinstance(pid, int) else '?'} on {printable(hostname) if isinstance(hostname, str) else '?'}"
+        named = parse_holder(holder) or LeaseHolder()
+        who = f"pid {named.pid if named.pid is not None else '?'} on {printable(named.hostname) if named.hostname is not None else '?'}"
         head = f"host {host} already has a live agent ({who})" if alive else f"host {host}'s lease is held by {who}, not taken over"
         lapses = "; its lease lapses in {:.1f} s if it is gone" if alive else "; it lapses in {:.1f} s unless its holder renews it"
         lapses = lapses.format(max(0, ttl_ms) / 1000) if ttl_ms > 0 else ""
@@ -406,4 +441,4 @@ def event_id_before(a: str, b: str) -> bool:
     return parts(a) < parts(b)
 
 
-__all__ = ["EVENTS_MAXLEN", "HostLease", "Hub", "LeaseHeld", "HubEvent", "HubRecord", "event_id_before", "record_version"]
+__all__ = ["EVENTS_MAXLEN", "HostLease", "Hub", "LeaseHeld", "LeaseHolder", "parse_holder", "HubEvent", "HubRecord", "event_id_before", "record_version"]

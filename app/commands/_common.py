@@ -218,6 +218,49 @@ def print_json(value: object) -> None:
     buffer.flush()
 
 
+def item_bytes(value: object) -> bytes:
+    """``value`` as ``print_json`` writes it as an item of a long list: indented one level, no comma."""
+    return _json_bytes([value])[2:-2]  # "[\n" + item + "\n]"
+
+
+def print_json_items(items: list[object]) -> None:
+    """``print_json(items)`` where an item may be given already written, as ``item_bytes`` gives it:
+    the same bytes. Written ``JSON_CHUNK`` items at a time; a run of objects in one ``orjson`` call."""
+    if not any(type(item) is bytes for item in items):
+        print_json(items)
+        return
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        print(b"".join(_item_chunks(items)).decode("ascii"))
+        return
+    sys.stdout.flush()
+    for chunk in _item_chunks(items):
+        buffer.write(chunk)
+    buffer.write(b"\n")
+    buffer.flush()
+
+
+def _item_chunks(items: list[object]) -> Iterator[bytes]:
+    """The text of the non-empty list ``items`` (see ``print_json_items``) in pieces, without its last newline."""
+    lead = b"[\n"
+    for start in range(0, len(items), JSON_CHUNK):
+        parts: list[bytes] = []
+        objects: list[object] = []
+        for item in items[start : start + JSON_CHUNK]:
+            if type(item) is bytes:
+                if objects:
+                    parts.append(_json_bytes(objects)[2:-2])  # "[\n" + the items joined + "\n]"
+                    objects = []
+                parts.append(item)
+            else:
+                objects.append(item)
+        if objects:
+            parts.append(_json_bytes(objects)[2:-2])
+        yield lead + b",\n".join(parts)
+        lead = b",\n"
+    yield b"\n]"
+
+
 def _json_bytes(value: object) -> bytes:
     import orjson
 

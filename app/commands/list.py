@@ -7,7 +7,7 @@ import gc
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, open_sources, print_json, table
+from app.commands._common import age_of, open_sources, print_json_items, table
 from app.commands._list_json import ListedRow, broken_json, listed_reader, record_json, verdict_json
 from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.sources import DirectorySource
@@ -55,10 +55,13 @@ def _sort_key(entry: ExperimentRecord | BrokenRecord | ListedRow) -> tuple[int, 
     return (0, -(when.timestamp() if when else 0.0), entry.key)
 
 
-def _entry_json(source: str, entry: Entry | ListedRow, verdict: StaleVerdict | None) -> dict[str, Any]:
-    """The object printed for ``entry``; each is made for this one listing, so completed in place."""
+def _entry_json(source: str, entry: Entry | ListedRow, verdict: StaleVerdict | None) -> dict[str, Any] | bytes:
+    """The object printed for ``entry``, or its text where the reader wrote it out (``written``: a row
+    that is not running, its source named); each is made for this one listing, so completed in place."""
     if isinstance(entry, ListedRow):
         out = entry.json
+        if type(out) is bytes:
+            return out
         if verdict is not None:
             out["verdict"] = verdict_json(verdict)
     else:
@@ -112,7 +115,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         for source in sources:
             if isinstance(source, DirectorySource):
-                source.store.reader = listed_reader(source.store.root)  # printed as read: no summary row for most files
+                source.store.reader = listed_reader(source.store.root, source.name)  # printed as read: no summary row for most files
     several = len(sources) > 1
     probe = LocalProbe()
     now = datetime.now().astimezone()
@@ -130,7 +133,7 @@ def _list(args: argparse.Namespace) -> int:
             entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
-        print_json([_entry_json(name, e, verdict) for name, e, verdict in listed])
+        print_json_items([_entry_json(name, e, verdict) for name, e, verdict in listed])
         return 0
     hosts = any(e.host for _n, e, _v in listed)
     rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]

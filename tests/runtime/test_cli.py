@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import json
 from pathlib import Path
 
@@ -80,6 +82,25 @@ def test_a_long_list_is_printed_in_chunks_as_the_same_bytes(count: int, capsys, 
     value = [odd[i % len(odd)] | {"i": i} if isinstance(odd[i % len(odd)], dict) else odd[i % len(odd)] for i in range(count)]
     _common.print_json(value)
     assert capsys.readouterr().out == dump_json(value) + "\n"
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 6, 7, 10])
+@pytest.mark.parametrize("written", ["none", "all", "even", "odd"])
+@pytest.mark.parametrize("buffered", [True, False])
+def test_a_list_with_items_given_written_prints_the_same_bytes(count: int, written: str, buffered: bool, capsys, monkeypatch):
+    """``print_json_items``: any mix of objects and items given as ``item_bytes`` wrote them, across
+    chunk ends, to a stream with or without a byte buffer: what ``print_json`` prints for the objects."""
+    import io
+
+    monkeypatch.setattr(_common, "JSON_CHUNK", 3)
+    value = [{"i": i, "id": "caf\u00e9" if i % 3 else "/state/\udcff.json", "runs": [i, {"a": None}]} for i in range(count)]
+    pick = {"none": lambda i: False, "all": lambda i: True, "even": lambda i: i % 2 == 0, "odd": lambda i: i % 2 == 1}[written]
+    items = [_common.item_bytes(v) if pick(i) else v for i, v in enumerate(value)]
+    if not buffered:
+        monkeypatch.setattr("sys.stdout", io.StringIO())
+    _common.print_json_items(items)
+    out = capsys.readouterr().out if buffered else sys.stdout.getvalue()
+    assert out == dump_json(value) + "\n"
 
 
 def test_list_status_filter_and_table_forms(populated: Path, capsys):

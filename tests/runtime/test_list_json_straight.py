@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import app.commands.list as list_command
 from app.cli import main
-from app.commands._common import dump_json
+from app.commands._common import dump_json, item_bytes
 from app.commands._list_json import ListedRow, path_prefix, read_listed, record_json
 from state import scan_read
 from state.local_time import aware, local_iso, local_timestamp, naive_local
@@ -51,7 +51,26 @@ def printed(reader: Any, data: bytes) -> tuple[Any, ...]:
 def assert_same(data: bytes) -> tuple[Any, ...]:
     straight = printed(read_listed, data)
     assert straight == printed(scan_read.read_record, data)
+    assert_written_alike(data)
     return straight
+
+
+def assert_written_alike(data: bytes) -> None:
+    """What the listing's reader (given its source) keeps of a row is the object, its source named,
+    as ``print_json`` would write it: as text where nothing is left to add, else the object."""
+    try:
+        entry = read_listed("k", PATH, VERSION, data)
+        listed = read_listed("k", PATH, VERSION, data, source="src")
+    except Exception:  # noqa: BLE001 - raised alike, as assert_same holds
+        return
+    if not isinstance(entry, ListedRow):
+        assert not isinstance(listed, ListedRow)
+        return
+    completed = {**entry.json, "source": "src", "host": None}
+    if entry.status == "running":
+        assert listed.json == completed and listed.judged is not None
+    else:
+        assert listed.json == item_bytes(completed) and listed.judged is None
 
 
 @CI
@@ -108,7 +127,7 @@ def test_a_whole_directory_lists_byte_for_byte_alike(tmp_path: Path, capsys: pyt
                  "last_updated": (base + timedelta(minutes=i % 7)).isoformat()}
         (corpus.state / f"v2-{i}.json").write_text(json.dumps(phase))
     straight = _list_json(capsys, corpus.state)
-    monkeypatch.setattr(list_command, "listed_reader", lambda root: None)  # every DirectorySource reads rows again
+    monkeypatch.setattr(list_command, "listed_reader", lambda root, source: None)  # every DirectorySource reads rows again
     assert _list_json(capsys, corpus.state) == straight
     rows = json.loads(straight)
     assert len(rows) > 36 and {"broken", "running", "completed"} <= {r["status"] for r in rows}

@@ -96,6 +96,9 @@ class DashboardOptions:
     """Where what the user changes on the screen is saved at quit (None: nowhere, as in tests)."""
     saved_preferences: Preferences | None = None
     """The file's own values, which a save keeps except where the user changed something."""
+    opened: tuple[Source, ...] = field(default=(), compare=False, repr=False)
+    """``sources`` already opened, in order (the dashboard command opens them before Textual
+    loads, to read the first rows meanwhile); empty: the App opens them."""
 
 
 class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
@@ -122,10 +125,18 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self.clock = clock
         self.probe = probe or LocalProbe()
         self._gpu_source = gpu_source
-        self.sources: list[Source] = open_sources(options.sources, read_only=options.read_only)
+        self.sources: list[Source] = list(options.opened) or open_sources(options.sources, read_only=options.read_only)
         self.by_name = {s.name: s for s in self.sources}
         self.board = Board([s.name for s in self.sources])
         self.board.set_sort(options.preferences.sort)
+        #: Sources whose first rows were read ahead (``DirectorySource.read_first_screen``) and are
+        #: on the board before the screen is composed: its first frame draws them.
+        self._shown_early: set[str] = set()
+        for source in self.sources:
+            ahead = source.first_screen() if isinstance(source, DirectorySource) else None
+            if ahead is not None:
+                self.board.apply(source.name, ahead)
+                self._shown_early.add(source.name)
         self.main = MainScreen(
             self.board,
             location="  ".join(str(p) for p in options.sources),
@@ -181,6 +192,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self._records_timer = self.set_interval(RECORDS_SECONDS, self._records_tick, pause=True)
         for source in self.sources:
             self._initial_scan(source)
+        if self._shown_early:
+            self.call_after_refresh(self._after_first_frame)
         self.set_interval(RECONCILE_SECONDS if self.options.poll is None else self.options.poll, self._reconcile_tick)
         self.set_interval(VERDICT_SECONDS, self._verdict_tick)
         if any(hasattr(source, "status") for source in self.sources):
@@ -317,6 +330,9 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     def _initial_scan(self, source: Source) -> None:
         first = True
         try:
+            if source.name in self._shown_early:
+                # Its first rows are drawn with the first frame: the next batch waits for that frame.
+                self._first_frame.wait(FIRST_FRAME_WAIT)
             for delta in source.initial_batches():
                 self._post(source, delta, first=first)
                 if first:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
-from app.app import DashboardOptions, run_dashboard
 from app.commands._common import count, positive_seconds
 from state.alerts import ALERT_KINDS
 from state.board import SORTS
 
 NAME = "dashboard"
+#: How long the dashboard waits for its first rows before it loads Textual (which takes longer):
+#: past it, they are read on while Textual loads, and drawn when in.
+FIRST_SCREEN_WAIT_S = 0.15
 HELP = "open the dashboard on a state directory (the default command)"
 
 
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from app.cli import CommandError, resolve_sources
     from app.preferences import Preferences, PreferencesError, config_path, load_preferences
     from runtime.exit_codes import EXIT_NOT_FOUND
-    from state.sources import SourceError, open_sources
+    from state.sources import DirectorySource, SourceError, open_sources
 
     if args.print_config:
         return print_config()
@@ -113,11 +116,26 @@ def run(args: argparse.Namespace) -> int:
         saved, path = None, None
     sources = resolve_sources(args, args.directories)
     try:
-        open_sources(sources, read_only=True)  # each must name something readable, before the screen opens
+        opened = open_sources(sources, read_only=args.read_only)  # each must name something readable, before the screen opens
     except SourceError as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from None
-    options = DashboardOptions(
+    from datetime import datetime
+
+    from runtime.liveness import LocalProbe
+
+    reading = [s for s in opened if isinstance(s, DirectorySource)]
+    for source in reading:
+        source.read_first_screen(LocalProbe(), lambda: datetime.now().astimezone())
+    # Read alone, a screenful takes milliseconds; read while Textual loads, the listing's GIL hand-offs
+    # (one per directory entry) cost both more than that. A slow file system is waited for no longer.
+    deadline = time.monotonic() + FIRST_SCREEN_WAIT_S
+    for source in reading:
+        source.wait_first_screen(max(0.0, deadline - time.monotonic()))
+    from app import app as dashboard  # Textual loads while the first rows are read
+
+    options = dashboard.DashboardOptions(
         sources=tuple(sources),
+        opened=tuple(opened),
         read_only=args.read_only,
         poll=args.poll,
         refresh=args.refresh,
@@ -127,4 +145,4 @@ def run(args: argparse.Namespace) -> int:
         preferences_path=path,
         saved_preferences=saved,
     )
-    return run_dashboard(options)
+    return dashboard.run_dashboard(options)

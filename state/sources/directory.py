@@ -16,7 +16,8 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, wait
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,10 @@ class DirectorySource:
         self._not_before: dict[str, float] = {}
         #: How long the last full rescan (nothing new to read, mostly ``lstat``) took.
         self.last_scan_seconds = 0.0
+        #: The first scan's listing and first batch, read ahead by ``read_first_screen``.
+        self._first_screen: Future[tuple[list[str], Delta]] | None = None
+        #: Whether ``first_screen`` handed that batch over (``initial_batches`` does not bring it again).
+        self._first_shown = False
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -112,15 +117,66 @@ class DirectorySource:
         snapshots, errors = self._devices_if_changed() if devices else (None, ())
         return Delta(upserts, scan.removed, devices=snapshots, device_errors=errors)
 
-    def initial_batches(self, batch: int = FIRST_SCAN_BATCH) -> Iterator[Delta]:
+    def read_first_screen(self, probe: LivenessProbe, clock: Callable[[], datetime]) -> None:
+        """Start the first scan's listing and first batch now, in a thread of their own, the
+        running rows among them judged with ``probe``: ``first_screen`` hands the batch over
+        once read, else ``initial_batches`` begins with it.
+
+        The dashboard calls this before it loads Textual. Timestamps from spawn on a pty
+        (10,000 files) had the listing start with the screen's first layout and end 50-90 ms
+        later (the lister and the first frame took turns at the one GIL), the screen drawn
+        empty meanwhile, then the first rows read and drawn again. Read during Textual's
+        import, they are on the board before the screen is composed.
+        """
+        if self._first_screen is not None:
+            return
+        future: Future[tuple[list[str], Delta]] = Future()
+        self._first_screen = future
+
+        def read() -> None:
+            try:
+                rest, delta = self._read_first_batch(FIRST_SCREEN_BATCH)
+                verdicts = self.judge(delta.upserts.values(), probe, clock())
+                if verdicts:
+                    delta = Delta(delta.upserts, delta.removed, verdicts, delta.devices, delta.device_errors)
+                future.set_result((rest, delta))
+            except BaseException as exc:  # raised by initial_batches, in its caller's thread
+                future.set_exception(exc)
+
+        threading.Thread(target=read, name=f"first screen of {self._name}", daemon=True).start()
+
+    def wait_first_screen(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the batch ``read_first_screen`` reads; whether it is in."""
+        ahead = self._first_screen
+        if ahead is None:
+            return False
+        wait([ahead], timeout)
+        return ahead.done()
+
+    def first_screen(self) -> Delta | None:
+        """The batch ``read_first_screen`` read, if it is in (``initial_batches`` then goes on from
+        the next one); None while it is being read, or where it failed or was never asked for."""
+        ahead = self._first_screen
+        if ahead is None or self._first_shown or not ahead.done() or ahead.exception() is not None:
+            return None
+        self._first_shown = True
+        return ahead.result()[1]
+
+    def _read_first_batch(self, batch: int) -> tuple[list[str], Delta]:
+        """The delta of reading the first ``batch`` candidate names, and the names left to read."""
         names = self.store.candidate_names()
+        with self._lock:
+            return names[batch:], self._delta(self.store.refresh(names[:batch]), devices=True)
+
+    def initial_batches(self, batch: int = FIRST_SCAN_BATCH) -> Iterator[Delta]:
+        ahead, self._first_screen = self._first_screen, None
         # The first batch is a screenful or two: the first rows show before 500 files are read.
-        bounds = [0, *range(min(FIRST_SCREEN_BATCH, batch), len(names), batch), len(names)] if names else [0]
-        first = True
-        for start, end in zip(bounds, bounds[1:]):
+        rest, delta = ahead.result() if ahead is not None else self._read_first_batch(min(FIRST_SCREEN_BATCH, batch))
+        if not self._first_shown:
+            yield delta
+        for start in range(0, len(rest), batch):
             with self._lock:
-                delta = self._delta(self.store.refresh(names[start:end]), devices=first)
-            first = False
+                delta = self._delta(self.store.refresh(rest[start : start + batch]), devices=False)
             yield delta
         yield self.reconcile()
 

@@ -31,6 +31,64 @@ def test_initial_batches_bring_every_file_once(tmp_path: Path):
     assert not source.reconcile()  # nothing changed since
 
 
+def _read_ahead(source: DirectorySource) -> None:
+    source.read_first_screen(ScriptedProbe(), lambda: FROZEN)
+    assert source.wait_first_screen(10.0)
+
+
+def test_a_first_screen_read_ahead_and_shown_is_not_brought_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    populate(tmp_path)
+    monkeypatch.setattr("state.sources.directory.FIRST_SCREEN_BATCH", 3)
+    source = DirectorySource(tmp_path, read_only=True)
+    _read_ahead(source)
+    first = source.first_screen()
+    assert first is not None and len(first.upserts) == 3
+    # Its running rows come judged, as the App's own posts judge them.
+    assert set(first.verdicts) == {k for k, e in first.upserts.items() if isinstance(e, ExperimentRecord) and e.status == "running"}
+    assert source.first_screen() is None  # handed over once
+    later = list(source.initial_batches(batch=2))
+    keys = [k for d in [first, *later] for k in d.upserts]
+    assert sorted(keys) == ["broken", "lem-interrupted", "sweep-alive", "sweep-dead", "sweep-done", "sweep-failed"]
+    assert not source.reconcile()
+
+
+def test_a_first_screen_read_ahead_but_not_taken_starts_the_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    populate(tmp_path)
+    monkeypatch.setattr("state.sources.directory.FIRST_SCREEN_BATCH", 4)
+    source = DirectorySource(tmp_path, read_only=True)
+    _read_ahead(source)
+    deltas = list(source.initial_batches(batch=1))
+    assert [len(d.upserts) for d in deltas] == [4, 1, 1, 0]  # the read-ahead batch, then one file each, then the rescan
+    assert deltas[0].verdicts  # sweep-alive and sweep-dead are among the first four (names sorted)
+
+
+def test_a_failed_read_ahead_fails_the_first_scan_in_its_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    populate(tmp_path)
+    source = DirectorySource(tmp_path, read_only=True)
+    monkeypatch.setattr(source.store, "candidate_names", lambda: (_ for _ in ()).throw(Boom("listing failed")))
+    source.read_first_screen(ScriptedProbe(), lambda: FROZEN)
+    assert source.wait_first_screen(10.0)
+    assert source.first_screen() is None  # nothing to show early
+    with pytest.raises(Boom, match="listing failed"):
+        next(source.initial_batches())  # raised where the App's scan worker reports it
+
+
+def test_waiting_for_a_slow_read_ahead_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import threading
+
+    populate(tmp_path)
+    source = DirectorySource(tmp_path, read_only=True)
+    release = threading.Event()
+    listing = source.store.candidate_names
+    monkeypatch.setattr(source.store, "candidate_names", lambda: release.wait(10) and listing())
+    source.read_first_screen(ScriptedProbe(), lambda: FROZEN)
+    assert not source.wait_first_screen(0.05)  # a hung file system: the screen opens without it
+    assert source.first_screen() is None
+    release.set()
+    keys = [k for d in source.initial_batches() for k in d.upserts]
+    assert len(keys) == len(set(keys)) == 6
+
+
 def test_hint_reads_only_what_changed(tmp_path: Path):
     source = DirectorySource(tmp_path)
     list(source.initial_batches())

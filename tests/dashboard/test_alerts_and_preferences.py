@@ -121,7 +121,7 @@ async def test_an_unreadable_config_is_reported_and_never_written(state_dir: Pat
 
 def test_the_dashboard_opens_on_defaults_when_the_config_is_unreadable(state_dir: Path, tmp_path: Path, monkeypatch, capsys):
     """Reported, used as the defaults, never saved over: the dashboard still opens."""
-    import app.commands.dashboard as dashboard
+    import app.app as dashboard
 
     path = tmp_path / "config.json"
     path.write_text('{"sort": "sideways"}')

@@ -44,6 +44,58 @@ async def test_loads_every_file_and_skips_non_experiments(state_dir: Path):
         assert header.counts["stale"] == 1 and header.counts["running"] == 1 and header.counts["broken"] == 1
 
 
+async def test_rows_read_before_the_app_are_in_its_first_frame(state_dir: Path, monkeypatch):
+    """As the dashboard command opens it: the sources opened and their first rows read (and judged)
+    before the App exists; the first frame draws them, and the scan brings the rest once each."""
+    from app.app import DashboardOptions, ExpwatchApp
+    from state.sources import open_sources
+    from tests.dashboard.conftest import FROZEN, ScriptedProbe, StaticGpuSource
+
+    monkeypatch.setattr("state.sources.directory.FIRST_SCREEN_BATCH", 4)
+    (source,) = open_sources([state_dir])
+    source.read_first_screen(ScriptedProbe(), lambda: FROZEN)
+    assert source.wait_first_screen(10.0)
+    options = DashboardOptions(sources=(state_dir,), opened=(source,), gpus=False)
+    app = ExpwatchApp(options, clock=lambda: FROZEN, probe=ScriptedProbe(), gpu_source=StaticGpuSource())
+    assert app.sources == [source] and len(app.board) == 4  # on the board before the screen is composed
+    posted, at_first_frame = [], []
+    real, after_first_frame = app.on_source_changed, app._after_first_frame
+    app.on_source_changed = lambda message: posted.append(message) or real(message)  # type: ignore[method-assign]
+    # The scan reads on once the first frame is drawn (``_after_first_frame``): what that frame showed.
+    app._after_first_frame = lambda: at_first_frame.append(shown_ids(app)) or after_first_frame()  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: bool(at_first_frame), what="the first frame")
+        first = set(at_first_frame[0])
+        assert len(first) == 4 and not posted
+        if "sweep-dead" in first:
+            assert app.board.rows[app.board.key(source.name, "sweep-dead")].verdict.is_dead  # judged ahead
+        await wait_for(pilot, lambda: app.scan_complete, what="initial scan")
+        keys = [k for m in posted for k in m.delta.upserts]
+        assert first.isdisjoint(keys) and len(keys) == len(set(keys))  # the rest, each once
+        assert set(shown_ids(app)) == {"sweep-alive", "sweep-dead", "sweep-done", "sweep-failed", "lem-interrupted", "broken"}
+        assert header_counts(app)["stale"] == 1
+
+
+def test_the_dashboard_command_opens_each_source_once_and_reads_its_first_rows_ahead(state_dir: Path, monkeypatch):
+    import app.app
+    from app.cli import main
+    from state.sources import DirectorySource
+
+    given = []
+    monkeypatch.setattr(app.app, "run_dashboard", lambda options: given.append(options) or 0)
+    assert main([str(state_dir), "--read-only"]) == 0
+    (options,) = given
+    (source,) = options.opened
+    assert isinstance(source, DirectorySource) and source.read_only and source.root == state_dir.resolve()
+    assert source.wait_first_screen(10.0)
+    first = source.first_screen()
+    assert first is not None and "sweep-dead" in first.upserts and first.verdicts  # judged on this host
+
+
+def header_counts(app) -> dict:
+    return app.screen_stack[0].query_one(StatusHeader).counts
+
+
 async def test_cursor_keys_and_process_table(state_dir: Path):
     app = make_app(state_dir)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, wait
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +38,23 @@ READ_DUTY = 0.2
 FIRST_SCAN_BATCH = 500
 #: Files read in the first batch (the screen shows 30 to 60 rows).
 FIRST_SCREEN_BATCH = 100
+
+
+class _ReadAhead:
+    """The first screen ``read_first_screen`` reads in a thread: (names left, delta) or the error, once done."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: tuple[list[str], Delta] | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> tuple[list[str], Delta]:
+        """Waits for the read; raises what it raised."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
 
 
 def source_name(root: Path) -> str:
@@ -79,7 +95,7 @@ class DirectorySource:
         #: How long the last full rescan (nothing new to read, mostly ``lstat``) took.
         self.last_scan_seconds = 0.0
         #: The first scan's listing and first batch, read ahead by ``read_first_screen``.
-        self._first_screen: Future[tuple[list[str], Delta]] | None = None
+        self._first_screen: _ReadAhead | None = None
         #: Whether ``first_screen`` handed that batch over (``initial_batches`` does not bring it again).
         self._first_shown = False
 
@@ -130,8 +146,7 @@ class DirectorySource:
         """
         if self._first_screen is not None:
             return
-        future: Future[tuple[list[str], Delta]] = Future()
-        self._first_screen = future
+        ahead = self._first_screen = _ReadAhead()
 
         def read() -> None:
             try:
@@ -139,28 +154,27 @@ class DirectorySource:
                 verdicts = self.judge(delta.upserts.values(), probe, clock())
                 if verdicts:
                     delta = Delta(delta.upserts, delta.removed, verdicts, delta.devices, delta.device_errors)
-                future.set_result((rest, delta))
+                ahead.value = (rest, delta)
             except BaseException as exc:  # raised by initial_batches, in its caller's thread
-                future.set_exception(exc)
+                ahead.error = exc
+            finally:
+                ahead.done.set()
 
         threading.Thread(target=read, name=f"first screen of {self._name}", daemon=True).start()
 
     def wait_first_screen(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the batch ``read_first_screen`` reads; whether it is in."""
         ahead = self._first_screen
-        if ahead is None:
-            return False
-        wait([ahead], timeout)
-        return ahead.done()
+        return ahead is not None and ahead.done.wait(timeout)
 
     def first_screen(self) -> Delta | None:
         """The batch ``read_first_screen`` read, if it is in (``initial_batches`` then goes on from
         the next one); None while it is being read, or where it failed or was never asked for."""
         ahead = self._first_screen
-        if ahead is None or self._first_shown or not ahead.done() or ahead.exception() is not None:
+        if ahead is None or self._first_shown or ahead.value is None:
             return None
         self._first_shown = True
-        return ahead.result()[1]
+        return ahead.value[1]
 
     def _read_first_batch(self, batch: int) -> tuple[list[str], Delta]:
         """The delta of reading the first ``batch`` candidate names, and the names left to read."""

@@ -106,3 +106,16 @@ def test_dashboard_modules_import_no_pydantic():
     the rest of expwatch's modules together): the models load when a file needs them."""
     modules = "app.cli, app.commands.dashboard, app.app, app.screens.main, state.board, state.sources"
     assert _import_error(modules, ("pydantic", "pydantic_core")) == ""
+
+
+def test_listing_loads_no_module_it_does_not_use(tmp_path):
+    """`expwatch list` starts in tens of milliseconds: what only other commands or the dashboard need
+    (each of these once cost it 5-20 ms) stays unloaded, whatever module moves where."""
+    unused = ("textual", "pydantic", "pydantic_core", "concurrent.futures", "logging", "tempfile", "socket", "pkgutil", "psutil", "redis", "sqlite3")
+    code = (
+        "import sys, io, contextlib\nfrom app.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['list', '--json', '--source', {str(tmp_path)!r}])\n"
+        f"print(code, [m for m in {unused!r} if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split(None, 1) == ["0", "[]\n"], result.stdout + result.stderr

@@ -177,9 +177,18 @@ def read_regular(path: Path | str, limit: int, *, follow: bool = True, dir_fd: i
     """
     fd, st = _open_regular(path, follow=follow, dir_fd=dir_fd)
     try:
-        chunks = []
-        remaining = limit + 1
-        ask = st.st_size + 1
+        size = st.st_size
+        if size < limit:
+            data = os.read(fd, size + 1)
+            if len(data) <= size:  # the whole file in one read, as a state file is (a cold scan reads 10,000)
+                return data, st
+            chunks = [data]
+            remaining = limit + 1 - len(data)
+            ask = 1 << 20
+        else:
+            chunks = []
+            remaining = limit + 1
+            ask = size + 1
         while remaining > 0:
             want = min(remaining, ask)
             chunk = os.read(fd, want)

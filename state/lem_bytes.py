@@ -54,6 +54,10 @@ from state.scan_read import (
 from state.transitions import phase_to_status
 
 _when = re.compile(ISO_TIME_PATTERN).fullmatch
+#: Times joined by NUL (which no time holds): one match for a file's times, not one each (most of a
+#: file's checks were regex calls, each costing more in the call than in the matching).
+_SEPARATOR = "\0"
+_all_times = re.compile(f"{ISO_TIME_PATTERN}(?:{_SEPARATOR}{ISO_TIME_PATTERN})*").fullmatch
 # An id that is not plain goes the usual way, where unsafe_id_reason judges it.
 _plain_id = re.compile(PLAIN_ID_PATTERN).fullmatch
 _index_key = re.compile(INDEX_KEY_PATTERN).fullmatch
@@ -107,8 +111,6 @@ def _v1_processes(value: dict[str, Any]) -> list[Process] | None:
     failed_runs = get("failed_runs", _EMPTY)
     if not (
         type(ident) is str and _plain_id(ident) is not None
-        and type(updated) is str and _when(updated) is not None
-        and (started is None or (type(started) is str and _when(started) is not None))
         and type(status) is str and status in STATUSES
         and type(cycle) is int and _LOW < cycle < INT_LIMIT
         and type(total) is int and _LOW < total < INT_LIMIT
@@ -124,6 +126,7 @@ def _v1_processes(value: dict[str, Any]) -> list[Process] | None:
     progress = get("process_progress", _EMPTY)
     if type(progress) is not dict:
         return None
+    times = [updated] if started is None else [updated, started]  # checked at the end, in one match
     items = progress.items()
     if progress and list(progress) != _IN_ORDER[: len(progress)]:
         for key in progress:
@@ -145,17 +148,29 @@ def _v1_processes(value: dict[str, Any]) -> list[Process] | None:
             type(index) is int and _LOW < index < INT_LIMIT
             and type(state) is str and state in PROCESS_STATUSES
             and (gpu is None or (type(gpu) is int and _LOW < gpu < INT_LIMIT))
-            and (began is None or (type(began) is str and _when(began) is not None))
-            and (ended is None or (type(ended) is str and _when(ended) is not None))
             and type(error) in _TEXT_OR_NULL
         ):
             return None
+        if began is not None:
+            times.append(began)
+        if ended is not None:
+            times.append(ended)
         if not _PROCESS_FIELDS.issuperset(entry):  # the model ignores fields it does not know here
             for extra in entry.keys() - _PROCESS_FIELDS:
                 if not _free(entry[extra], 3):
                     return None
         processes.append((index, state, gpu, began, ended, error))
-    return processes
+    return processes if _times(times) else None
+
+
+def _times(texts: list[Any]) -> bool:
+    """Whether every item of ``texts`` is a time as llenergymeasure writes it."""
+    try:
+        joined = _SEPARATOR.join(texts)
+    except TypeError:  # an item that is not a string
+        return False
+    # A separator inside a text would pass as two times: the count tells them apart.
+    return _all_times(joined) is not None and joined.count(_SEPARATOR) == len(texts) - 1
 
 
 def _index(item: tuple[str, Any]) -> int:

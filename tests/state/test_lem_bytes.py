@@ -164,6 +164,15 @@ def shuffled_processes(draw: st.DrawFn) -> bytes:
     return json.dumps(doc, indent=2).encode()
 
 
+def test_a_files_times_are_checked_in_one_match_and_each_one_whole():
+    from state.lem_bytes import _times
+
+    t, u = "2025-03-01T12:00:00", "2025-03-01T12:00:01.250000"
+    assert _times([t]) and _times([t, u, t, u])
+    for bad in ([t, None], [t, 1], [t + "\0" + u], [t, t + "\0"], ["\0" + t], [t, ""], [t, u + " "], [t, "2025-03-01T12:60:00"]):
+        assert not _times(bad), bad
+
+
 def test_escaped_quotes_and_colons_in_strings_are_taken():
     doc = {**BASE, "error_message": 'KeyError: "a": b\\', "prompt_args": {"q:": ":x:", "n": [":", {"k:": "v"}]}}
     assert assert_sound(json.dumps(doc).encode()) == (StateFormat.LEM_V1, doc, BASE_PROCESSES)

@@ -162,7 +162,7 @@ def build_parser(only: str | None = None) -> ExpwatchParser:
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         add_state_dir_argument(cmd)
         module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(_run=module.run, _ends_at_once=getattr(module, "ENDS_AT_ONCE", False))
         parser.commands[module.NAME] = cmd
     return parser
 
@@ -205,7 +205,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parsed
     guard = contextlib.nullcontext() if args.command in TERMINAL_COMMANDS else printable_output()
     with guard:
-        return _run(args)
+        code = _run(args)
+    if whole_process and args._ends_at_once:
+        end_at_once(code)
+    return code
+
+
+def end_at_once(code: int) -> None:
+    """Exit now, its output flushed, without the interpreter's teardown: a command that only read and
+    printed leaves nothing to clean up, and freeing every module and object took a 10,000-file
+    ``list --json`` 4 % of its run (paired runs, os._exit against sys.exit: 0.959x)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a pipe closed early (head), or a stream already closed
+            pass
+    os._exit(code)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace | int:

@@ -16,6 +16,8 @@ from state.verdict import StaleVerdict, is_stale
 
 NAME = "list"
 HELP = "list the experiments in the state directory (status, owner verdict, progress)"
+#: It only reads and prints: run as a process, it ends without the interpreter's teardown (``app.cli.end_at_once``).
+ENDS_AT_ONCE = True
 
 STATUSES = [s.value for s in ExperimentStatus] + ["broken", "stale"]
 

@@ -243,3 +243,30 @@ def test_resume_of_a_copied_state_directory_runs_where_the_user_pointed(tmp_path
     assert "Note: recorded for" in out and str(original) in out
     log = next(line for line in out.splitlines() if line.startswith("Log:"))
     assert str(elsewhere.resolve()) in log
+
+
+def test_a_listing_run_as_a_process_ends_at_once_with_all_its_output(populated: Path, capsys):
+    """Run as a process, `list` exits without the interpreter's teardown: every byte is still written,
+    the exit code kept, and a reader that stops early (a pipe into head) costs no traceback."""
+    import subprocess
+
+    from tests.runtime.helpers import cli_argv, cli_env
+
+    for _ in range(150):  # enough rows that the output outgrows a pipe's buffer
+        make_lem(populated, f"lem-{_:03d}")
+    code, out, _ = cli(capsys, "list", "--json", "--state-dir", populated)
+    buffered = {k: v for k, v in cli_env().items() if k != "PYTHONUNBUFFERED"}  # as a user's shell runs it
+    done = expwatch("list", "--json", "--state-dir", populated, env=buffered)
+    assert (done.returncode, done.stderr) == (0, "") and done.stdout.endswith("}\n]\n") and len(done.stdout) > 65536
+    shown = lambda rows: [(r["experiment_id"], r["status"], r["path"]) for r in rows]  # noqa: E731 - verdict ages move
+    assert shown(json.loads(done.stdout)) == shown(json.loads(out))
+    table = expwatch("list", "--state-dir", populated, env=buffered)
+    assert table.returncode == 0 and len(table.stdout.splitlines()) == 1 + len(json.loads(out))  # a text stream's buffer too
+    refused = expwatch("list", "--status", "weird", "--state-dir", populated)
+    assert refused.returncode == EXIT_USAGE and "unknown status weird" in refused.stderr
+    reader = subprocess.Popen(cli_argv("list", "--json", "--state-dir", populated), env=buffered,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stdout.read(100)
+    reader.stdout.close()  # as head does
+    _, err = reader.communicate(timeout=60)
+    assert b"Traceback" not in err and reader.returncode in (0, 1)

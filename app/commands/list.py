@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+from operator import attrgetter
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,18 @@ def _statuses(given: list[str] | None) -> set[str] | None:
     if unknown:
         raise CommandError(f"unknown status {', '.join(sorted(unknown))} (known: {', '.join(STATUSES)})", EXIT_USAGE)
     return wanted
+
+
+def _sorted(entries: list[Entry | ListedRow]) -> list[Entry | ListedRow]:
+    """``entries`` in ``_sort_key`` order: the newest first, broken ones last, each by key where alike.
+
+    Where all are ``ListedRow`` (a directory of llenergymeasure files, as ``list --json`` reads
+    it) two stable sorts on their attributes give that order without a call per entry."""
+    if all(type(e) is ListedRow for e in entries):
+        entries.sort(key=attrgetter("key"))
+        entries.sort(key=attrgetter("updated"), reverse=True)  # stable: equal times keep their keys' order
+        return entries
+    return sorted(entries, key=_sort_key)
 
 
 def _sort_key(entry: ExperimentRecord | BrokenRecord | ListedRow) -> tuple[int, float, str]:
@@ -127,7 +140,7 @@ def _list(args: argparse.Namespace) -> int:
             source.reconcile()  # one full pass: the batches the dashboard shows as they come only cost a second one
         except HubError as exc:
             raise CommandError(str(exc), EXIT_ERROR) from None
-        entries = sorted(source.entries().values(), key=_sort_key)
+        entries = _sorted(list(source.entries().values()))
         if wanted is not None:
             entries = [e for e in entries if e.status in wanted or ("stale" in wanted and e.status == "running")]
         verdicts = source.judge([e.judged or e if isinstance(e, ListedRow) else e for e in entries], probe, now)
@@ -135,7 +148,9 @@ def _list(args: argparse.Namespace) -> int:
             entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
-        print_json_items([_entry_json(name, e, verdict) for name, e, verdict in listed])
+        # A row written as it was read (``written``) is printed as it is.
+        print_json_items([e.json if type(e) is ListedRow and type(e.json) is bytes else _entry_json(name, e, verdict)
+                          for name, e, verdict in listed])
         return 0
     hosts = any(e.host for _n, e, _v in listed)
     rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]

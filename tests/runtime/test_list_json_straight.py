@@ -150,3 +150,11 @@ def test_local_iso_is_the_conversion_both_ways_in_every_zone(zone: str, local_zo
 def test_the_path_prefix_writes_what_str_of_the_joined_path_writes(root: str) -> None:
     for name in ("k.json", "exp-1.json", "caf\u00e9.json", "\udcff.json"):
         assert path_prefix(Path(root)) + name == str(Path(root) / name)
+
+
+@CI
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", "e"]), st.sampled_from([0.0, 1.5, -2.0, 1e9])), max_size=12, unique_by=lambda t: t[0]))
+def test_rows_are_sorted_newest_first_then_by_key_either_way(rows: list[tuple[str, float]]) -> None:
+    """``list``'s two sorts on a directory's straight rows give the order ``_sort_key`` gives."""
+    listed = [ListedRow(key, "completed", updated, b"") for key, updated in rows]
+    assert list_command._sorted(list(listed)) == sorted(listed, key=list_command._sort_key)

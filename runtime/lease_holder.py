@@ -44,7 +44,7 @@ def _not_comparable(holder: LeaseHolder, me: LeaseHolder) -> str | None:
     if holder.hostname is None:
         return "the lease records no hostname"
     if holder.hostname != me.hostname:
-        return f"it was taken on {holder.hostname}, not on this host ({me.hostname})"
+        return f"that is not this host ({me.hostname})"
     if holder.boot_id is None or holder.pid_ns is None or holder.uid is None:
         return "the lease records no boot id, PID namespace or user (an older agent took it)"
     if me.boot_id is None or me.pid_ns is None or me.uid is None:

@@ -139,7 +139,7 @@ def _crafted_lease(**changed: object) -> dict:
 
 
 NOT_TAKEN = {
-    "another hostname": ({"hostname": "elsewhere"}, "it was taken on elsewhere, not on this host"),
+    "another hostname": ({"hostname": "elsewhere"}, "not taken over: that is not this host ("),
     "another boot": ({"boot_id": "00000000-0000-0000-0000-000000000000"}, "boot id differs"),
     "an older agent's": ({"boot_id": None, "pid_ns": None, "start_ticks": None, "start_time": None, "uid": None}, "an older agent took it"),
 }

@@ -90,7 +90,7 @@ def test_refusals_say_why():
         return verdict.reason
 
     assert judge_holder(dead, me=ME, probe=lambda pid: gone).reason == "pid 4343: no such process"
-    assert "not on this host (gpu1)" in reason(dataclasses.replace(dead, hostname="gpu2"))
+    assert reason(dataclasses.replace(dead, hostname="gpu2")) == "that is not this host (gpu1)"
     assert "boot id differs" in reason(dataclasses.replace(dead, boot_id="boot-b"))
     assert "another PID namespace" in reason(dataclasses.replace(dead, pid_ns="pid:[2]"))
     assert "another user (uid 0)" in reason(dataclasses.replace(dead, uid=0))

@@ -218,8 +218,12 @@ def end_at_once(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a pipe closed early (head), or a stream already closed
+        except (BrokenPipeError, ValueError):  # a reader that stopped early (head), as _run takes it; a closed stream
             pass
+        except OSError as exc:  # a full disk: said, and not a success (the teardown's own flush said it with 120)
+            code = code or EXIT_ERROR
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"expwatch: cannot write the output: {exc.strerror or exc}\n")
     os._exit(code)
 
 

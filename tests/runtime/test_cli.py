@@ -262,6 +262,11 @@ def test_a_listing_run_as_a_process_ends_at_once_with_all_its_output(populated: 
     assert shown(json.loads(done.stdout)) == shown(json.loads(out))
     table = expwatch("list", "--state-dir", populated, env=buffered)
     assert table.returncode == 0 and len(table.stdout.splitlines()) == 1 + len(json.loads(out))  # a text stream's buffer too
+    empty = populated.parent / "empty"
+    empty.mkdir()
+    with open("/dev/full", "w") as full:  # one line, still buffered at the end: its failed flush is an error, not a success
+        lost = subprocess.run(cli_argv("list", "--state-dir", empty), env=buffered, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert lost.returncode != 0 and "cannot write the output: No space left on device" in lost.stderr
     refused = expwatch("list", "--status", "weird", "--state-dir", populated)
     assert refused.returncode == EXIT_USAGE and "unknown status weird" in refused.stderr
     reader = subprocess.Popen(cli_argv("list", "--json", "--state-dir", populated), env=buffered,

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + FIRST_SCREEN_WAIT_S
     for source in reading:
         source.wait_first_screen(max(0.0, deadline - time.monotonic()))
-    from app import app as dashboard  # Textual loads while the first rows are read
+    from app import app as dashboard  # Textual loads (a first screen not in by now is read on meanwhile)
 
     options = dashboard.DashboardOptions(
         sources=tuple(sources),

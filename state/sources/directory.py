@@ -184,9 +184,10 @@ class DirectorySource:
 
     def initial_batches(self, batch: int = FIRST_SCAN_BATCH) -> Iterator[Delta]:
         ahead, self._first_screen = self._first_screen, None
+        shown, self._first_shown = self._first_shown, False
         # The first batch is a screenful or two: the first rows show before 500 files are read.
         rest, delta = ahead.result() if ahead is not None else self._read_first_batch(min(FIRST_SCREEN_BATCH, batch))
-        if not self._first_shown:
+        if not shown:
             yield delta
         for start in range(0, len(rest), batch):
             with self._lock:

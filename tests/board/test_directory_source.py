@@ -50,6 +50,10 @@ def test_a_first_screen_read_ahead_and_shown_is_not_brought_again(tmp_path: Path
     keys = [k for d in [first, *later] for k in d.upserts]
     assert sorted(keys) == ["broken", "lem-interrupted", "sweep-alive", "sweep-dead", "sweep-done", "sweep-failed"]
     assert not source.reconcile()
+    # A first scan made again (a new store) brings every file: the batch handed over once is not skipped twice.
+    source.store.entries.clear()
+    source.store._sigs.clear()
+    assert sum(len(d.upserts) for d in source.initial_batches(batch=2)) == 6
 
 
 def test_a_first_screen_read_ahead_but_not_taken_starts_the_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

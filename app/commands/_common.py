@@ -196,52 +196,32 @@ def print_json(value: object) -> None:
     """``print(dump_json(value))`` straight to stdout's bytes: the text is printable ASCII already,
     so it skips the printable-stream pass (40 ms of a 10,000-experiment ``list --json``).
 
-    A long list is written ``JSON_CHUNK`` items at a time, the same bytes as one call gives:
+    A list is written ``JSON_CHUNK`` items at a time, the same bytes as one call gives:
     a 10,000-experiment listing is 15 MB of text, and each fresh megabyte costs the process
-    256 page faults (about 1 ms here); in chunks the same memory serves every write.
+    256 page faults (about 1 ms here); in chunks the same memory serves every write. Its
+    items may come already written, as ``item_bytes`` writes them (``list --json`` writes
+    a row as it reads it).
     """
+    chunks = _item_chunks(value) if type(value) is list and value else iter((_json_bytes(value),))
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:
-        print(dump_json(value))
+        print(b"".join(chunks).decode("ascii"))
         return
     sys.stdout.flush()
-    if type(value) is list and len(value) > JSON_CHUNK:
-        # An indented list is "[", then "\n  " before each item, "," between them, "\n]" at the end.
-        buffer.write(b"[")
-        for start in range(0, len(value), JSON_CHUNK):
-            part = _json_bytes(value[start : start + JSON_CHUNK])
-            buffer.write(part[1:-2] if start == 0 else b"," + part[1:-2])
-        buffer.write(b"\n]\n")
-    else:
-        buffer.write(_json_bytes(value))
-        buffer.write(b"\n")
-    buffer.flush()
-
-
-def item_bytes(value: object) -> bytes:
-    """``value`` as ``print_json`` writes it as an item of a long list: indented one level, no comma."""
-    return _json_bytes([value])[2:-2]  # "[\n" + item + "\n]"
-
-
-def print_json_items(items: list[object]) -> None:
-    """``print_json(items)`` where an item may be given already written, as ``item_bytes`` gives it:
-    the same bytes. Written ``JSON_CHUNK`` items at a time; a run of objects in one ``orjson`` call."""
-    if not any(type(item) is bytes for item in items):
-        print_json(items)
-        return
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:
-        print(b"".join(_item_chunks(items)).decode("ascii"))
-        return
-    sys.stdout.flush()
-    for chunk in _item_chunks(items):
+    for chunk in chunks:
         buffer.write(chunk)
     buffer.write(b"\n")
     buffer.flush()
 
 
+def item_bytes(value: object) -> bytes:
+    """``value`` as ``print_json`` writes it as an item of a list: indented one level, no comma."""
+    return _json_bytes([value])[2:-2]  # "[\n" + item + "\n]"
+
+
 def _item_chunks(items: list[object]) -> Iterator[bytes]:
-    """The text of the non-empty list ``items`` (see ``print_json_items``) in pieces, without its last newline."""
+    """The text of the non-empty list ``items`` (see ``print_json``) in pieces, without its last newline;
+    a run of objects in one ``orjson`` call."""
     lead = b"[\n"
     for start in range(0, len(items), JSON_CHUNK):
         parts: list[bytes] = []

@@ -8,7 +8,7 @@ from operator import attrgetter
 from datetime import datetime
 from typing import Any
 
-from app.commands._common import age_of, open_sources, print_json_items, table
+from app.commands._common import age_of, open_sources, print_json, table
 from app.commands._list_json import ListedRow, broken_json, listed_reader, record_json, verdict_json
 from state.record import BrokenRecord, Entry, ExperimentRecord, StateFormat
 from state.sources import DirectorySource
@@ -148,9 +148,7 @@ def _list(args: argparse.Namespace) -> int:
             entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
-        # A row written as it was read (``written``) is printed as it is.
-        print_json_items([e.json if type(e) is ListedRow and type(e.json) is bytes else _entry_json(name, e, verdict)
-                          for name, e, verdict in listed])
+        print_json([_entry_json(name, e, verdict) for name, e, verdict in listed])
         return 0
     hosts = any(e.host for _n, e, _v in listed)
     rows = [["SOURCE"] * several + ["HOST"] * hosts + ["ID", "STATUS", "RUNS", "PROCS", "AGE", "FORMAT"]]

@@ -88,7 +88,7 @@ def test_a_long_list_is_printed_in_chunks_as_the_same_bytes(count: int, capsys, 
 @pytest.mark.parametrize("written", ["none", "all", "even", "odd"])
 @pytest.mark.parametrize("buffered", [True, False])
 def test_a_list_with_items_given_written_prints_the_same_bytes(count: int, written: str, buffered: bool, capsys, monkeypatch):
-    """``print_json_items``: any mix of objects and items given as ``item_bytes`` wrote them, across
+    """``print_json``: any mix of objects and items given as ``item_bytes`` wrote them, across
     chunk ends, to a stream with or without a byte buffer: what ``print_json`` prints for the objects."""
     import io
 
@@ -98,7 +98,7 @@ def test_a_list_with_items_given_written_prints_the_same_bytes(count: int, writt
     items = [_common.item_bytes(v) if pick(i) else v for i, v in enumerate(value)]
     if not buffered:
         monkeypatch.setattr("sys.stdout", io.StringIO())
-    _common.print_json_items(items)
+    _common.print_json(items)
     out = capsys.readouterr().out if buffered else sys.stdout.getvalue()
     assert out == dump_json(value) + "\n"
 

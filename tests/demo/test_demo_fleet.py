@@ -164,22 +164,54 @@ async def test_fleet_dashboard_on_the_running_demo_shows_hosts_and_their_gpus(sh
     assert list(short_tmp.iterdir()) == []
 
 
+#: What the fleet demo starts: its server, an agent per host, and each host's runners by id.
+_FLEET_ROLES = frozenset(
+    {"redis-server", "agent gpu-a", "agent gpu-b", "agent lab-1"}
+    | {f"run {i}" for i in ("live-sweep", "killed-sweep", "quick-baseline", "long-sweep", "oom-sweep", "ctrl-c-sweep", "lab-protocol", "calibration")}
+)
+
+
+def _role(cmdline: str) -> str | None:
+    """Which of ``_FLEET_ROLES`` a process is, from its command line (a launcher's wrapper counts as what it runs)."""
+    if "redis-server" in cmdline:
+        return "redis-server"
+    if (m := re.search(r" -m app\.cli agent .* --host-name (\S+)", cmdline)) is not None:
+        return f"agent {m[1]}"
+    if (m := re.search(r" -m app\.cli run .* --id (\S+)", cmdline)) is not None:
+        return f"run {m[1]}"
+    return None
+
+
 def _start_fleet_demo(short_tmp: Path, output: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """The headless fleet demo for 600 s, once its server, agents and runners have all started."""
+    """The headless fleet demo for 600 s, once its server, agents and runners have each been seen running.
+
+    Each is waited for by what it is, and every process seen counts even if it has ended
+    since: a count of those alive at one moment took the runners' workers for runners, and
+    on a loaded machine a quick runner may end before the last host's runners start."""
     env = dict(os.environ, TMPDIR=str(short_tmp))
     demo = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "demo", "--fleet", "--headless", "--seconds", "600"],
         cwd=ROOT, env=env, stdout=output, stderr=output, text=True,
     )
+    seen: dict[int, str] = {}  # pid -> "pid: cmdline", as first seen
+    roles: set[str] = set()
     deadline = time.monotonic() + 120
-    while len(_processes_mentioning(str(short_tmp))) < 1 + 3 + 8 and time.monotonic() < deadline and demo.poll() is None:
+    while time.monotonic() < deadline and demo.poll() is None:
+        for line in _processes_mentioning(str(short_tmp)):
+            seen.setdefault(int(line.split(":")[0]), line)  # the runners' workers too: none may be left either
+            if (role := _role(line)) is not None:
+                roles.add(role)
+        if roles >= _FLEET_ROLES:
+            return demo, list(seen.values())
         time.sleep(0.2)
-    started = _processes_mentioning(str(short_tmp))
-    if len(started) < 1 + 3 + 8:
-        demo.kill()
-        demo.wait()
-        raise AssertionError(f"the demo started only {started}")
-    return demo, started
+    missing = sorted(_FLEET_ROLES - roles)
+    ended = demo.poll()
+    demo.kill()
+    out, err = demo.communicate()
+    raise AssertionError(
+        f"the demo never started {missing} (it {'exited ' + str(ended) if ended is not None else 'was still running'}); "
+        f"seen: {list(seen.values())}; its output: {(out or '')[-2000:]}{(err or '')[-2000:]}"
+    )
 
 
 @needs_redis

@@ -109,7 +109,10 @@ class ResumeSpec(_Model):
 
 
 class EnergyInfo(_Model):
-    """GPU energy counters (millijoules) at start and at the last sample."""
+    """GPU energy counters (millijoules) per GPU: ``latest_mj - start_mj`` is what it used.
+
+    A resumed experiment's runner moves each start back by what earlier attempts used,
+    so that the time between attempts is not counted (``runtime.runner.energy``)."""
 
     gpu_ids: list[int] = Field(default_factory=list)
     start_mj: dict[str, int] = Field(default_factory=dict)

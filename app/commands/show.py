@@ -97,14 +97,48 @@ def _study_lines(model: StudyManifest, study_dir: Path) -> list[str]:
     return lines
 
 
-def _show_from_reader(args: argparse.Namespace, source: Any) -> int:
-    """A source that is not a state directory (an MLtraq database): its inspector's read, as JSON or lines."""
+def _reader_key(source: Any, ident: str) -> str:
+    """The row key of ``ident`` (a key, an experiment id, or a hub row's file key) in a scanned source."""
     from app.cli import CommandError
-    from runtime.exit_codes import EXIT_NOT_FOUND
+    from runtime.exit_codes import EXIT_ERROR, EXIT_NOT_FOUND
 
-    snap = source.snapshot_reader().read(args.id)
+    entries = source.entries()
+    if ident in entries and not entries[ident].broken:
+        return ident
+    matches = sorted(
+        k for k, e in entries.items() if not e.broken and ident in (e.experiment_id, k.rsplit("/", 1)[-1])
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise CommandError(f"several experiments are called {ident!r}: {', '.join(matches)}; give one of these keys",
+                           EXIT_NOT_FOUND)
+    whole = Path(source.location).name  # an unreadable database is one broken row named after it
+    for k, e in entries.items():
+        if e.broken and k in (ident, whole):
+            raise CommandError(f"cannot read {ident if k == ident else source.location}: {e.reason}", EXIT_ERROR)
+    raise CommandError(f"no experiment {ident!r} in {source.location}", EXIT_NOT_FOUND)
+
+
+def _show_from_reader(args: argparse.Namespace, source: Any) -> int:
+    """A source that is not a state directory (an MLtraq database, a hub): its inspector's read, as JSON or lines."""
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_ERROR
+    from state.hub.connection import HubError
+
+    try:
+        source.reconcile()  # the rows, as `list` reads them: a hub's are only known from a scan
+    except HubError as exc:
+        raise CommandError(str(exc), EXIT_ERROR) from None
+    key = _reader_key(source, args.id)
+    reader = source.snapshot_reader()
+    try:
+        snap = reader.read(key)
+    finally:
+        if (close := getattr(reader, "close", None)) is not None:
+            close()
     if snap.model is None or snap.record is None:
-        raise CommandError(snap.reason or f"cannot read {args.id}", EXIT_NOT_FOUND)
+        raise CommandError(f"cannot read {args.id}: {snap.reason or 'no state'}", EXIT_ERROR)
     record = snap.record
     if args.json:
         print(json.dumps({**record_json(record, None), "state": snap.model.model_dump(mode="json")}, indent=2, default=str))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from app.screens.inspector import InspectorScreen
 from app.screens.inspector.overview import overview_sections
 from runtime.liveness import LocalProbe
 from tests.dashboard.helpers import wait_for
-from tests.hub.fleet import start_agent
+from tests.hub.fleet import finished_experiment, start_agent
 from tests.hub.redis_server import RedisServer
 from tests.runtime.helpers import expwatch, write_study
 
@@ -55,3 +57,35 @@ async def test_the_inspector_shows_a_hub_rows_shared_state(redis_server: RedisSe
         shared = next(s for s in sections if s.title == "Shared run state (run.shared)")
         assert shared.rows == (("done", "3"), ("line", "a b"), ("sample_id", "s123"))
         assert not app.worker_failures
+
+
+def _published(url: str, key: str) -> bool:
+    listed = expwatch("list", "--json", "--source", url)
+    return listed.returncode == 0 and any(o.get("key") == key for o in json.loads(listed.stdout or "[]"))
+
+
+def test_show_on_a_hub_finds_a_row_by_id_or_key_and_names_the_keys_of_an_id_two_hosts_share(
+    redis_server: RedisServer, processes: list[subprocess.Popen], tmp_path: Path
+):
+    for host in ("gpu7", "gpu8"):
+        remote = tmp_path / host / "remote"
+        remote.mkdir(parents=True)
+        finished_experiment(remote, "train")
+        if host == "gpu7":
+            finished_experiment(remote, "eval")
+        processes.append(start_agent(redis_server.url, remote, host, tmp_path / f"{host}.log"))
+    deadline = time.monotonic() + 30
+    while not all(_published(redis_server.url, k) for k in ("gpu7/remote/eval", "gpu8/remote/train")):
+        assert time.monotonic() < deadline, "the agents never published"
+        time.sleep(0.3)
+    shown = expwatch("show", "eval", "--json", "--source", redis_server.url)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"]["experiment_id"] == "eval"
+    by_key = expwatch("show", "gpu8/remote/train", "--source", redis_server.url)
+    assert by_key.returncode == 0, by_key.stderr
+    assert by_key.stdout.startswith("experiment   train") and "status       completed" in by_key.stdout
+    both = expwatch("show", "train", "--source", redis_server.url)
+    assert both.returncode == 3
+    assert both.stderr == "expwatch: several experiments are called 'train': gpu7/remote/train, gpu8/remote/train; give one of these keys\n"
+    missing = expwatch("show", "nope", "--source", redis_server.url)
+    assert (missing.returncode, missing.stderr) == (3, f"expwatch: no experiment 'nope' in {redis_server.url}\n")

@@ -41,8 +41,16 @@ def test_show_json_has_every_runs_fields_and_the_codelog(capsys):
 
 def test_show_unknown_experiment_and_a_non_mltraq_database_exit_not_found(tmp_path: Path, capsys):
     assert main(["show", "nope", "--source", str(DATA / "runs.db")]) == 3
-    assert "no experiment named nope" in capsys.readouterr().err
+    assert "no experiment 'nope' in" in capsys.readouterr().err
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)")
     assert main(["list", "--source", str(other)]) == 3
     assert "not MLtraq's" in capsys.readouterr().err
+
+
+def test_show_on_a_database_that_cannot_be_read_is_an_error_not_a_miss(tmp_path: Path, capsys):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    assert main(["show", "values", "--source", str(garbage)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"expwatch: cannot read {garbage}: ") and "Traceback" not in err

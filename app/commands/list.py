@@ -140,6 +140,8 @@ def _list(args: argparse.Namespace) -> int:
             source.reconcile()  # one full pass: the batches the dashboard shows as they come only cost a second one
         except HubError as exc:
             raise CommandError(str(exc), EXIT_ERROR) from None
+        except OSError as exc:  # the directory itself: its files' errors are broken rows
+            raise CommandError(f"cannot read {source.location}: {exc.strerror or exc}", EXIT_ERROR) from None
         entries = _sorted(list(source.entries().values()))
         if wanted is not None:
             entries = [e for e in entries if e.status in wanted or ("stale" in wanted and e.status == "running")]

@@ -125,22 +125,27 @@ def store_errors() -> Iterator[None]:
     """Store and action errors as one-line command errors with their exit codes."""
     try:
         yield
-    except ExperimentNotFound as exc:
-        raise CommandError(str(exc), EXIT_NOT_FOUND) from None
-    except _refusals() as exc:
-        raise CommandError(str(exc), EXIT_REFUSED) from None
-    except ConflictError as exc:
-        raise CommandError(str(exc), EXIT_CONFLICT) from None
-    except LockTimeout as exc:
-        raise CommandError(f"{exc} (another expwatch is writing it)", EXIT_CONFLICT) from None
-    except BrokenExperimentError as exc:
-        raise CommandError(f"unreadable: {exc}", EXIT_ERROR) from None
-    except StoreError as exc:
-        raise CommandError(str(exc), EXIT_ERROR) from None
-    except PermissionError as exc:
-        raise CommandError(f"permission denied: {exc.filename or exc}", EXIT_REFUSED) from None
-    except UnsafePathError as exc:  # a sidecar that is a symlink, a path that leaves the directory
-        raise CommandError(str(exc), EXIT_REFUSED) from None
+    except (StoreError, LockTimeout, PermissionError, UnsafePathError, *_refusals()) as exc:
+        raise command_error(exc) from None
+
+
+def command_error(exc: Exception) -> CommandError:
+    """The one-line command error, with its exit code, for a store or action error."""
+    if isinstance(exc, ExperimentNotFound):
+        return CommandError(str(exc), EXIT_NOT_FOUND)
+    if isinstance(exc, _refusals()):
+        return CommandError(str(exc), EXIT_REFUSED)
+    if isinstance(exc, ConflictError):
+        return CommandError(str(exc), EXIT_CONFLICT)
+    if isinstance(exc, LockTimeout):
+        return CommandError(f"{exc} (another expwatch is writing it)", EXIT_CONFLICT)
+    if isinstance(exc, BrokenExperimentError):
+        return CommandError(f"unreadable: {exc}", EXIT_ERROR)
+    if isinstance(exc, PermissionError):
+        return CommandError(f"permission denied: {exc.filename or exc}", EXIT_REFUSED)
+    if isinstance(exc, UnsafePathError):  # a sidecar that is a symlink, a path that leaves the directory
+        return CommandError(str(exc), EXIT_REFUSED)
+    return CommandError(str(exc), EXIT_ERROR)
 
 
 def report_done(line: str, journal_error: str | None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from app.commands._common import add_read_only_argument, report_done, state_dir, store_errors
+from app.commands._common import add_read_only_argument, command_error, report_done, state_dir, store_errors
 from state.store import StateStore
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.id) == bool(args.all):
         raise CommandError("give an experiment id or --all (not both)", EXIT_USAGE)
+    if args.all and args.force:
+        raise CommandError("--force marks one experiment at a time: give its id, not --all", EXIT_USAGE)
     store = StateStore(state_dir(args), read_only=args.read_only)
     if args.dry_run and store.read_only:
         what = "clean up stale experiments" if args.all else f"mark {args.id} stale"
@@ -59,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
                 outcome = execute_cleanup(store, plan)
                 for result in outcome.done:
                     code = max(code, report_done(_done_line(result), result.journal_error))
-                for skipped in outcome.skipped:
+                for skipped in outcome.skipped:  # each is said; the exit code is the worst refusal's
                     print(f"{skipped.plan.experiment_id}: left as it was ({skipped.reason})")
+                    code = max(code, command_error(skipped.error).code if skipped.error is not None else EXIT_REFUSED)
             if not plan:
                 print(plan.refusal)
             return code

@@ -14,7 +14,7 @@ user was never shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -273,6 +273,8 @@ class CleanupPlan:
 class Skipped:
     plan: StalePlan
     reason: str
+    error: Exception | None = field(default=None, compare=False)
+    """What refused it, for the caller's exit code."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,7 @@ def execute_cleanup(store: StateStore, plan: CleanupPlan) -> CleanupResult:
         try:
             done.append(execute_mark_stale(store, mark))
         except (StoreError, LockTimeout) as exc:
-            skipped.append(Skipped(mark, str(exc)))
+            skipped.append(Skipped(mark, str(exc), exc))
     return CleanupResult(tuple(done), tuple(skipped))
 
 

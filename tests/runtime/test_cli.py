@@ -170,6 +170,20 @@ def test_mark_stale_command(populated: Path, capsys):
     assert [e["action"] for e in journal(populated)] == ["mark-stale"]
 
 
+def test_mark_stale_all_that_left_one_as_it_was_exits_non_zero_and_force_needs_an_id(populated: Path, capsys):
+    sidecar = populated / ".expwatch"
+    sidecar.mkdir(exist_ok=True)
+    (sidecar / "journal.jsonl").symlink_to(populated / "elsewhere.jsonl")  # refused: never written through a link
+    before = (populated / "native-dead.json").read_bytes()
+    code, out, _ = cli(capsys, "mark-stale", "--all", "--state-dir", populated)
+    assert code == EXIT_REFUSED
+    assert out.startswith("native-dead: left as it was (") and "journal.jsonl: it is a symlink" in out
+    assert (populated / "native-dead.json").read_bytes() == before
+    code, _, err = cli(capsys, "mark-stale", "--all", "--force", "--state-dir", populated)
+    assert code == EXIT_USAGE and "--force marks one experiment at a time" in err
+    assert (populated / "native-dead.json").read_bytes() == before
+
+
 def test_resume_dry_run_output_and_refusals(populated: Path, capsys):
     code, out, _ = cli(capsys, "resume", "native-dead", "--dry-run", "--state-dir", populated)
     assert code == 0

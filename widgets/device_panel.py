@@ -34,6 +34,18 @@ class DevicePanel(TextPanel):
         self.show_text(render_devices(snapshots, errors, fmt.theme_colours(self.app.theme_variables), now))
 
 
+def ages_change_in(snapshots: Sequence[DeviceSnapshot], now: datetime) -> float | None:
+    """Seconds until one of the devices' ages reads differently (None: no device)."""
+    return fmt.durations_change(
+        ((now - _aware(dev.updated_at)).total_seconds() for snap in snapshots for dev in snap.devices),
+        ((now - _aware(dev.updated_at)).total_seconds() + 1.0 for snap in snapshots for dev in snap.devices),
+    )
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.astimezone()
+
+
 def _details(details: Mapping[str, object]) -> str:
     parts = []
     for key, value in details.items():
@@ -68,7 +80,6 @@ def _device_line(dev: DeviceState, colours: Mapping[str, str], now: datetime) ->
     out.append(f"{dev.name:<15.15} ", style="bold")
     out.append(f"{dev.status.value:<10} ", style=colours.get(colour, ""))
     detail = dev.error if dev.error else _details(dev.details)
-    updated = dev.updated_at if dev.updated_at.tzinfo else dev.updated_at.astimezone()
-    out.append(f"{fmt.age(now, updated):>5} ", style=colours.get("$text-muted", ""))
+    out.append(f"{fmt.age(now, _aware(dev.updated_at)):>5} ", style=colours.get("$text-muted", ""))
     out.append(detail, style=colours.get("$error", "") if dev.error else "")
     return out

@@ -121,7 +121,7 @@ class TextPanel(ScrollView):
             return Strip.blank(width, base)
         strip = self._strips.get(n)
         if strip is None or strip.cell_length != width:
-            text = self._line_text(n)
+            text = self._line_text(n).copy()  # the line's own Text may be kept by whoever made it: never cut that
             text.no_wrap, text.overflow = True, "ellipsis"
             text.truncate(width, overflow="ellipsis")
             strip = Strip(list(text.render(self.app.console))).crop_extend(0, width, base).apply_style(base)

@@ -26,7 +26,7 @@ from textual.widgets import Input
 from state.board import ALL_SORTS, SORTS, Board, BoardRow, Redraw
 from state.record import ExperimentRecord
 from state.text import printable
-from widgets.device_panel import DevicePanel
+from widgets.device_panel import DevicePanel, ages_change_in
 from widgets.experiment_table import ExperimentTable
 from widgets.gpu_panel import GpuPanel
 from widgets.key_footer import KeyFooter
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from app.app import ExpwatchApp
 
 ORDER_SECONDS = 0.25
+#: The devices' ages are drawn again when their text changes: at the latest after this long, a little after the change.
+AGES_MAX_SECONDS = 60.0
+AGES_LATE_SECONDS = 0.01
 
 KEY_HELP = (
     ("↑/↓ j/k", "move (PgUp/PgDn, Home/End)"),
@@ -113,6 +116,8 @@ class MainScreen(Screen[None]):
         self._order_cost = 0.0
         self._order_done_at = 0.0
         self._order_timer: Timer | None = None
+        #: Draws the devices again when one of their ages would read differently.
+        self._devices_timer: Timer | None = None
         #: The filter box, once the first ``/`` mounted it.
         self._filter_box: Input | None = None
 
@@ -305,8 +310,16 @@ class MainScreen(Screen[None]):
         self.query_one(StatusHeader).show_counts(self.board.visible_counts, note)
 
     def _show_devices(self) -> None:
+        """The devices as published, drawn again when one of their ages would read differently."""
         snapshots, errors = self.board.all_devices()
-        self.query_one(DevicePanel).show(snapshots, errors, self.clock())
+        now = self.clock()
+        self.query_one(DevicePanel).show(snapshots, errors, now)
+        if self._devices_timer is not None:
+            self._devices_timer.stop()
+            self._devices_timer = None
+        due = ages_change_in(snapshots, now)
+        if due is not None:
+            self._devices_timer = self.set_timer(min(due, AGES_MAX_SECONDS) + AGES_LATE_SECONDS, self._show_devices)
 
     def _theme_changed(self, _theme: object) -> None:
         """The panels' lines carry the theme's colours: draw them again (a GPU sample that shows

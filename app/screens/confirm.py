@@ -147,7 +147,7 @@ class HelpScreen(Dialog[None]):
             body.add_row(Text(key), Text(text))
         if self.read_only:
             body.add_row(Text(""), Text(""))
-            body.add_row(Text(""), Text("Read-only observer mode: resume, mark stale and clean up are disabled."))
+            body.add_row(Text(""), Text("Read-only observer mode: resume, mark stale, stop and clean up are off."))
         with Vertical(id="dialog"):
             yield Label(Content(self.title_text), id="dialog-title")
             with VerticalScroll(id="dialog-body"):

@@ -63,6 +63,8 @@ KEY_HELP = (
 )
 
 MUTATING_ACTIONS = frozenset({"resume", "mark_stale", "stop", "cleanup"})
+#: The keys of ``KEY_HELP`` that change something: an observer's help does not list them.
+MUTATING_KEYS = frozenset({"R", "S", "K", "C"})
 
 #: The board's sort for each column of the experiments table.
 SORT_OF_COLUMN = {"age": "updated", **{mode: mode for mode in ALL_SORTS if mode != "updated"}}
@@ -389,7 +391,8 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         from app.screens.confirm import HelpScreen
 
-        self.app.push_screen(HelpScreen(KEY_HELP, self.read_only))
+        rows = [row for row in KEY_HELP if not (self.read_only and row[0] in MUTATING_KEYS)]
+        self.app.push_screen(HelpScreen(rows, self.read_only))
 
     async def action_filter(self) -> None:
         box = self._filter_box

@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+from app.screens.confirm import HelpScreen
 from state.native import ExperimentDoc
 from state.transitions import ExperimentStatus
 from state.store import StateStore
@@ -258,6 +259,12 @@ async def test_read_only_hides_and_refuses_and_writes_nothing(state_dir: Path):
             # Pressing the keys does nothing; calling the actions in code refuses.
             await pilot.press("S", "R", "K", "C")
             assert app.screen is app.screen_stack[0]
+            await pilot.press("question_mark")  # the help lists only what an observer can do
+            help_screen = app.screen
+            assert isinstance(help_screen, HelpScreen)
+            assert [key for key, _ in help_screen.rows if key in {"R", "S", "K", "C"}] == []
+            assert "enter" in {key for key, _ in help_screen.rows}
+            await pilot.press("escape")
             app.request_mark_stale("sweep-dead")
             app.request_resume("lem-interrupted")
             app.request_cleanup()

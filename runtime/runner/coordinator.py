@@ -550,7 +550,13 @@ class Coordinator:
         for key, info in self.doc.processes.items():
             worker = self.workers.get(info.process_index)
             held = len(worker.outstanding) if worker is not None and worker.open else 0
-            info.runs_total = info.runs_done + info.runs_failed + held + shares.get(info.process_index, 0)
+            counted = info.runs_done + info.runs_failed + held
+            if (self.stopping or not live) and self.pending:
+                # Stopping, or runs left to no one: each process keeps the share it had (as a killed
+                # one's file does), never a total that reads as all its runs done.
+                info.runs_total = max(info.runs_total, counted)
+            else:
+                info.runs_total = counted + shares.get(info.process_index, 0)
 
     def _refresh_energy(self) -> None:
         if self._energy is None or self.doc.energy is None:

@@ -80,6 +80,10 @@ def test_a_real_runner_stopped_with_expwatch_stop_is_left_interrupted(tmp_path: 
     assert doc is not None and doc.status is ExperimentStatus.INTERRUPTED
     assert doc.error_message.startswith("interrupted by SIGINT")
     assert all(r.status in (RunStatus.COMPLETED, RunStatus.PENDING) for r in doc.runs)
+    # Its processes keep the shares they had: none reads as if all its runs were done.
+    done = sum(r.status is RunStatus.COMPLETED for r in doc.runs)
+    assert done < 60 and sum(p.runs_done for p in doc.processes.values()) == done
+    assert all(p.runs_total > p.runs_done for p in doc.processes.values()), doc.processes
     [entry] = [e for e in journal(state_dir) if e["action"] == "stop"]
     assert entry["experiment"] == "live" and entry["reason"].startswith("SIGINT to coordinator pid")
     # Now it has stopped, another stop is refused (exit 4) with the reason.

@@ -96,10 +96,11 @@ def open_store(args: argparse.Namespace, *, read_only: bool) -> StateStore:
     return StateStore(state_dir(args), read_only=read_only)
 
 
-def open_sources(args: argparse.Namespace, *, read_only: bool = True) -> list[Source]:
-    """Every ``--source`` opened (each must exist), with labels unique across them."""
+def open_sources(args: argparse.Namespace, *, read_only: bool = True, positional: list[str] | None = None) -> list[Source]:
+    """Every source given (``positional`` ones, then each ``--source``) opened, each must exist,
+    with labels unique across them."""
     try:
-        return opening.open_sources(resolve_sources(args), read_only=read_only)
+        return opening.open_sources(resolve_sources(args, positional), read_only=read_only)
     except SourceError as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from None
 

@@ -10,18 +10,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from state.sources import Source
 
 NAME = "snapshot"
 HELP = "print the dashboard's experiments table as text or Markdown (no terminal needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", nargs="?", type=Path, help="state directory")
+    parser.add_argument(
+        "directories", nargs="*", metavar="SOURCE",
+        help="state directories (or other sources), shown in one table (default: $EXPWATCH_STATE_DIR or ./.state)",
+    )
     parser.add_argument("--md", action="store_true", help="Markdown table")
     parser.add_argument("--width", type=int, default=160, help="screen width the columns are laid out for")
 
 
-async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[str]], str, str]:
+def _shown(spec: str) -> str:
+    """``spec`` as the header names it: a path as ``Path`` prints it, a URL as typed."""
+    return spec if "://" in spec else str(Path(spec))
+
+
+async def _collect(sources: list[Source], specs: list[str], width: int) -> tuple[list[str], list[list[str]], str, str]:
     from app.app import DashboardOptions, ExpwatchApp
     from state.text import printable
     from widgets.device_panel import DevicePanel
@@ -29,7 +41,8 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
     from widgets.gpu_panel import GpuPanel
     from widgets.status_header import StatusHeader
 
-    app = ExpwatchApp(DashboardOptions(sources=(state_dir,), read_only=True, watch=False, gpus=True, refresh=0.2))
+    options = DashboardOptions(sources=tuple(specs), opened=tuple(sources), read_only=True, watch=False, gpus=True, refresh=0.2)
+    app = ExpwatchApp(options)
     async with app.run_test(size=(width, 50)) as pilot:
         deadline = asyncio.get_running_loop().time() + 120
         while not app.scan_complete and app.is_running and asyncio.get_running_loop().time() < deadline:
@@ -57,13 +70,15 @@ async def _collect(state_dir: Path, width: int) -> tuple[list[str], list[list[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import resolve_state_dir
-    from app.commands._common import require_directory
+    from app.cli import resolve_sources
+    from app.commands._common import open_sources
 
-    state_dir = require_directory(args.directory or resolve_state_dir(args))
-    labels, rows, head, extra = asyncio.run(_collect(state_dir, args.width))
+    specs = resolve_sources(args, args.directories)
+    sources = open_sources(args, positional=args.directories)  # each must name something readable, as `list` asks
+    labels, rows, head, extra = asyncio.run(_collect(sources, specs, args.width))
+    where = "  ".join(_shown(s) for s in specs)
     if args.md:
-        print(f"**{state_dir}**: {head or 'no experiments'}\n")
+        print(f"**{where}**: {head or 'no experiments'}\n")
         print("| " + " | ".join(labels) + " |")
         print("|" + "|".join("---" for _ in labels) + "|")
         for row in rows:
@@ -72,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             print("\n```\n" + extra + "\n```")
         return 0
     widths = [max(len(labels[i]), *(len(r[i]) for r in rows)) if rows else len(labels[i]) for i in range(len(labels))]
-    print(f"{state_dir}: {head or 'no experiments'}")
+    print(f"{where}: {head or 'no experiments'}")
     print("  ".join(l.ljust(w) for l, w in zip(labels, widths)).rstrip())
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -80,3 +95,4 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(extra)
     return 0
+

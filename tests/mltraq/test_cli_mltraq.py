@@ -54,3 +54,30 @@ def test_show_on_a_database_that_cannot_be_read_is_an_error_not_a_miss(tmp_path:
     assert main(["show", "values", "--source", str(garbage)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"expwatch: cannot read {garbage}: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("form", ["positional", "--source"])
+def test_snapshot_shows_every_source_a_state_directory_and_an_mltraq_database(form: str, tmp_path: Path, capsys):
+    """Every source given is in the one table, each row with its source; none but the first was (and an
+    MLtraq database was refused as "not a directory")."""
+    from tests.hardening.helpers import write_lem
+
+    state = tmp_path / "s1"
+    state.mkdir()
+    write_lem(state, "exp-running", status="running")
+    specs = [str(state), str(DATA / "runs.db")]
+    argv = ["snapshot", *specs] if form == "positional" else ["snapshot", *(a for s in specs for a in ("--source", s))]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    head, labels, *rows = out.split("\n\n")[0].splitlines()
+    assert head.startswith(f"{state}  {DATA / 'runs.db'}: ")
+    assert labels.split()[:2] == ["source", "experiment"]
+    shown = {(r.split()[0], r.split()[1]) for r in rows}
+    assert shown == {("s1", "exp-running")} | {("runs.db", k) for k in EXPECTED["runs.db"]}
+
+
+def test_snapshot_of_an_mltraq_database_alone(capsys):
+    assert main(["snapshot", "--md", str(DATA / "runs.db")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"**{DATA / 'runs.db'}**: ") and "no experiments" not in out
+    assert {line.split(" | ")[0].removeprefix("| ") for line in out.splitlines()[4:] if line.startswith("| ")} == set(EXPECTED["runs.db"])

@@ -156,6 +156,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
         self._first_frame = threading.Event()
         self._records_for_threads: tuple[ExperimentRecord, ...] = ()
         self.worker_failures: list[str] = []
+        #: Each source whose first scan raised, by name, with what it raised (``worker_failures`` has the text too).
+        self.scan_failures: dict[str, BaseException] = {}
         #: The last GPU sample, for a main screen mounted after it came.
         self.latest_gpus: GpuSampled | None = None
         self._source_status: dict[str, str | None] = {}
@@ -339,6 +341,9 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
                     # The next batch is read once the first rows are drawn: both want the GIL.
                     self._first_frame.wait(FIRST_FRAME_WAIT)
                 first = False
+        except Exception as exc:
+            self.scan_failures[source.name] = exc  # before SourceScanned: a reader of scan_complete sees it
+            raise
         finally:
             # Done, or failed (the failure reaches the handler): either way it is not "scanning" any more.
             self.post_message(SourceScanned(source.name))

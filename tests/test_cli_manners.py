@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,47 @@ def test_list_status_stale(tmp_path, capsys):
 def test_gpus_table_fits_80_columns():
     text = render_table(make_gpu_source(8).sample(), {})
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, bad: Path) -> None:
+    """``bad``'s scans fail as a directory without read permission does (chmod does not stop root)."""
+    from state.store import StateStore
+
+    scan = StateStore.scan
+
+    def failing(self, *args, **kwargs):
+        if Path(self.root) == bad:
+            raise PermissionError(13, "Permission denied", str(bad))
+        return scan(self, *args, **kwargs)
+
+    monkeypatch.setattr(StateStore, "scan", failing)
+
+
+@pytest.mark.parametrize("form", ["alone", "beside a readable one"])
+def test_snapshot_of_an_unreadable_directory_says_so_and_fails(form, tmp_path, capsys, monkeypatch):
+    """Never "no experiments" with exit 0: what a source holds is unknown when its scan failed."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for directory in (good, bad):
+        directory.mkdir()
+    study = write_study(tmp_path, MINIMAL_STUDY)
+    make_native(good, study, "readable", status="completed")
+    make_native(bad, study, "hidden", status="completed")
+    _unreadable(monkeypatch, bad.resolve())
+    argv = ["snapshot", str(bad)] if form == "alone" else ["snapshot", str(good), "--source", str(bad)]
+    code, out, err = run_main(argv, capsys)
+    assert code == 1
+    assert err.strip() == f"expwatch: cannot read {bad.resolve()}: PermissionError: [Errno 13] Permission denied: '{bad.resolve()}'"
+    assert out == "" and "no experiments" not in out
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="chmod does not stop root")
+def test_snapshot_of_a_directory_without_read_permission_fails(tmp_path, capsys):
+    state = tmp_path / "private"
+    state.mkdir()
+    state.chmod(0o000)
+    try:
+        code, out, err = run_main(["snapshot", str(state)], capsys)
+    finally:
+        state.chmod(0o700)
+    assert code == 1 and "no experiments" not in out
+    assert f"cannot read {state}" in err and "Permission denied" in err

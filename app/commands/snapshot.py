@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +37,20 @@ def _shown(spec: str) -> str:
     return spec if "://" in spec else str(Path(spec))
 
 
-async def _collect(sources: list[Source], specs: list[str], width: int) -> tuple[list[str], list[list[str]], str, str]:
+def _scan_failed(sources: list[Source], failures: dict[str, BaseException]) -> str | None:
+    """One line naming each source whose scan failed (what it holds is unknown, not empty); None if none did."""
+    said = [
+        f"cannot read {s.location}: {type(failures[s.name]).__name__}: {failures[s.name]}" for s in sources if s.name in failures
+    ]
+    return "; ".join(said) or None
+
+
+async def _collect(
+    sources: list[Source], specs: list[str], width: int
+) -> tuple[list[str], list[list[str]], str, str, list[str]]:
     from app.app import DashboardOptions, ExpwatchApp
+    from app.cli import CommandError
+    from runtime.exit_codes import EXIT_ERROR
     from state.text import printable
     from widgets.device_panel import DevicePanel
     from widgets.experiment_table import ExperimentTable
@@ -47,6 +63,9 @@ async def _collect(sources: list[Source], specs: list[str], width: int) -> tuple
         deadline = asyncio.get_running_loop().time() + 120
         while not app.scan_complete and app.is_running and asyncio.get_running_loop().time() < deadline:
             await pilot.pause(0.05)
+        failed = _scan_failed(sources, app.scan_failures)
+        if failed is not None:
+            raise CommandError(failed, EXIT_ERROR)
         gpu = app.main.query_one(GpuPanel)
         for _ in range(40):  # the first GPU sample, bounded
             if gpu.shown is not None:
@@ -66,7 +85,8 @@ async def _collect(sources: list[Source], specs: list[str], width: int) -> tuple
         gpus = gpu.shown
         devices = app.main.query_one(DevicePanel).shown
         extra = "\n".join(x.plain for x in (gpus, devices) if x is not None)
-    return labels, rows, head, extra
+        failures = list(app.worker_failures)
+    return labels, rows, head, extra, failures
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
     specs = resolve_sources(args, args.directories)
     sources = open_sources(args, positional=args.directories)  # each must name something readable, as `list` asks
-    labels, rows, head, extra = asyncio.run(_collect(sources, specs, args.width))
+    with _quiet_log(getattr(args, "debug", False)):
+        labels, rows, head, extra, failures = asyncio.run(_collect(sources, specs, args.width))
+    for failure in failures:  # the log was quiet (``_quiet_log``): each failed worker still said, in one line
+        print(f"expwatch: {failure}", file=sys.stderr)
     where = "  ".join(_shown(s) for s in specs)
     if args.md:
         print(f"**{where}**: {head or 'no experiments'}\n")
@@ -96,3 +119,18 @@ def run(args: argparse.Namespace) -> int:
         print(extra)
     return 0
 
+
+@contextlib.contextmanager
+def _quiet_log(debug: bool) -> Iterator[None]:
+    """The headless app's error log kept off stderr unless ``--debug``: a failed scan is the command's
+    one-line error (``_scan_failed``), not a traceback before it."""
+    logger = logging.getLogger("expwatch")
+    if debug or logger.handlers:
+        yield
+        return
+    quiet = logging.NullHandler()
+    logger.addHandler(quiet)
+    try:
+        yield
+    finally:
+        logger.removeHandler(quiet)

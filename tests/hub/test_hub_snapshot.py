@@ -1,8 +1,11 @@
-"""``expwatch snapshot`` over a hub beside a state directory."""
+"""``expwatch snapshot`` over a hub beside a state directory, and over a hub that does not answer."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+
+import pytest
 
 from app.cli import main
 from tests.hardening.helpers import write_lem
@@ -23,3 +26,18 @@ def test_snapshot_shows_a_hubs_rows_beside_a_directorys(redis_server: RedisServe
     assert any(r.split()[:2] == ["local", "exp-here"] for r in rows)
     assert sum(r.split()[0] != "local" for r in rows) == len(published), "every published row, under the hub's source"
 
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_snapshot_of_a_hub_that_does_not_answer_fails(tmp_path: Path, capsys):
+    url = f"redis://127.0.0.1:{_closed_port()}"
+    local = tmp_path / "local"
+    local.mkdir()
+    assert main(["snapshot", str(local), "--source", url]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"expwatch: cannot read {url}: HubError: ") and "connection refused" in captured.err
+    assert "no experiments" not in captured.out

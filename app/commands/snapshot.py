@@ -39,10 +39,17 @@ def _shown(spec: str) -> str:
 
 def _scan_failed(sources: list[Source], failures: dict[str, BaseException]) -> str | None:
     """One line naming each source whose scan failed (what it holds is unknown, not empty); None if none did."""
-    said = [
-        f"cannot read {s.location}: {type(failures[s.name]).__name__}: {failures[s.name]}" for s in sources if s.name in failures
-    ]
+    said = [f"cannot read {s.location}: {_why(failures[s.name])}" for s in sources if s.name in failures]
     return "; ".join(said) or None
+
+
+def _why(exc: BaseException) -> str:
+    """What a failed scan says: an OS error's own words (as ``list`` says them), a hub's line, else the error."""
+    from state.hub.connection import HubError
+
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
 
 
 async def _collect(

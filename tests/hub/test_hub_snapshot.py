@@ -39,5 +39,5 @@ def test_snapshot_of_a_hub_that_does_not_answer_fails(tmp_path: Path, capsys):
     local.mkdir()
     assert main(["snapshot", str(local), "--source", url]) == 1
     captured = capsys.readouterr()
-    assert captured.err.startswith(f"expwatch: cannot read {url}: HubError: ") and "connection refused" in captured.err
+    assert captured.err.startswith(f"expwatch: cannot read {url}: ") and "connection refused" in captured.err
     assert "no experiments" not in captured.out

@@ -57,7 +57,7 @@ def read_shared(root: Path, key: str, experiment_id: str | None = None) -> dict[
     if len(data) > MAX_SHARED_BYTES:
         raise SharedStateError(f"{path}: over the {MAX_SHARED_BYTES // 2**20} MiB limit of shared state")
     try:
-        document = json.loads(data, parse_constant=_refuse_constant)
+        document = json.loads(data, parse_constant=_refuse_constant, parse_float=finite_float)
     except (ValueError, RecursionError) as exc:
         raise SharedStateError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("values"), dict):
@@ -70,6 +70,15 @@ def read_shared(root: Path, key: str, experiment_id: str | None = None) -> dict[
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    """A JSON number as a float, refused when no float holds it (``1e999`` would read as infinity,
+    which no JSON can say back)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of a float's range")
+    return value
 
 
 def write_shared(root: Path, key: str, experiment_id: str, values: dict[str, Any], *, durable: bool = True) -> None:

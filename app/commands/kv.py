@@ -131,12 +131,12 @@ def _print(args: argparse.Namespace, ident: str, values: dict[str, Any], errors:
             known = ", ".join(printable(k) for k in sorted(values)[:20]) or "none"
             raise CommandError(f"{ident} has no shared key {printable(args.key)!r} (keys: {known})", EXIT_NOT_FOUND)
         value = values[args.key]
-        print(json.dumps(value) if args.json else _shown(value))
+        print(json.dumps(value, allow_nan=False) if args.json else _shown(value))
         return 0
     for key, why in sorted(errors.items()):
         print(f"expwatch kv: {ident}: the value of '{printable(key)}' {printable(why)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(values, indent=2))
+        print(json.dumps(values, indent=2, allow_nan=False))
     elif not values and not errors:
         print(f"{ident}: no shared run state")
     elif values:

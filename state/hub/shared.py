@@ -25,7 +25,7 @@ from typing import Any
 
 from state.hub.connection import HubError
 from state.hub.schema import Hub
-from state.shared import MAX_SHARED_BYTES
+from state.shared import MAX_SHARED_BYTES, finite_float
 
 #: The most the map may take (keys, values and a few bytes each), as in the file mode.
 LIMIT_BYTES = MAX_SHARED_BYTES - 1024
@@ -162,14 +162,14 @@ def encode_value(value: Any) -> str:
 def decode_value(raw: bytes) -> Any:
     """A stored value back; ``ValueError`` with the reason when it is not JSON."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=finite_float)
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
-    except ValueError as exc:  # NaN, Infinity
+    except ValueError as exc:  # NaN, Infinity, a number no float holds
         raise ValueError(f"not valid JSON ({exc})") from None
 
 

@@ -163,6 +163,7 @@ def test_kv_shows_hostile_values_escaped_and_keeps_the_good_ones(redis_server):
         "ok": '"fine"',
         "broken": "{not json",
         "nan": "NaN",
+        "inf": "[1, -1e999]",
         "bytes": b"\xff\xfe",
         "esc\x1b[31mkey": '"red\\u001b[31m"',
         "huge": "1" * (5 << 20),
@@ -174,9 +175,10 @@ def test_kv_shows_hostile_values_escaped_and_keeps_the_good_ones(redis_server):
     errors = shown.stderr.splitlines()
     assert any("'broken' is not valid JSON" in line for line in errors)
     assert any("'nan' is not valid JSON (NaN is not a JSON number)" in line for line in errors)
+    assert any("'inf' is not valid JSON (-1e999 is out of a float's range)" in line for line in errors)
     assert any("'bytes' is not UTF-8 text" in line for line in errors)
     assert any("'huge' is 5,242,880 bytes, over the" in line for line in errors)
-    assert len(errors) == 4
+    assert len(errors) == 5
     assert json.loads(expwatch("kv", "evil", "--json", "--source", redis_server.url).stdout) == {
         "ok": "fine", "esc\x1b[31mkey": "red\x1b[31m"}
     one = expwatch("kv", "evil", "broken", "--source", redis_server.url)

@@ -147,6 +147,10 @@ def test_a_damaged_or_foreign_shared_file_is_refused(tmp_path: Path, state_dir: 
     path.write_text('{"shared": 1, "experiment_id": "other", "values": {}}')
     with pytest.raises(SharedStateError, match="written for experiment 'other', not 'hurt'"):
         read_shared(state_dir, "hurt", "hurt")
+    path.write_text('{"shared": 1, "experiment_id": "hurt", "values": {"big": 1e999}}')
+    shown = expwatch("kv", "hurt", "--json", "--state-dir", state_dir)
+    assert (shown.returncode, shown.stdout) == (1, "")
+    assert "not valid JSON (1e999 is out of a float's range)" in shown.stderr
 
 
 def test_the_map_outside_a_runner():

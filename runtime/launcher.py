@@ -117,7 +117,27 @@ def find_executable(argv: Sequence[str], *, env: Mapping[str, str] | None = None
     if found is None:
         where = "" if os.sep in program else " on PATH"
         raise LaunchError(f"{program}: command not found{where}")
+    interpreter = _missing_interpreter(found)
+    if interpreter is not None:
+        raise LaunchError(f"{program}: its interpreter {interpreter} is not there (the script's #! line)")
     return found
+
+
+def _missing_interpreter(path: str) -> str | None:
+    """The ``#!`` interpreter of script ``path`` when no executable file is there (the exec would
+    fail with "No such file or directory", naming the script); None otherwise or when unreadable."""
+    try:
+        with open(path, "rb") as script:
+            head = script.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return None
+    interpreter = os.fsdecode(words[0])
+    return None if os.path.isfile(interpreter) and os.access(interpreter, os.X_OK) else interpreter
 
 
 def reap_in_background(proc: subprocess.Popen[bytes]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.actions.common import (
     ActionRefused,
@@ -61,6 +61,9 @@ from state.mutations import apply_transition, current_status
 from state.native import ExperimentDoc, ProcessInfo, RunStatus
 from state.record import ExperimentRecord, FileVersion, StateFormat
 from state.store import ConflictError, Loaded, StateStore
+
+if TYPE_CHECKING:
+    import subprocess
 from state.text import printable
 from state.transitions import ExperimentStatus
 from state.verdict import LivenessProbe, StaleVerdict
@@ -410,7 +413,7 @@ def _plan_study(
                                      state_dir=str(store.root.resolve()), config_path=str(config)))
         find_executable(argv)
     except LaunchError as exc:
-        refusal = refusal or f"{exc} (resume template {chosen!r}, set ${STUDY_TEMPLATE_ENV} to change it)"
+        refusal = refusal or f"{exc} (resume template {chosen!r}, set ${STUDY_TEMPLATE_ENV} or --study-resume-template to change it)"
     refusal, launch_record, rule = _launch_guard(store, loaded.key, probe, refusal, rule)
     cwd = study_dir.parent.parent if study_dir.parent.parent.is_dir() else study_dir.parent
     left = sum(1 for e in model.experiments if e.status != "completed")
@@ -611,6 +614,28 @@ def _resume_lem_journalled(
             refusal=None,
         ))
         expected, from_status, journal_error = mark.version, mark.to_status, mark.journal_error
+    try:
+        proc = _launch_lem(private, plan, probe, expected)
+    except (ActionRefused, ConflictError) as exc:
+        if not plan.needs_stale_mark:
+            raise
+        # The mark stands (its owner is dead, and it is journalled): the refusal must not read as if nothing changed.
+        raise type(exc)(f"{exc}; it was marked interrupted before the launch (its owner is dead) and stays so") from None
+    try:
+        journal.append(
+            experiment=plan.experiment_id,
+            action="resume",
+            from_status=from_status,
+            to_status=S.RUNNING.value,
+            reason=f"launched {shlex.join(plan.argv)} in {plan.cwd} (pid {proc.pid}); log {plan.log_path}",
+        )
+    except OSError as exc:
+        journal_error = journal_failure(exc)
+    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path, journal_error=journal_error)
+
+
+def _launch_lem(private: StateStore, plan: ResumePlan, probe: LivenessProbe, expected: FileVersion) -> subprocess.Popen[bytes]:
+    """Launch llenergymeasure's resume under the file's lock, once, if the file is still as ``expected``."""
     with private.lock(plan.key):
         if private.load(plan.key).version != expected:
             raise changed_since_plan(plan.key)
@@ -628,17 +653,7 @@ def _resume_lem_journalled(
         except LaunchError as exc:
             raise ActionRefused(f"cannot resume {plan.experiment_id}: {exc}") from None
         _write_launch_record(private, plan, proc.pid)
-    try:
-        journal.append(
-            experiment=plan.experiment_id,
-            action="resume",
-            from_status=from_status,
-            to_status=S.RUNNING.value,
-            reason=f"launched {shlex.join(plan.argv)} in {plan.cwd} (pid {proc.pid}); log {plan.log_path}",
-        )
-    except OSError as exc:
-        journal_error = journal_failure(exc)
-    return ResumeResult(plan=plan, pid=proc.pid, log_path=plan.log_path, journal_error=journal_error)
+    return proc
 
 
 # -- llenergymeasure launch records -----------------------------------------------------

@@ -358,6 +358,41 @@ def test_lem_missing_executable_is_a_clear_refusal_and_changes_nothing(tmp_path:
     assert journal(state_dir) == []
 
 
+def test_lem_script_whose_interpreter_is_missing_is_refused_before_anything_changes(tmp_path: Path, state_dir: Path):
+    from tests.runtime.helpers import unused_pid
+
+    script = tmp_path / "resume.sh"
+    script.write_text("#!/nonexistent/interp\necho hi\n")
+    script.chmod(0o755)
+    stale = make_lem(state_dir, "gone", status="running", pid=unused_pid())
+    before = stale.read_bytes()
+    out = expwatch("resume", "gone", "--state-dir", state_dir, "--resume-template", f"{script} {{experiment_id}}")
+    assert out.returncode == 4 and "Traceback" not in out.stderr
+    assert f"{script}: its interpreter /nonexistent/interp is not there" in out.stderr
+    assert stale.read_bytes() == before and journal(state_dir) == []
+
+
+def test_a_launch_that_fails_after_the_stale_mark_says_the_mark_stands(tmp_path: Path, state_dir: Path, fake_lem: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    from runtime.actions import resume as resume_module
+    from runtime.launcher import LaunchError
+    from tests.runtime.helpers import unused_pid
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise LaunchError("cannot start lem: Exec format error")
+
+    monkeypatch.setattr(resume_module, "launch_detached", refuse)
+    path = make_lem(state_dir, "crashed", status="running", pid=unused_pid())
+    with pytest.raises(ActionRefused) as refused:
+        resume_experiment(StateStore(state_dir), "crashed")
+    assert str(refused.value) == (
+        "cannot resume crashed: cannot start lem: Exec format error; "
+        "it was marked interrupted before the launch (its owner is dead) and stays so"
+    )
+    assert '"status": "interrupted"' in path.read_text()
+    assert [e["action"] for e in journal(state_dir)] == ["mark-stale"]
+
+
 def test_lem_stale_running_file_is_marked_then_resumed(tmp_path: Path, state_dir: Path, fake_lem: Path, remember):
     from tests.runtime.helpers import unused_pid
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from state.sidecar import UnsafeSidecarError, open_sidecar_file
 
@@ -61,6 +62,16 @@ class JournalEntry:
             to_status=raw.get("to", raw.get("to_status")),
             reason=raw.get("reason"),
         )
+
+
+def journal_id(model: Any, path: Path) -> str:
+    """The id an experiment's journal lines carry: its row's id. A study's is its folder's name (the
+    study's own name is shared by every run of the study); any other file's is its experiment id."""
+    from state.lem_study import StudyManifest
+
+    if isinstance(model, StudyManifest):
+        return Path(os.path.abspath(path)).parent.name
+    return str(model.experiment_id)
 
 
 def current_user() -> str:

@@ -804,10 +804,11 @@ class StateStore:
         journal: JournalAppender | None = None,
     ) -> None:
         """One line for a transition; into ``journal`` when the action opened it beforehand."""
+        from state.journal import journal_id
         from state.mutations import current_status
 
         fields = {
-            "experiment": before.model.experiment_id,
+            "experiment": journal_id(before.model, before.path),
             "action": action,
             "from_status": current_status(before.model).value,
             "to_status": current_status(saved.model).value,

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from state.inspection.display import local_time
 from state.inspection.snapshot import Snapshot, stat_version
-from state.journal import JournalEntry
+from state.journal import JournalEntry, journal_id
 from state.record import FileVersion
 from state.store import StateStore
 
@@ -56,7 +56,7 @@ class HistoryReader:
                 change = f"{h.from_status.value if h.from_status else '∅'} → {h.to.value}"
                 dated.append((_stamp(h.at), n, HistoryRow(local_time(h.at), "status", change, h.who, h.why or "")))
         try:
-            entries = self.journal_entries(snap.model.experiment_id)
+            entries = self.journal_entries(journal_id(snap.model, snap.path))
         except (OSError, ValueError) as exc:  # a journal made a symlink, a device, a folder: say so
             entries = ()
             dated.append((float("inf"), 200_000, HistoryRow("", "journal", "journal not read", "", str(exc))))

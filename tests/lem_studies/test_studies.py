@@ -125,6 +125,27 @@ def test_mark_stale_writes_exactly_what_mark_interrupted_writes(results: Path) -
     assert EXPECT["find_resumable_study_after_mark"] == KILLED
 
 
+def test_the_journal_and_history_name_a_study_by_its_folder_not_the_name_its_runs_share(results: Path) -> None:
+    from state.inspection.history import HistoryReader
+    from state.inspection.snapshot import read_snapshot
+
+    twin = KILLED.rsplit("_", 1)[0] + "_2026-12-02T09-00-00"
+    shutil.copytree(results / KILLED, results / twin, copy_function=shutil.copy)
+    _age(results / KILLED / "manifest.json", STUDY_QUIET_MIN_S + 60)
+    store = StateStore(results)
+    execute_mark_stale(store, plan_mark_stale(store, KILLED, probe=Probe()))
+    assert [(e.experiment, e.action) for e in store.journal.entries()] == [(KILLED, "mark-stale")]
+    history = HistoryReader(store)
+    store.scan()
+    marked, untouched = (read_snapshot(store, key) for key in (_key(store, KILLED), _key(store, twin)))
+    assert [row.change for row in history.history(marked) if row.source == "journal"] == ["mark-stale: running → interrupted"]
+    assert [row for row in history.history(untouched) if row.source == "journal"] == []
+
+
+def _key(store: StateStore, ident: str) -> str:
+    return next(k for k, e in store.entries.items() if e.experiment_id == ident)
+
+
 @pytest.mark.skipif(not os.environ.get("EXPWATCH_LEM_PYTHON"), reason="needs a Python with llenergymeasure 0.7.0")
 def test_llenergymeasure_resumes_what_mark_stale_wrote(results: Path) -> None:
     store = StateStore(results)

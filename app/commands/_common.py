@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from app.cli import CommandError, resolve_sources, resolve_state_dir
-from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED
+from app.cli import CommandError, resolve_sources
+from runtime.exit_codes import EXIT_CONFLICT, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from state.atomic import LockTimeout
+from state.hub.connection import redact
 from state.paths import UnsafePathError
 from state.sources import Source, SourceError, opening
 from state.sources.opening import not_a_directory
@@ -31,18 +32,54 @@ from state.local_time import naive_local
 
 
 def state_dir(args: argparse.Namespace, *, must_exist: bool = True) -> Path:
-    root = resolve_state_dir(args)
+    spec = resolve_sources(args)[0]  # as typed: Path() would fold a URL's '//'
     if must_exist:
-        require_directory(root)
-    return root
+        return require_directory(spec, getattr(args, "command", None))
+    return Path(spec)
 
 
-def require_directory(root: Path) -> Path:
-    """``root`` if it is a directory; otherwise the one message every command gives (exit 3)."""
-    problem = not_a_directory(root)
+#: Commands that act on one experiment: on a hub, that host's agent acts for them.
+_ACTIONS = frozenset({"mark-stale", "resume", "stop"})
+
+
+def require_directory(spec: str | Path, command: str | None = None) -> Path:
+    """``spec`` as a ``Path`` if it is a state directory; otherwise the one message every command
+    gives: another kind of source (an MLtraq database, a hub) is a usage error (exit 2) naming it
+    as typed, a spec of no kind at all is not found (exit 3)."""
+    refusal = other_kind(spec, command or "this command")
+    if refusal is not None:
+        raise CommandError(refusal, EXIT_USAGE)
+    problem = not_a_directory(spec)
     if problem is not None:
         raise CommandError(problem, EXIT_NOT_FOUND)
-    return root
+    return Path(spec)
+
+
+def other_kind(spec: str | Path, command: str, *, writes: bool = False) -> str | None:
+    """Why ``command`` (which works on, or ``writes`` to, a state directory) cannot take ``spec``
+    because it is a source of another kind, told as ``open_source`` tells kinds; None when it is not.
+
+    A spec that looks like a kind's but cannot be opened (``sqlite:///`` naming no file) is that
+    kind's one-line error, not found (exit 3), as ``list`` gives it."""
+    text = str(spec)
+    try:
+        kind = opening.kind_of(text)
+    except SourceError as exc:
+        raise CommandError(str(exc), EXIT_NOT_FOUND) from None
+    if kind is None:
+        return None
+    if "://" in text:
+        text = redact(text)  # as typed, but a password in a URL is never printed
+    verb = "writes to" if writes else "works on"
+    why = f"{command} {verb} a state directory; {text} is {kind.what}"
+    if kind.name == "mltraq":
+        return f"{why}, which expwatch only reads"
+    if kind.name == "redis" and command in _ACTIONS:
+        return (f"{why}: {command} is done on the experiment's host (the dashboard on this hub asks that host's agent; "
+                f"or run `expwatch {command} --source DIR` there)")
+    if kind.name == "redis" and command == "run":
+        return f"{why} (use --hub URL to share run state through it)"
+    return why
 
 
 # -- argument types: a bad value is a usage error (exit 2, with the command's own usage) --------

@@ -13,7 +13,7 @@ HELP = "serve the dashboard to a web browser, read-only (bound to 127.0.0.1 by d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", nargs="?", type=Path, help="state directory")
+    parser.add_argument("directory", nargs="?", help="state directory")  # a str: Path() would fold a URL's '//'
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
@@ -33,10 +33,10 @@ def command_line(state_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, resolve_state_dir
+    from app.cli import CommandError, resolve_sources
     from app.commands._common import require_directory
 
-    state_dir = require_directory(args.directory or resolve_state_dir(args))
+    state_dir = require_directory(args.directory or resolve_sources(args)[0], NAME)
     try:
         from textual_serve.server import Server
     except ImportError:

@@ -22,8 +22,8 @@ def _may_be_mltraq(spec: str) -> bool:
     return spec.startswith("sqlite:///") or Path(spec).is_file()
 
 
-register_lazy_opener("redis", is_hub_url, "state.sources.hub:open_hub")
-register_lazy_opener("mltraq", _may_be_mltraq, "state.sources.mltraq:open_mltraq")
+register_lazy_opener("redis", is_hub_url, "state.sources.hub:open_hub", what="a Redis hub")
+register_lazy_opener("mltraq", _may_be_mltraq, "state.sources.mltraq:open_mltraq", what="an MLtraq database")
 
 _LAZY = {"HubSource": "state.sources.hub", "MltraqSource": "state.sources.mltraq"}
 

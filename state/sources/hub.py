@@ -125,6 +125,11 @@ class HubSource:
     def entries(self) -> Mapping[str, Entry]:
         return self._entries
 
+    def close(self) -> None:
+        """Close the connections to the hub (a later call connects again)."""
+        self.hub.close()
+        self.actions.hub.close()
+
     def allowed_actions(self, entry: Entry) -> frozenset[str]:
         """Actions are asked of the record's host agent (never in observer mode, never on a broken row)."""
         if self.observer or not isinstance(entry, ExperimentRecord) or self.target(entry) is None:

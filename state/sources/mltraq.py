@@ -110,6 +110,10 @@ class MltraqSource:
     def entries(self) -> Mapping[str, Entry]:
         return self._entries
 
+    def close(self) -> None:
+        """Close the database connection (a later read opens it again)."""
+        self.db.close()
+
     # -- reading ----------------------------------------------------------------------------
     def read_experiment(self, row: ExperimentRow, columns: Iterable[str] | None) -> _Read:
         """One experiment's runs (all columns, or only ``columns``) and whether they are complete."""

@@ -190,3 +190,20 @@ def test_reading_writes_no_byte(tmp_path: Path):
     source.db.close()
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
     assert after == before and db.stat().st_mtime_ns == mtime
+
+
+def test_kind_of_tells_kinds_as_open_source_does(tmp_path: Path):
+    from state.sources.opening import kind_of
+
+    assert kind_of(tmp_path) is None and kind_of(tmp_path / "missing") is None
+    (tmp_path / "notes.txt").write_text("text")
+    assert kind_of(tmp_path / "notes.txt") is None
+    db = tmp_path / "runs.db"
+    shutil.copy(DATA / "runs.db", db)
+    for spec in (str(db), f"sqlite:///{db}"):
+        kind = kind_of(spec)
+        assert kind is not None and (kind.name, kind.what) == ("mltraq", "an MLtraq database")
+    kind = kind_of("redis://127.0.0.1:1/0")  # never connected to
+    assert kind is not None and (kind.name, kind.what) == ("redis", "a Redis hub")
+    with pytest.raises(SourceError, match="no database"):
+        kind_of(f"sqlite:///{tmp_path / 'missing.db'}")

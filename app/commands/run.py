@@ -31,19 +31,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import CommandError, resolve_state_dir
-    from app.commands._common import store_errors
+    from app.cli import CommandError, resolve_sources
+    from app.commands._common import other_kind, store_errors
     from runtime.exit_codes import EXIT_NOT_FOUND, EXIT_USAGE
     from runtime.runner.args import HUB_FROM_ENV
     from state.hub.connection import HUB_ENV, hub_url_from_env
     from runtime.runner.errors import RunnerError
     from runtime.runner.start import run_study
+    from state.sources.opening import not_a_directory
 
     hub = args.hub
     if hub == HUB_FROM_ENV:
         hub = hub_url_from_env()
         if hub is None:
             raise CommandError(f"--hub env: ${HUB_ENV} is not set", EXIT_USAGE)
+    spec = resolve_sources(args)[0]  # as typed: Path() would fold a URL's '//'
+    refusal = other_kind(spec, NAME, writes=True)
+    if refusal is not None:
+        raise CommandError(refusal, EXIT_USAGE)
+    problem = not_a_directory(spec) if Path(spec).exists() else None  # a missing one is made
+    if problem is not None:
+        raise CommandError(problem, EXIT_NOT_FOUND)
     if not args.study.is_file():
         raise CommandError(f"no study file at {args.study}", EXIT_NOT_FOUND)
     if args.workcell is not None and not args.workcell.is_file():
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         with store_errors():
             outcome = run_study(
                 args.study,
-                resolve_state_dir(args),
+                Path(spec),
                 processes=args.processes,
                 gpus=args.gpus,
                 name=args.name,

@@ -81,3 +81,39 @@ def test_snapshot_of_an_mltraq_database_alone(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"**{DATA / 'runs.db'}**: ") and "no experiments" not in out
     assert {line.split(" | ")[0].removeprefix("| ") for line in out.splitlines()[4:] if line.startswith("| ")} == set(EXPECTED["runs.db"])
+
+
+@pytest.mark.parametrize("command", [["mark-stale", "grid"], ["mark-stale", "--all"], ["resume", "grid"], ["stop", "grid"], ["kv", "grid"]])
+@pytest.mark.parametrize("typed", ["runs.db", "sqlite:///runs.db"])
+def test_a_command_on_a_state_directory_refuses_an_mltraq_database_naming_it_as_typed(
+    command: list[str], typed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    (tmp_path / "runs.db").write_bytes((DATA / "runs.db").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([*command, "--source", typed]) == 2
+    err = capsys.readouterr().err
+    assert err == f"expwatch: {command[0]} works on a state directory; {typed} is an MLtraq database, which expwatch only reads\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_run_refuses_an_mltraq_database_and_writes_nothing(tmp_path: Path):
+    from tests.runtime.helpers import expwatch, write_study
+
+    (tmp_path / "runs.db").write_bytes((DATA / "runs.db").read_bytes())
+    study = write_study(tmp_path)
+    before = (tmp_path / "runs.db").read_bytes()
+    done = expwatch("run", study, "--source", "runs.db", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "FileExistsError" not in done.stderr
+    assert done.stderr == "expwatch: run writes to a state directory; runs.db is an MLtraq database, which expwatch only reads\n"
+    assert (tmp_path / "runs.db").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db", "study.py"]
+
+
+def test_a_spec_that_looks_like_a_database_but_is_none_says_why_as_list_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["mark-stale", "grid", "--source", "sqlite:///nope.db"]) == 3
+    assert capsys.readouterr().err == "expwatch: no database at nope.db (from sqlite:///nope.db)\n"
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)")
+    assert main(["stop", "grid", "--source", "other.db"]) == 3
+    assert "not MLtraq's" in capsys.readouterr().err

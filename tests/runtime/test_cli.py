@@ -289,3 +289,42 @@ def test_a_listing_run_as_a_process_ends_at_once_with_all_its_output(populated: 
     reader.stdout.close()  # as head does
     _, err = reader.communicate(timeout=60)
     assert b"Traceback" not in err and reader.returncode in (0, 1)
+
+
+HUB = "redis://127.0.0.1:1/0"  # nothing listens there: a refusal must not need the hub
+
+
+@pytest.mark.parametrize("command", ["mark-stale", "resume", "stop"])
+def test_an_action_on_a_hub_url_is_refused_naming_the_url_as_typed_and_the_host(command: str, tmp_path: Path, capsys):
+    code, _, err = cli(capsys, command, "x", "--source", HUB)
+    assert code == EXIT_USAGE
+    assert err.startswith(f"expwatch: {command} works on a state directory; {HUB} is a Redis hub: ")
+    assert "experiment's host" in err and "agent" in err and f"`expwatch {command} --source DIR`" in err
+    assert err.count("\n") == 1
+
+
+def test_a_hub_url_with_a_password_is_refused_without_printing_it(capsys):
+    code, _, err = cli(capsys, "mark-stale", "--all", "--source", "redis://:s3cret@127.0.0.1:1/0")
+    assert code == EXIT_USAGE and "redis://:***@127.0.0.1:1/0 is a Redis hub" in err and "s3cret" not in err
+
+
+def test_run_refuses_a_hub_url_and_creates_no_directory(tmp_path: Path):
+    study = write_study(tmp_path)
+    url = "redis://127.0.0.1:16399/0"
+    done = expwatch("run", study, "--source", url, cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr == (f"expwatch: run writes to a state directory; {url} is a Redis hub "
+                           "(use --hub URL to share run state through it)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.py"]
+
+
+def test_run_on_a_file_that_is_no_source_says_so(tmp_path: Path, capsys):
+    study = write_study(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a state directory")
+    code, _, err = cli(capsys, "run", study, "--source", tmp_path / "notes.txt")
+    assert code == EXIT_NOT_FOUND and "notes.txt is not a directory" in err and "FileExistsError" not in err
+
+
+def test_a_missing_state_directory_given_as_a_url_is_named_as_typed(capsys):
+    code, _, err = cli(capsys, "mark-stale", "x", "--source", "http://example.invalid/state")
+    assert code == EXIT_NOT_FOUND and "no state directory at http://example.invalid/state " in err

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from state.progress import last_seen
+from state.progress import experiment_end, last_seen
 from state.record import ExperimentRecord, ProcessRow
 from state.verdict import Liveness, StaleVerdict
 
@@ -36,7 +36,9 @@ def process_end(row: ProcessRow, shown: str, record: ExperimentRecord) -> dateti
     """When the process stopped, as far as the evidence goes (None: it is still running)."""
     if shown == "running":
         return None
-    return row.completed_at or row.heartbeat_at or last_seen(record)
+    if row.completed_at or row.heartbeat_at:
+        return row.completed_at or row.heartbeat_at
+    return last_seen(record) if record.status == "running" else experiment_end(record, None)
 
 
 def process_elapsed(row: ProcessRow, shown: str, record: ExperimentRecord, now: datetime) -> float | None:

@@ -50,7 +50,9 @@ def experiment_end(record: ExperimentRecord, verdict: StaleVerdict | None) -> da
     """When the experiment stopped as far as the evidence goes (None: it runs on, proven alive)."""
     if record.status == "running":
         return None if verdict is not None and verdict.is_alive else last_seen(record)
-    return record.finished_at or record.last_updated
+    # Ended by its own runner: when it said so. Marked stale by someone else, the mark's write is no
+    # evidence that it ran: its last heartbeat is (files without heartbeats have only their last write).
+    return record.finished_at or record.heartbeat_at or record.last_updated
 
 
 def elapsed_seconds(record: ExperimentRecord, now: datetime, verdict: StaleVerdict | None = None) -> float | None:

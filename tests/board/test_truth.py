@@ -70,6 +70,19 @@ def test_elapsed_stops_at_the_last_evidence():
     assert elapsed_seconds(done, later) == 120
 
 
+def test_a_stale_mark_is_no_evidence_that_it_ran_on():
+    """Marked interrupted by someone else an hour after its last heartbeat (the mark writes
+    last_updated, never finished_at): elapsed stays at the heartbeat, the experiment's and its
+    processes', as it read while it was stale."""
+    later = T0 + timedelta(hours=3)
+    stale = record(heartbeat_at=T0 + timedelta(minutes=7), last_updated=T0 + timedelta(minutes=7))
+    marked = record("interrupted", heartbeat_at=T0 + timedelta(minutes=7), last_updated=T0 + timedelta(hours=1))
+    assert elapsed_seconds(stale, later, DEAD) == elapsed_seconds(marked, later) == 420
+    assert process_elapsed(proc("failed"), "failed", marked, later) == process_elapsed(proc(), "dead", stale, later) == 420
+    no_heartbeat = record("interrupted", last_updated=T0 + timedelta(hours=1))  # a file with no heartbeat: its last write
+    assert elapsed_seconds(no_heartbeat, later) == 3600
+
+
 def doc_after_resume() -> ExperimentDoc:
     """30 runs: 5 done at attempt 1 over an hour, then resumed; 3 more in the last 3 s."""
     runs = [RunRecord(id_run=f"r{i}", index=i, status="completed", attempt=1) for i in range(5)]

@@ -459,6 +459,18 @@ async def test_a_dead_owners_process_is_not_running_anywhere_in_the_inspector():
         assert panels["measure"].view.running_in == ()
         assert panels["measure"].view.last_in == ("process 0 (dead)",)
         assert not panels["measure"].has_class("-running")
+        title = _static_text(screen, "#inspector-title")
+        assert "STALE (running, owner dead)" in title and "  running" not in title, title
+
+
+async def test_a_live_owners_title_says_running():
+    store, key, _ = create_experiment()
+    app = InspectorHost(store, key, verdict_provider=lambda record: ALIVE)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        await wait_for(pilot, lambda: screen.extras is not None, what="the verdict")
+        title = _static_text(screen, "#inspector-title")
+        assert "running" in title and "STALE" not in title, title
 
 
 async def test_without_a_verdict_a_recorded_running_process_is_unknown():

@@ -42,7 +42,7 @@ from app.screens.inspector.overview import overview_sections
 from app.screens.inspector.run_detail import exception_content, run_header
 from app.screens.inspector.runs import RunsView, runs_table, runs_view
 from app.screens.inspector.sections import SECTION_TITLES, Section, visible_sections
-from app.screens.inspector.styles import MUTED, status_content
+from app.screens.inspector.styles import MUTED, STATUS_STYLE, status_content
 from state.inspection import (
     Extras,
     ResumeCommand,
@@ -56,6 +56,7 @@ from state.inspection import (
 )
 from state.store import StateStore
 from state.text import printable
+from state.verdict import is_stale
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog
 from widgets.overview_panel import OverviewPanel
@@ -325,6 +326,8 @@ class InspectorScreen(Screen[None]):
         if message.raw is not None:
             self.raw = message.raw
         self._extras_at = time.monotonic()
+        if self.snapshot is not None:
+            self._update_title(self.snapshot)  # the verdict came: a running file whose owner is dead reads STALE
         for section in (Section.OVERVIEW, Section.PROCESSES, Section.STEPS, Section.HISTORY, Section.RAW):
             if section in self._ready:
                 self._fill(section)
@@ -353,7 +356,12 @@ class InspectorScreen(Screen[None]):
             return
         record = snap.record
         assert record is not None
-        parts: list[Content | str | tuple[str, str]] = [(snap.model.experiment_id, "bold"), "  ", status_content(record.status)]
+        verdict = self.extras.verdict if self.extras is not None else None
+        parts: list[Content | str | tuple[str, str]] = [(snap.model.experiment_id, "bold"), "  "]
+        if is_stale(record.status, verdict):  # as the main table says it: never more alive than the verdict
+            parts += [("STALE", STATUS_STYLE["failed"]), (" (running, owner dead)", MUTED)]
+        else:
+            parts.append(status_content(record.status))
         if record.raw_status and record.raw_status != record.status:
             parts.append((f" ({record.raw_status})", MUTED))
         if record.label:

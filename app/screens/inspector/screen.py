@@ -71,7 +71,7 @@ Clock = Callable[[], datetime]
 NARROW_WIDTH = 120
 
 INSPECTOR_KEYS = (
-    ("1-7", "tabs: " + ", ".join(f"{n} {title}" for n, title in enumerate(SECTION_TITLES.values(), 1))),
+    ("1-7", "the tabs as the bar shows them (" + ", ".join(SECTION_TITLES.values()) + "; a file has only some)"),
     ("tab", "next widget (the tab bar, the table, the search box)"),
     ("↑/↓ j/k", "move or scroll (PgUp/PgDn, Home/End)"),
     ("←/→", "scroll a table sideways"),
@@ -490,9 +490,22 @@ class InspectorScreen(Screen[None]):
         self._start_load(force=True)
 
     async def action_show_section(self, number: int) -> None:
-        sections = list(Section)
+        """The ``number``-th tab this file has, counted as the tab bar shows them; the keys go to its table."""
+        sections = [s for s in Section if self._shown is None or s in self._shown]
         if 1 <= number <= len(sections):
-            await self.show_section(sections[number - 1])
+            section = sections[number - 1]
+            await self.show_section(section)
+            self._focus_section(section)
+
+    def _focus_section(self, section: Section) -> None:
+        """The arrows and Enter to the tab's own table or view (not its search box), as a click would."""
+        try:
+            pane = self.query_one(f"#{section.value}", TabPane)
+        except Exception:  # noqa: BLE001 - not mounted (a file without that tab)
+            return
+        target = next((w for w in pane.query("*") if w.focusable and not isinstance(w, Input)), None)
+        if target is not None:
+            target.focus()
 
     async def action_find(self) -> None:
         """``/``: the runs filter, or the raw search on the Raw tab (or when there are no runs)."""

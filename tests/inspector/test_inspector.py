@@ -292,6 +292,7 @@ async def test_llenergymeasure_file_shows_what_it_has_and_no_empty_tabs():
         await pilot.press("4")
         assert _tabs(screen).active == "history"
         assert [r.change for r in screen.query_one(HistoryLog).entries] == ["mark-stale: running → interrupted"]
+        assert not screen.query_one("#history-empty", Static).display
         await pilot.press("5")
         assert _tabs(screen).active == "raw"
         await pilot.press("6")
@@ -307,6 +308,10 @@ async def test_llenergymeasure_v2_file_has_no_processes_or_runs_tabs():
         assert _shown_tabs(screen) == {"overview", "history", "raw"}
         assert "running" in _static_text(screen, "#inspector-title")
         assert "(measuring)" in _static_text(screen, "#inspector-title")
+        await pilot.press("2")
+        assert _tabs(screen).active == "history"
+        await wait_for(pilot, lambda: screen.query_one("#history-empty", Static).display, what="the empty history's note")
+        assert "no history" in _static_text(screen, "#history-empty")
 
 
 async def test_broken_file_shows_the_reason_and_the_raw_bytes():

@@ -193,7 +193,10 @@ class InspectorScreen(Screen[None]):
         if section is Section.STEPS:
             return [VerticalScroll(id="step-list")]
         if section is Section.HISTORY:
-            return [HistoryLog(id="history-log")]
+            note = Static(Content.styled("no history: the file keeps none, and expwatch's journal has no line for it",
+                                         f"italic {MUTED}"), id="history-empty", classes="empty-note")
+            note.display = False
+            return [note, HistoryLog(id="history-log")]
         bar = Horizontal(Input(placeholder="search the file (/)", id="raw-search"), Static(id="raw-matches"), id="raw-bar")
         return [bar, RawJsonView(id="raw-view")]
 
@@ -234,6 +237,7 @@ class InspectorScreen(Screen[None]):
             self._apply_steps(extras.steps)
         elif section is Section.HISTORY and extras is not None:
             self.query_one(HistoryLog).set_rows(extras.history)
+            self.query_one("#history-empty", Static).display = not extras.history
         elif section is Section.RAW and self.raw is not None:
             view = self.query_one(RawJsonView)
             if view.raw is not self.raw:

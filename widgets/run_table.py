@@ -166,6 +166,7 @@ class RunTable(VirtualTable[TableRow]):
         "run-table--failed",
         "run-table--running",
         "run-table--pending",
+        "run-table--ended",
     }
 
     DEFAULT_CSS = """
@@ -176,6 +177,7 @@ class RunTable(VirtualTable[TableRow]):
     RunTable > .run-table--failed { color: $error; text-style: bold; }
     RunTable > .run-table--running { color: $accent; text-style: bold; }
     RunTable > .run-table--pending { color: $text-muted; }
+    RunTable > .run-table--ended { color: $warning; }
     """
 
     def __init__(
@@ -190,6 +192,9 @@ class RunTable(VirtualTable[TableRow]):
         self.no_runs_text = empty_text
         self._data = RunTableData()
         self._filter = ""
+        #: What a run the file calls running is shown as while its experiment is not proven alive
+        #: ("dead", "stopped", "unknown"); None: as the file says.
+        self.running_as: str | None = None
 
     @property
     def data(self) -> RunTableData:
@@ -210,6 +215,12 @@ class RunTable(VirtualTable[TableRow]):
             self.set_columns(data.columns)
         self._data = data
         self.replace_rows({row.key: row for row in data.rows}, self._matching())
+
+    def set_running_as(self, label: str | None) -> None:
+        """Show the runs the file calls running as ``label`` (None: as running); never more alive than the verdict."""
+        if label != self.running_as:
+            self.running_as = label
+            self.refresh()
 
     def set_filter(self, text: str) -> None:
         """Show only rows containing every whitespace-separated term (case-insensitive)."""
@@ -232,6 +243,10 @@ class RunTable(VirtualTable[TableRow]):
         cells: list[Cell] = list(row.cells)
         if cells:
             n = self._data.status_column
+            if row.status == "running" and self.running_as is not None and row.cells[n] == "running":
+                style = self.get_component_rich_style("run-table--ended", default=Style.null(), partial=True)
+                cells[n] = Text(self.running_as, style=style)
+                return cells
             style = self.get_component_rich_style(f"run-table--{row.status}", default=Style.null(), partial=True)
             cells[n] = Text(row.cells[n], style=style)
         return cells

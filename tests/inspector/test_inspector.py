@@ -39,6 +39,14 @@ def _overview_text(screen: InspectorScreen) -> str:
     return str(screen.query_one(OverviewPanel).render())
 
 
+def _run_status(table: RunTable, key: object) -> str:
+    """A run row's status cell as drawn."""
+    row = table.get_row(key)
+    assert row is not None
+    cell = table._cells(row)[0]
+    return cell if isinstance(cell, str) else cell.plain
+
+
 def _process_cells(table: ProcessTable, index: int) -> list[str]:
     """One process row's cells as drawn (colours dropped)."""
     row = table.get_row(index)
@@ -472,6 +480,10 @@ async def test_a_dead_owners_process_is_not_running_anywhere_in_the_inspector():
         assert not panels["measure"].has_class("-running")
         title = _static_text(screen, "#inspector-title")
         assert "STALE (running, owner dead)" in title and "  running" not in title, title
+        await pilot.press("3")
+        runs = screen.query_one(RunTable)
+        statuses = [_run_status(runs, key) for key in runs.keys]
+        assert "dead" in statuses and "running" not in statuses, statuses
 
 
 async def test_a_live_owners_title_says_running():
@@ -482,6 +494,10 @@ async def test_a_live_owners_title_says_running():
         await wait_for(pilot, lambda: screen.extras is not None, what="the verdict")
         title = _static_text(screen, "#inspector-title")
         assert "running" in title and "STALE" not in title, title
+        await pilot.press("3")
+        runs = screen.query_one(RunTable)
+        await wait_for(pilot, lambda: bool(runs.keys), what="the runs")
+        assert "running" in [_run_status(runs, key) for key in runs.keys]
 
 
 async def test_without_a_verdict_a_recorded_running_process_is_unknown():

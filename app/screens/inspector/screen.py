@@ -68,6 +68,20 @@ from widgets.step_source import StepSource
 
 Clock = Callable[[], datetime]
 
+
+def _running_runs_as(snap: Snapshot, extras: Extras | None, judged: bool) -> str | None:
+    """What the runs a file calls running are, as far as the evidence goes (None: running, its owner
+    proven alive). A reader with no verdict at all (a hub's: the main table has it) shows the file's word."""
+    record = snap.record
+    if record is None or record.status != "running":
+        return "stopped"
+    if not judged:
+        return None
+    verdict = extras.verdict if extras is not None else None
+    if verdict is None:
+        return "unknown"
+    return None if verdict.is_alive else verdict.liveness.value
+
 NARROW_WIDTH = 120
 
 INSPECTOR_KEYS = (
@@ -229,7 +243,9 @@ class InspectorScreen(Screen[None]):
             verdict = extras.verdict if extras is not None else None
             self.query_one(ProcessTable).show(snap.processes, record=snap.record, verdict=verdict)
         elif section is Section.RUNS and snap is not None:
-            self.query_one(RunTable).set_data(self.runs.table if self.runs else RunTableData())
+            table = self.query_one(RunTable)
+            table.set_running_as(_running_runs_as(snap, extras, self.verdict_provider is not None))
+            table.set_data(self.runs.table if self.runs else RunTableData())
             self._update_run_count()
         elif section is Section.RUN:
             self._render_run_detail()
@@ -332,7 +348,7 @@ class InspectorScreen(Screen[None]):
         self._extras_at = time.monotonic()
         if self.snapshot is not None:
             self._update_title(self.snapshot)  # the verdict came: a running file whose owner is dead reads STALE
-        for section in (Section.OVERVIEW, Section.PROCESSES, Section.STEPS, Section.HISTORY, Section.RAW):
+        for section in (Section.OVERVIEW, Section.PROCESSES, Section.RUNS, Section.STEPS, Section.HISTORY, Section.RAW):
             if section in self._ready:
                 self._fill(section)
 

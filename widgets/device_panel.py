@@ -51,6 +51,8 @@ def _details(details: Mapping[str, object]) -> str:
     for key, value in details.items():
         if isinstance(value, float):
             value = f"{value:.1f}"
+        elif value is None:
+            value = "–"
         parts.append(f"{key}={value}")
     return " ".join(parts)
 

@@ -88,7 +88,10 @@ class ConfirmDialog(Dialog[str | None]):
     ) -> None:
         super().__init__()
         self.title_text = title
-        self.lines = list(lines)
+        # The refusal is said once, on top: a plan's own "Refused: ..." line is not repeated below it.
+        self.lines = [line for line in lines if refusal is None or line != f"Refused: {refusal}"]
+        while self.lines and not self.lines[-1].strip():
+            self.lines.pop()
         self.confirm_label = confirm_label
         self.refusal = refusal
         self.alternative = alternative if refusal is None else None

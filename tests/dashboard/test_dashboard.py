@@ -334,6 +334,7 @@ async def test_mark_stale_refused_for_a_live_owner(state_dir: Path):
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog", what="dialog")
         assert app.screen.refusal and "alive" in app.screen.refusal
         assert not app.screen.query("#confirm")
+        assert not any(app.screen.refusal in line for line in app.screen.lines), "the refusal is said once, on top"
         await pilot.press("y")  # no confirm button: y does nothing
         assert app.screen.__class__.__name__ == "ConfirmDialog"
         await pilot.press("escape")

@@ -33,9 +33,9 @@ def refuse_read_only(store: StateStore, what: str) -> None:
         raise ActionRefused(f"read-only (observer) mode: refusing to {what}")
 
 
-def read_only_refusal(store: StateStore, what: str) -> str | None:
-    """The refusal a plan on a read-only store carries (the plan is still shown)."""
-    return f"read-only (observer) mode: refusing to {what}" if store.read_only else None
+def read_only_refusal(store: StateStore) -> str | None:
+    """The refusal a plan on a read-only store carries (the plan is still shown; whoever says it names the action)."""
+    return "read-only (observer) mode: nothing can be changed" if store.read_only else None
 
 
 def changed_since_plan(key: str) -> ConflictError:

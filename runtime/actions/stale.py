@@ -178,7 +178,7 @@ def plan_mark_stale(
     _, record = load_experiment(store, ident)
     rule = _rule_for(record, rule)
     verdict = verdict_for(record, probe=probe, now=now, rule=rule)
-    return _judged(record, verdict, read_only_refusal(store, f"mark {record.experiment_id} stale"), rule)
+    return _judged(record, verdict, read_only_refusal(store), rule)
 
 
 def _rule_for(record: ExperimentRecord, rule: str) -> str:

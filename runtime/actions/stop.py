@@ -158,7 +158,7 @@ def plan_stop(
     now = now or datetime.now().astimezone()
     p = local_probe(probe)
     grace = _grace_of(loaded.model)
-    refusal = read_only_refusal(store, f"stop {record.experiment_id}")
+    refusal = read_only_refusal(store)
     if refusal is None and record.status != RUNNING:
         refusal = f"it is {record.status}, not running"
     if refusal is None:

@@ -174,7 +174,8 @@ def test_read_only_refuses_and_dry_run_sends_nothing(tmp_path: Path, state_dir: 
     proc = stand_in()
     running_with_owner(state_dir, study, "watched", identity_of(proc.pid))
     refused = expwatch("stop", "watched", "--state-dir", state_dir, "--read-only")
-    assert refused.returncode == 4 and "read-only" in refused.stderr
+    assert refused.returncode == 4
+    assert refused.stderr == "expwatch: refusing to stop watched: read-only (observer) mode: nothing can be changed\n"
     dry = expwatch("stop", "watched", "--state-dir", state_dir, "--dry-run")
     assert dry.returncode == 0 and f"would send SIGINT to coordinator pid {proc.pid}" in dry.stdout
     assert not journal(state_dir) and not pid_gone(proc.pid)

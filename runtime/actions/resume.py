@@ -536,7 +536,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
         )
         launched["proc"] = proc
         owner = identity_of(proc.pid, role="coordinator")
-        why = f"resumed by {who}: attempt {next_attempt}, {plan.runs_to_run} runs to run (pid {proc.pid})"
+        why = f"resumed by {who}: attempt {next_attempt}, {plan.runs_to_run} run{'' if plan.runs_to_run == 1 else 's'} to run (pid {proc.pid})"
         resumed = apply_transition(doc, S.RUNNING, who=who, why=why)
         assert isinstance(resumed, ExperimentDoc)
         runs = [
@@ -581,7 +581,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
                 action="resume",
                 from_status=S.INTERRUPTED.value if plan.needs_stale_mark else current_status(before.model).value,
                 to_status=current_status(saved.model).value,
-                reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} runs to run"
+                reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} run{'' if plan.runs_to_run == 1 else 's'} to run"
                 + (" (failed runs retried)" if plan.retry_failed else "")
                 + f"; pid {proc.pid}; log {plan.log_path}",
             )

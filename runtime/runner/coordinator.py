@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -856,7 +856,9 @@ class Coordinator:
             if left:
                 parts.append(f"{left} runs not run")
             if self.worker_errors:
-                parts.append("; ".join(self.worker_errors[:3]))
+                counts = Counter(self.worker_errors)  # a worker restarted and failing alike is said once, with a count
+                said = [e if counts[e] == 1 else f"{e} ({counts[e]} times)" for e in list(counts)[:3]]
+                parts.append("; ".join(said))
             if self.stopping and self.stop_reason:
                 parts.insert(0, self.stop_reason)
             target, why = ExperimentStatus.FAILED, "; ".join(parts) or "failed"

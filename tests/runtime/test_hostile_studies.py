@@ -160,3 +160,21 @@ def test_a_full_disk_leaves_the_experiment_interrupted_with_the_reason(tmp_path:
         assert list((state_dir / ".expwatch" / "tmp").iterdir()) == []
     finally:
         context.__exit__(None, None, None)
+
+
+def test_a_worker_that_dies_alike_after_each_restart_is_said_once_with_a_count(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path, """
+        import os
+
+        def step(run):
+            os._exit(3)
+
+        steps = [step]
+        grid = {"i": range(2)}
+    """)
+    done = expwatch("run", study, "--state-dir", state_dir, "--id", "dies", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    doc = read_doc(state_dir, "dies")
+    assert doc is not None and doc.status.value == "failed"
+    assert doc.error_message.count("worker 0 exited with code 3") == 1, doc.error_message
+    assert doc.error_message.endswith("; worker 0 exited with code 3 (2 times)"), doc.error_message

@@ -514,8 +514,12 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         return shown, dropped
 
     def _hidden_marker(self) -> str:
+        """``+N›``; with the sort's arrow before it when the rows are sorted by a column left out."""
         self._column_layout()
-        return _marker(len(self._hidden)) if self._hidden else ""
+        if not self._hidden:
+            return ""
+        sorted_hidden = any(col.key == self.sort_column for col in self._hidden)
+        return ("▼" if self.sort_reverse else "▲") * sorted_hidden + _marker(len(self._hidden))
 
     def _column_layout(self) -> list[tuple[int, Column, int]]:
         """The shown columns at the current width; cached until the width or the columns change.

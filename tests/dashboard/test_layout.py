@@ -40,7 +40,13 @@ async def test_columns_hidden_by_the_width_are_announced_and_can_be_chosen(state
         t = table(app)
         hidden = t.hidden_columns
         assert {c.key for c in hidden} == {"name", "energy", "started", "elapsed", "eta"}
-        assert header_text(t).rstrip().endswith(f"+{len(hidden)}›")
+        assert header_text(t).rstrip().endswith(f" +{len(hidden)}›")
+        app.main.table.show_sort("energy", False)  # sorted by a column left out: the arrow sits by the marker
+        await pilot.pause()
+        assert header_text(t).rstrip().endswith(f"▲+{len(hidden)}›") and "▲" not in header_text(t).rstrip()[:-4]
+        app.main.table.show_sort("status", False)
+        await pilot.pause()
+        assert header_text(t).rstrip().endswith(f" +{len(hidden)}›")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ColumnPicker), what="column picker")
         picker = app.screen

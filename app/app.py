@@ -254,8 +254,8 @@ class ExpwatchApp(ActionFlows, RemoteActionFlows, AlertFlows, App[None]):
     def save_changed_preferences(self) -> None:
         """Save what the user changed on the screen this session (flags given stay this session's)."""
         path, saved = self.options.preferences_path, self.options.saved_preferences
-        if path is None or saved is None or not self.main.ready:
-            return
+        if path is None or saved is None or not self.main.ready or self.options.read_only:
+            return  # an observer writes nothing at all, its own preferences included
         start = replace(self.options.preferences, theme=self.options.preferences.theme or self.theme_at_start)
         merged = changed_since(start, self.current_preferences(), saved)
         if merged != saved:

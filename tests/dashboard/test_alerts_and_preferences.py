@@ -110,6 +110,21 @@ async def test_what_the_user_changes_is_saved_and_flags_are_not(state_dir: Path,
     assert after.notify_cmd == "notify-send expwatch" and after.unknown == {"later": 1}
 
 
+async def test_an_observer_saves_no_preferences(state_dir: Path, tmp_path: Path):
+    path = tmp_path / "config.json"
+    save_preferences(Preferences(sort="id"), path)
+    before = path.read_bytes()
+    options = DashboardOptions(sources=(state_dir,), gpus=False, read_only=True, preferences=Preferences(sort="id"),
+                               preferences_path=path, saved_preferences=load_preferences(path))
+    app = ExpwatchApp(options, clock=lambda: FROZEN, probe=ScriptedProbe(), gpu_source=StaticGpuSource())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.scan_complete)
+        app.theme = "gruvbox"
+        await pilot.press("d")
+        await pilot.press("q")
+    assert path.read_bytes() == before
+
+
 async def test_an_unreadable_config_is_reported_and_never_written(state_dir: Path, tmp_path: Path, monkeypatch, capsys):
     path = tmp_path / "config.json"
     path.write_text('{"sort": "sideways"}')

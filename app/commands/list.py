@@ -20,7 +20,8 @@ HELP = "list the experiments in the state directory (status, owner verdict, prog
 #: It only reads and prints: run as a process, it ends without the interpreter's teardown (``app.cli.end_at_once``).
 ENDS_AT_ONCE = True
 
-STATUSES = [s.value for s in ExperimentStatus] + ["broken", "stale"]
+#: The statuses rows have, the words of the files that say more (a study's), and the two judged ones.
+STATUSES = [s.value for s in ExperimentStatus] + ["unknown", "timed_out", "circuit_breaker", "broken", "stale"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def _statuses(given: list[str] | None) -> set[str] | None:
     if not given:
         return None
     wanted = {s.strip().lower() for item in given for s in item.split(",") if s.strip()}
+    if not wanted:
+        raise CommandError(f"--status needs a status (known: {', '.join(STATUSES)})", EXIT_USAGE)
     unknown = wanted - set(STATUSES)
     if unknown:
         raise CommandError(f"unknown status {', '.join(sorted(unknown))} (known: {', '.join(STATUSES)})", EXIT_USAGE)
@@ -144,10 +147,16 @@ def _list(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot read {source.location}: {exc.strerror or exc}", EXIT_ERROR) from None
         entries = _sorted(list(source.entries().values()))
         if wanted is not None:
-            entries = [e for e in entries if e.status in wanted or ("stale" in wanted and e.status == "running")]
+            entries = [
+                e for e in entries
+                if e.status in wanted or getattr(e, "raw_status", None) in wanted or ("stale" in wanted and e.status == "running")
+            ]
         verdicts = source.judge([e.judged or e if isinstance(e, ListedRow) else e for e in entries], probe, now)
         if wanted is not None and "stale" in wanted:
-            entries = [e for e in entries if e.status in wanted or is_stale(e.status, verdicts.get(e.key))]
+            entries = [
+                e for e in entries
+                if e.status in wanted or getattr(e, "raw_status", None) in wanted or is_stale(e.status, verdicts.get(e.key))
+            ]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         print_json([_entry_json(name, e, verdict) for name, e, verdict in listed])

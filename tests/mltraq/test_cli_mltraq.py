@@ -117,3 +117,14 @@ def test_a_spec_that_looks_like_a_database_but_is_none_says_why_as_list_does(tmp
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)")
     assert main(["stop", "grid", "--source", "other.db"]) == 3
     assert "not MLtraq's" in capsys.readouterr().err
+
+
+def test_list_status_takes_every_word_the_table_shows(capsys):
+    assert main(["list", "--json", "--status", "unknown", "--source", str(DATA / "runs.db")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed and {o["status"] for o in listed} == {"unknown"}
+    studies = Path(__file__).parents[1] / "lem_studies" / "corpus" / "results"
+    assert main(["list", "--json", "--status", "timed_out,circuit_breaker", "--source", str(studies)]) == 0
+    assert sorted(o["raw_status"] for o in json.loads(capsys.readouterr().out)) == ["circuit_breaker", "timed_out"]
+    assert main(["list", "--status", "", "--source", str(DATA / "runs.db")]) == 2
+    assert "--status needs a status" in capsys.readouterr().err

@@ -138,3 +138,10 @@ def test_snapshot_of_a_directory_without_read_permission_fails(tmp_path, capsys)
         state.chmod(0o700)
     assert code == 1 and "no experiments" not in out
     assert f"cannot read {state}" in err and "Permission denied" in err
+
+
+def test_snapshot_width_must_leave_room_for_a_table(capsys):
+    with pytest.raises(SystemExit) as usage:
+        main(["snapshot", "--width", "0"])
+    assert usage.value.code == 2
+    assert "takes a width of 40 columns or more, got '0'" in capsys.readouterr().err

@@ -117,6 +117,8 @@ def _int_at_least(least: int, what: str):
 
 positive_count = _int_at_least(1, "a whole number of 1 or more")
 count = _int_at_least(0, "a whole number of 0 or more")
+#: A screen width a table can be laid out in (the dashboard's own floor is 80; narrower still lays out).
+screen_width = _int_at_least(40, "a width of 40 columns or more")
 
 
 def gpu_ids(text: str) -> tuple[int, ...]:

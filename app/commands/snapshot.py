@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="state directories (or other sources), shown in one table (default: $EXPWATCH_STATE_DIR or ./.state)",
     )
     parser.add_argument("--md", action="store_true", help="Markdown table")
-    parser.add_argument("--width", type=int, default=160, help="screen width the columns are laid out for")
+    from app.commands._common import screen_width
+
+    parser.add_argument("--width", type=screen_width, default=160, help="screen width the columns are laid out for (40 or more)")
 
 
 def _shown(spec: str) -> str:

@@ -13,6 +13,7 @@ from app.commands._list_json import record_json
 from state.inspection.study import study_tracebacks
 from state.lem_study import StudyManifest
 from state.native import ExperimentDoc, RunStatus
+from state.text import printable
 
 NAME = "show"
 HELP = "show one experiment: status, owner verdict, processes, failed runs, history"
@@ -151,6 +152,8 @@ def _show_from_reader(args: argparse.Namespace, source: Any) -> int:
         f"file         {record.path}",
         f"runs         {record.runs_done} completed, {record.runs_failed} failed, {record.runs_total} total",
     ]
+    if record.error_message:
+        lines.append(f"error        {printable(record.error_message)}")
     for step in getattr(model, "steps", []):
         lines.append(f"step         {step.name}  {step.pathname}:{step.lineno}")
     print("\n".join(lines))
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     lines = [
-        f"experiment   {record.experiment_id}" + (f"  ({record.name})" if record.name else ""),
+        f"experiment   {printable(record.experiment_id)}" + (f"  ({printable(record.name)})" if record.name else ""),
         f"format       {record.format.value}",
         f"status       {record.status}" + (f" [{record.raw_status}]" if record.raw_status not in (None, record.status) else ""),
         (f"owner        {verdict.liveness.value}: {verdict.reason}"
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     if record.log_path:
         lines.append(f"log          {record.log_path}")
     if record.error_message:
-        lines.append(f"error        {record.error_message}")
+        lines.append(f"error        {printable(record.error_message)}")
     model = loaded.model
     if isinstance(model, ExperimentDoc):
         lines += _native_lines(model)

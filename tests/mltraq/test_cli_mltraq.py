@@ -128,3 +128,8 @@ def test_list_status_takes_every_word_the_table_shows(capsys):
     assert sorted(o["raw_status"] for o in json.loads(capsys.readouterr().out)) == ["circuit_breaker", "timed_out"]
     assert main(["list", "--status", "", "--source", str(DATA / "runs.db")]) == 2
     assert "--status needs a status" in capsys.readouterr().err
+
+
+def test_show_text_says_the_first_error_as_json_does(capsys):
+    assert main(["show", "failing", "--source", str(DATA / "runs.db")]) == 0
+    assert "\nerror        diverged at step 3\n" in capsys.readouterr().out

@@ -86,8 +86,11 @@ def add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
 def resolve_sources(args: argparse.Namespace, positional: list[str] | None = None) -> list[str]:
     """The sources a command works on, as typed (paths or URLs): positional ones, then ``--source``s, else the default."""
     given = [str(s) for s in (*(positional or []), *(getattr(args, "sources", None) or []))]
-    unique = list(dict.fromkeys(given))
-    return unique or [str(default_state_dir())]
+    # One source however it is spelled (s1, ./s1, /abs/s1, a link to it): the first spelling is kept.
+    seen: dict[str, str] = {}
+    for spec in given:
+        seen.setdefault(spec if "://" in spec else os.path.realpath(spec), spec)
+    return list(seen.values()) or [str(default_state_dir())]
 
 
 def resolve_state_dir(args: argparse.Namespace) -> Path:

@@ -145,3 +145,17 @@ def test_snapshot_width_must_leave_room_for_a_table(capsys):
         main(["snapshot", "--width", "0"])
     assert usage.value.code == 2
     assert "takes a width of 40 columns or more, got '0'" in capsys.readouterr().err
+
+
+def test_one_directory_spelled_several_ways_is_one_source(tmp_path: Path, monkeypatch, capsys):
+    from tests.hardening.helpers import write_lem
+
+    state = tmp_path / "s1"
+    state.mkdir()
+    write_lem(state, "exp", status="completed")
+    (tmp_path / "link").symlink_to(state)
+    monkeypatch.chdir(tmp_path)
+    assert main(["list", "--json", "--source", "s1", "--source", "./s1", "--source", str(state), "--source", "s1/",
+                 "--source", "link"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(o["source"], o["experiment_id"]) for o in listed] == [("s1", "exp")]

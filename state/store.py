@@ -638,7 +638,9 @@ class StateStore:
             data, st = read_limited(path)
         except FileNotFoundError:
             raise ExperimentNotFound(f"no experiment {ident!r} in {self.root}") from None
-        except (OSError, UnsafePathError) as exc:
+        except OSError as exc:  # its own words, not Python's "[Errno 22] ...: 'path'"
+            raise BrokenExperimentError(f"{path.name}: {exc.strerror or exc}") from None
+        except UnsafePathError as exc:
             raise BrokenExperimentError(f"{path.name}: {exc}") from None
         from state.detect import parse_state  # the pydantic models: loaded for the first file loaded
 

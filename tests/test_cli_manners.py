@@ -159,3 +159,9 @@ def test_one_directory_spelled_several_ways_is_one_source(tmp_path: Path, monkey
                  "--source", "link"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(o["source"], o["experiment_id"]) for o in listed] == [("s1", "exp")]
+
+
+def test_show_of_a_file_that_is_a_folder_says_so_in_words(tmp_path: Path, capsys):
+    (tmp_path / "dir.json").mkdir()
+    assert main(["show", "dir", "--source", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "expwatch: unreadable: dir.json: not a regular file (a directory)\n"

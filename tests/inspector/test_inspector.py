@@ -484,6 +484,13 @@ async def test_a_dead_owners_process_is_not_running_anywhere_in_the_inspector():
         runs = screen.query_one(RunTable)
         statuses = [_run_status(runs, key) for key in runs.keys]
         assert "dead" in statuses and "running" not in statuses, statuses
+        running = next(key for key in runs.keys if _run_status(runs, key) == "dead")
+        runs.move_cursor_to_key(running)
+        runs.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _tabs(screen).active == "run", what="the run's tab")
+        header = _static_text(screen, "#run-header")
+        assert "  dead" in header and "running" not in header, header
 
 
 async def test_a_live_owners_title_says_running():

@@ -11,12 +11,17 @@ from state.mltraq.experiment import MltraqRun
 from state.native import RunRecord
 
 
-def run_header(run: RunRecord | MltraqRun) -> Content:
+def run_header(run: RunRecord | MltraqRun, running_as: str | None = None) -> Content:
+    """The run's id, status and where it ran; ``running_as`` is what a run the file calls running
+    is shown as while its experiment's owner is not proven alive (as the Runs table shows it)."""
     if isinstance(run, MltraqRun):
         status = status_content(run.status) if run.status else Content.styled("no status recorded", MUTED)
         return Content.assemble(("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ", status)
     parts: list[Content | str | tuple[str, str]] = [
-        ("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ", status_content(run.status.value),
+        ("run ", MUTED), (run.id_run, "bold"), ("  #", MUTED), str(run.index), "  ",
+        Content.styled(running_as, "bold $text-warning")
+        if running_as is not None and run.status.value == "running"
+        else status_content(run.status.value),
         ("  attempt ", MUTED), str(run.attempt),
     ]
     if run.process_index is not None:

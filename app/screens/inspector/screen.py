@@ -348,7 +348,7 @@ class InspectorScreen(Screen[None]):
         self._extras_at = time.monotonic()
         if self.snapshot is not None:
             self._update_title(self.snapshot)  # the verdict came: a running file whose owner is dead reads STALE
-        for section in (Section.OVERVIEW, Section.PROCESSES, Section.RUNS, Section.STEPS, Section.HISTORY, Section.RAW):
+        for section in (Section.OVERVIEW, Section.PROCESSES, Section.RUNS, Section.RUN, Section.STEPS, Section.HISTORY, Section.RAW):
             if section in self._ready:
                 self._fill(section)
 
@@ -436,7 +436,8 @@ class InspectorScreen(Screen[None]):
             exception.update("")
             return
         doc = snap.doc if snap else None
-        header.update(safe_content(run_header(run)))
+        running_as = _running_runs_as(snap, self.extras, self.verdict_provider is not None) if snap is not None else None
+        header.update(safe_content(run_header(run, running_as)))
         tree.show_sections(
             [("params", run.params), ("fields", run.fields), ("state", run.state), ("config", doc.config if doc else {})],
             expand=("params", "fields", "state", "config"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -72,7 +73,18 @@ def _from_file(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str,
         values = read_shared(store.root, loaded.key, record.experiment_id)
     except SharedStateError as exc:
         raise CommandError(str(exc), EXIT_ERROR) from None
+    hub = _recorded_hub(loaded.model)
+    if not values and hub is not None:  # its runner kept run.shared in a hub, not beside the file
+        print(f"expwatch kv: {printable(record.experiment_id)} keeps its shared run state in a hub: "
+              f"expwatch kv {shlex.quote(printable(args.id))} --hub {shlex.quote(printable(hub))}", file=sys.stderr)
     return printable(record.experiment_id), values, {}
+
+
+def _recorded_hub(model: Any) -> str | None:
+    """The ``--hub`` its runner was given, as its resume command records it (``env`` when the URL holds a password)."""
+    resume = getattr(model, "resume", None)
+    argv = list(getattr(resume, "argv", None) or ())
+    return argv[argv.index("--hub") + 1] if "--hub" in argv[:-1] else None
 
 
 def _from_hub(args: argparse.Namespace, url: str) -> tuple[str, dict[str, Any], dict[str, str]]:

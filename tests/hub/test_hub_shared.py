@@ -99,6 +99,10 @@ def test_eight_workers_counting_through_the_hub_lose_no_update(tmp_path, state_d
     assert shown.returncode == 0 and shown.stdout == "hits  8000\n", shown.stderr
     doc = read_doc(state_dir, "count")
     assert doc is not None and "--hub" in doc.resume.argv and "gpu1" in doc.resume.argv
+    # Asked of the state directory, kv points at the hub the runner used.
+    local = expwatch("kv", "count", "--state-dir", state_dir)
+    assert local.returncode == 0 and local.stdout == "count: no shared run state\n"
+    assert local.stderr == f"expwatch kv: count keeps its shared run state in a hub: expwatch kv count --hub {redis_server.url}\n"
 
 
 def test_every_json_type_round_trips_exactly(tmp_path, state_dir, redis_server):

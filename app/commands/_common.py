@@ -121,6 +121,18 @@ count = _int_at_least(0, "a whole number of 0 or more")
 screen_width = _int_at_least(40, "a width of 40 columns or more")
 
 
+def experiment_id(text: str) -> str:
+    """An id a new experiment's file can be named after (what no file name can hold is a usage error)."""
+    from state.paths import sanitize_experiment_id, unsafe_id_reason
+
+    reason = unsafe_id_reason(text)
+    if reason is None and sanitize_experiment_id(text).startswith("."):
+        reason = "an experiment id that starts with '.' would name a hidden file"
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{reason}: {printable(text)!r}")
+    return text
+
+
 def gpu_ids(text: str) -> tuple[int, ...]:
     from runtime.runner.args import parse_gpus  # the runner's argument types: only the commands with --gpus
     from runtime.runner.errors import RunnerError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.commands._common import gpu_ids, non_negative_seconds, positive_count
+from app.commands._common import experiment_id, gpu_ids, non_negative_seconds, positive_count
 
 NAME = "run"
 HELP = "run a study file (steps over a parameter grid) across processes, recorded in the state directory"
@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=gpu_ids, default=None, metavar="0,1,...",
                         help="GPU ids: worker i gets gpus[i %% len] as its CUDA_VISIBLE_DEVICES")
     parser.add_argument("--name", default=None, help="a readable name for the experiment")
-    parser.add_argument("--id", dest="experiment_id", default=None, help="the experiment id (default: generated)")
+    parser.add_argument("--id", dest="experiment_id", type=experiment_id, default=None,
+                        help="the experiment id (default: generated)")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument("--workcell", type=Path, default=None, metavar="FILE",
                         help="lab devices for the steps (run.devices[name]); needs a single process")

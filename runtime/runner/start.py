@@ -186,7 +186,7 @@ def run_study(
     assert doc.log_path is not None
     log_path = Path(doc.log_path)
     out(
-        f"{doc.experiment_id}: {len(doc.runs)} runs on {doc.num_processes} process"
+        f"{doc.experiment_id}: {len(doc.runs)} run{'' if len(doc.runs) == 1 else 's'} on {doc.num_processes} process"
         f"{'es' if doc.num_processes != 1 else ''}; state {store.path_for(key)}; log {log_path}"
     )
     coordinator = Coordinator(store, key, doc, version, study, options, log_path=log_path, out=out, runs_json=runs_json)

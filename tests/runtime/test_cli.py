@@ -202,8 +202,9 @@ def test_run_with_an_existing_id_is_a_conflict(tmp_path: Path, state_dir: Path, 
     make_native(state_dir, study, "taken", status="completed", completed=range(20))
     code, _, err = cli(capsys, "run", study, "--id", "taken", "--state-dir", state_dir)
     assert code == EXIT_CONFLICT and "already exists" in err
-    code, _, err = cli(capsys, "run", study, "--id", "../escape", "--state-dir", state_dir)
-    assert code == 1 and "--id" in err
+    with pytest.raises(SystemExit) as usage:  # refused as a usage error, before anything runs
+        cli(capsys, "run", study, "--id", "../escape", "--state-dir", state_dir)
+    assert usage.value.code == EXIT_USAGE and "argument --id" in capsys.readouterr().err
 
 
 def test_a_grid_too_large_for_one_state_file_is_refused(tmp_path: Path, state_dir: Path, capsys):
@@ -328,3 +329,12 @@ def test_run_on_a_file_that_is_no_source_says_so(tmp_path: Path, capsys):
 def test_a_missing_state_directory_given_as_a_url_is_named_as_typed(capsys):
     code, _, err = cli(capsys, "mark-stale", "x", "--source", "http://example.invalid/state")
     assert code == EXIT_NOT_FOUND and "no state directory at http://example.invalid/state " in err
+
+
+def test_run_refuses_an_id_no_file_can_be_named_after_as_a_usage_error(tmp_path: Path, state_dir: Path):
+    study = write_study(tmp_path)
+    for ident, why in (("../evil", "contains a '..' or '.' path component"), (".hidden", "would name a hidden file"),
+                       ("", "empty experiment id")):
+        done = expwatch("run", study, "--state-dir", state_dir, "--id", ident, cwd=tmp_path)
+        assert done.returncode == EXIT_USAGE and "argument --id: " in done.stderr and why in done.stderr, done.stderr
+    assert not any(state_dir.glob("*.json"))

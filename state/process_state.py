@@ -21,23 +21,30 @@ PROCESS_STATES = ("running", "dead", "unknown", "stopped", "pending", "completed
 _BY_LIVENESS = {Liveness.ALIVE: "running", Liveness.DEAD: "dead", Liveness.UNKNOWN: "unknown"}
 
 
+def shown_running(experiment_status: str, liveness: Liveness | None) -> str:
+    """What something its file calls running (a process, a run) is shown as: ``running`` only with
+    a live verdict, ``stopped`` once its experiment ended without it recording its own end."""
+    if experiment_status != "running":
+        return "stopped"
+    if liveness is None:
+        return "unknown"
+    return _BY_LIVENESS[liveness]
+
+
 def shown_process_status(row: ProcessRow, *, experiment_status: str, verdict: StaleVerdict | None) -> str:
     """``running`` only with a live verdict on the process; what the file says otherwise."""
     if row.status != "running":
         return row.status
-    if experiment_status != "running":
-        return "stopped"  # the experiment ended without this process recording its own end
-    if verdict is None:
-        return "unknown"
-    return _BY_LIVENESS[verdict.liveness_of(row.pid)]
+    return shown_running(experiment_status, verdict.liveness_of(row.pid) if verdict is not None else None)
 
 
 def process_end(row: ProcessRow, shown: str, record: ExperimentRecord) -> datetime | None:
     """When the process stopped, as far as the evidence goes (None: it is still running)."""
     if shown == "running":
         return None
-    if row.completed_at or row.heartbeat_at:
-        return row.completed_at or row.heartbeat_at
+    own = row.completed_at or row.heartbeat_at
+    if own is not None:
+        return own
     return last_seen(record) if record.status == "running" else experiment_end(record, None)
 
 
@@ -48,4 +55,4 @@ def process_elapsed(row: ProcessRow, shown: str, record: ExperimentRecord, now: 
     return max(0.0, (end - row.started_at).total_seconds())
 
 
-__all__ = ["PROCESS_STATES", "process_elapsed", "process_end", "shown_process_status"]
+__all__ = ["PROCESS_STATES", "process_elapsed", "process_end", "shown_process_status", "shown_running"]

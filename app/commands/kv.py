@@ -82,9 +82,11 @@ def _from_file(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str,
 
 def _recorded_hub(model: Any) -> str | None:
     """The ``--hub`` its runner was given, as its resume command records it (``env`` when the URL holds a password)."""
+    from runtime.runner.args import ResumeArgs
+
     resume = getattr(model, "resume", None)
-    argv = list(getattr(resume, "argv", None) or ())
-    return argv[argv.index("--hub") + 1] if "--hub" in argv[:-1] else None
+    parsed = ResumeArgs.from_command(resume.argv) if resume is not None else None
+    return parsed[0].hub if parsed is not None else None
 
 
 def _from_hub(args: argparse.Namespace, url: str) -> tuple[str, dict[str, Any], dict[str, str]]:

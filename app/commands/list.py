@@ -52,6 +52,11 @@ def _statuses(given: list[str] | None) -> set[str] | None:
     return wanted
 
 
+def _wanted(entry: Entry | ListedRow, wanted: set[str]) -> bool:
+    """Its status, or its file's own word for it (a study's ``timed_out``), is one of ``wanted``."""
+    return entry.status in wanted or getattr(entry, "raw_status", None) in wanted
+
+
 def _sorted(entries: list[Entry | ListedRow]) -> list[Entry | ListedRow]:
     """``entries`` in ``_sort_key`` order: the newest first, broken ones last, each by key where alike.
 
@@ -146,17 +151,11 @@ def _list(args: argparse.Namespace) -> int:
         except OSError as exc:  # the directory itself: its files' errors are broken rows
             raise CommandError(f"cannot read {source.location}: {exc.strerror or exc}", EXIT_ERROR) from None
         entries = _sorted(list(source.entries().values()))
-        if wanted is not None:
-            entries = [
-                e for e in entries
-                if e.status in wanted or getattr(e, "raw_status", None) in wanted or ("stale" in wanted and e.status == "running")
-            ]
+        if wanted is not None:  # "stale" keeps the running ones until their verdicts say
+            entries = [e for e in entries if _wanted(e, wanted) or ("stale" in wanted and e.status == "running")]
         verdicts = source.judge([e.judged or e if isinstance(e, ListedRow) else e for e in entries], probe, now)
         if wanted is not None and "stale" in wanted:
-            entries = [
-                e for e in entries
-                if e.status in wanted or getattr(e, "raw_status", None) in wanted or is_stale(e.status, verdicts.get(e.key))
-            ]
+            entries = [e for e in entries if _wanted(e, wanted) or is_stale(e.status, verdicts.get(e.key))]
         listed += [(source.name, e, verdicts.get(e.key)) for e in entries]
     if args.json:
         print_json([_entry_json(name, e, verdict) for name, e, verdict in listed])

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             return 0 if plan.allowed else EXIT_REFUSED
         result = execute_resume(store, plan)
     return report_done(
-        f"resumed {plan.experiment_id}: pid {result.pid}, {plan.runs_to_run} run{'' if plan.runs_to_run == 1 else 's'} to run; log {result.log_path}"
+        f"resumed {plan.experiment_id}: pid {result.pid}, {plan.to_run}; log {result.log_path}"
         if plan.format.value == "expwatch-1"
         else f"resumed {plan.experiment_id}: pid {result.pid} ({' '.join(plan.argv)}); log {result.log_path}",
         result.journal_error,

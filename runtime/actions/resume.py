@@ -112,6 +112,11 @@ class ResumePlan:
                    verdict=verdict, owner_dead=owner_dead, version=loaded.version, refused_by=refused_by, **rest)
 
     @property
+    def to_run(self) -> str:
+        """``N runs to run`` (``1 run``), as every message about the resume says it."""
+        return f"{self.runs_to_run} run{'' if self.runs_to_run == 1 else 's'} to run"
+
+    @property
     def allowed(self) -> bool:
         return self.refusal is None
 
@@ -536,7 +541,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
         )
         launched["proc"] = proc
         owner = identity_of(proc.pid, role="coordinator")
-        why = f"resumed by {who}: attempt {next_attempt}, {plan.runs_to_run} run{'' if plan.runs_to_run == 1 else 's'} to run (pid {proc.pid})"
+        why = f"resumed by {who}: attempt {next_attempt}, {plan.to_run} (pid {proc.pid})"
         resumed = apply_transition(doc, S.RUNNING, who=who, why=why)
         assert isinstance(resumed, ExperimentDoc)
         runs = [
@@ -581,7 +586,7 @@ def _resume_native(store: StateStore, plan: ResumePlan) -> ResumeResult:
                 action="resume",
                 from_status=S.INTERRUPTED.value if plan.needs_stale_mark else current_status(before.model).value,
                 to_status=current_status(saved.model).value,
-                reason=f"attempt {saved.model.attempt}, {plan.runs_to_run} run{'' if plan.runs_to_run == 1 else 's'} to run"
+                reason=f"attempt {saved.model.attempt}, {plan.to_run}"
                 + (" (failed runs retried)" if plan.retry_failed else "")
                 + f"; pid {proc.pid}; log {plan.log_path}",
             )

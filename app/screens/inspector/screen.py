@@ -56,6 +56,7 @@ from state.inspection import (
 )
 from state.store import StateStore
 from state.text import printable
+from state.process_state import shown_running
 from state.verdict import is_stale
 from widgets.field_tree import FieldTree
 from widgets.history_log import HistoryLog
@@ -73,14 +74,13 @@ def _running_runs_as(snap: Snapshot, extras: Extras | None, judged: bool) -> str
     """What the runs a file calls running are, as far as the evidence goes (None: running, its owner
     proven alive). A reader with no verdict at all (a hub's: the main table has it) shows the file's word."""
     record = snap.record
-    if record is None or record.status != "running":
+    if record is None:
         return "stopped"
-    if not judged:
+    if not judged and record.status == "running":
         return None
     verdict = extras.verdict if extras is not None else None
-    if verdict is None:
-        return "unknown"
-    return None if verdict.is_alive else verdict.liveness.value
+    shown = shown_running(record.status, verdict.liveness if verdict is not None else None)
+    return None if shown == "running" else shown
 
 NARROW_WIDTH = 120
 
